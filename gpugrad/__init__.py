@@ -1,0 +1,35 @@
+"""gpugrad: a small, hackable reverse-mode autodiff library with PyTorch's API.
+
+    import gpugrad as gg
+    x = gg.randn(3, 4, requires_grad=True)
+    (x.relu() ** 2).sum().backward()
+"""
+
+from gpugrad import backend as _backend
+from gpugrad.backend import (  # noqa: F401
+    bool_ as bool, device, float16, float32, float64, get_default_dtype, int8, int16, int32,
+    int64, manual_seed, set_default_dtype, uint8,
+)
+from gpugrad.tensor import Tensor  # noqa: F401
+from gpugrad.ops import (  # noqa: F401
+    abs, add, all, amax, amin, any, argmax, argmin, bmm, broadcast_to, cat, ceil, chunk, clamp,
+    clip, clone, concat, concatenate, cos, div, eq, exp, expand_as, flatten, floor, gather, ge,
+    gt, isfinite, isinf, isnan, le, log, log1p, log_softmax, logical_and, logical_not,
+    logical_or, logsumexp, lt, masked_fill, matmul, max, maximum, mean, min, minimum, mm, mul,
+    ne, neg, nonzero, norm, permute, pow, prod, reciprocal, relu, reshape, round, rsqrt,
+    sigmoid, sign, sin, softmax, split, sqrt, square, squeeze, stack, std, sub, sum, tanh,
+    transpose, unsqueeze, var, where,
+)
+from gpugrad.factory import (  # noqa: F401
+    arange, as_tensor, empty, empty_like, eye, from_dlpack, from_numpy, full, full_like, linspace,
+    ones, ones_like, rand, randint, randn, randperm, tensor, zeros, zeros_like,
+)
+from gpugrad.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
+from gpugrad import autograd, cuda  # noqa: F401
+
+__version__ = "0.1.0"
+
+float = float32
+double = float64
+long = int64
+half = float16

@@ -1,0 +1,86 @@
+"""`Function`: one op on the tape — forward on raw arrays, backward on Tensors.
+
+An op subclasses Function and writes
+    forward(self, *arrays, **params) -> array or tuple of arrays
+    backward(self, *gys) -> one Tensor (or None) per input
+Forward may keep what backward needs on `self`. Backward is written with gpugrad's own ops, so
+when the engine runs it with recording on (`create_graph=True`) the gradient is itself
+differentiable. Broadcasting is undone once, by the engine, not by each op.
+
+The node holds its inputs strongly and its outputs weakly: a graph is kept alive by the tensors
+a user holds at its end, and there are no reference cycles between a tensor and its grad_fn.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+from gpugrad import grad_mode
+from gpugrad.tensor import Tensor
+
+_anomaly_hook = None  # set by detect_anomaly(); called with (fn, outputs) after each forward
+
+
+class Function:
+    # Set on a node that records: inputs (Tensors), needs_input_grad (bools), outputs
+    # (weakrefs), out_meta (shape, dtype) per output. `released` after a backward that did not
+    # retain the graph.
+    inputs = None
+    released = False
+    save_outputs = False  # ops whose backward reuses their output set this
+    trace = None  # the user's stack, recorded under detect_anomaly()
+
+    def forward(self, *arrays, **params):
+        raise NotImplementedError
+
+    def backward(self, *gys):
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs: Tensor, **params):
+        fn = cls()
+        dev = inputs[0].device
+        for t in inputs[1:]:
+            if t.device != dev:
+                raise RuntimeError(
+                    f"{cls.__name__.lower()}: expected all tensors on the same device, "
+                    f"got {dev} and {t.device}"
+                )
+        fn.device = dev  # kernels dispatch on it (a simulated CUDA array is a NumPy array)
+        ys = fn.forward(*[t.data for t in inputs], **params)
+        multi = isinstance(ys, tuple)
+        ys_tuple = ys if multi else (ys,)
+        record = grad_mode.is_grad_enabled() and any(t._requires_grad for t in inputs)
+        outputs = tuple(Tensor(y, dev) for y in ys_tuple)
+        if record:
+            fn.inputs = inputs
+            fn.needs_input_grad = tuple(t._requires_grad for t in inputs)
+            fn.outputs = tuple(weakref.ref(o) for o in outputs)
+            fn.out_meta = tuple((y.shape, y.dtype) for y in ys_tuple)
+            if fn.save_outputs:
+                # The arrays, not the Tensors: a Tensor here would be a reference cycle.
+                fn.saved_arrays = ys_tuple
+            for i, o in enumerate(outputs):
+                if o.data.dtype.kind == "f":
+                    o._requires_grad = True
+                    o.grad_fn = fn
+                    o._out_idx = i
+        if _anomaly_hook is not None:
+            _anomaly_hook(fn, outputs, record)
+        return outputs if multi else outputs[0]
+
+    def saved_output(self, i: int = 0) -> Tensor:
+        """Output `i` as a Tensor in the graph (for backward formulas that reuse it)."""
+        out = self.outputs[i]()
+        if out is None:
+            # The user's tensor is gone; rebuild it around the saved array, still in the graph.
+            out = Tensor(self.saved_arrays[i], self.device)
+            out._requires_grad = True
+            out.grad_fn = self
+            out._out_idx = i
+        return out
+
+    def release(self) -> None:
+        """Drop everything held for backward (inputs and saved arrays)."""
+        self.__dict__.clear()
+        self.released = True

@@ -1,0 +1,302 @@
+"""The device-agnostic array backend: the only module that imports CuPy.
+
+Everything above this module asks it for the array module of a device (`xp`), moves arrays
+between devices, and draws random numbers from per-device generators. NumPy backs the CPU;
+CuPy backs CUDA. Under Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) with no usable GPU,
+the "cuda" device is NumPy-backed, so the whole CUDA path (dispatch, Numba kernels, autograd)
+runs on a CPU-only machine.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+
+# dtypes are NumPy dtypes; gpugrad re-exports them as gg.float32, gg.int64, ...
+float16 = np.dtype("float16")
+float32 = np.dtype("float32")
+float64 = np.dtype("float64")
+int8 = np.dtype("int8")
+uint8 = np.dtype("uint8")
+int16 = np.dtype("int16")
+int32 = np.dtype("int32")
+int64 = np.dtype("int64")
+bool_ = np.dtype("bool")
+
+_default_dtype = float32
+
+
+def get_default_dtype() -> np.dtype:
+    return _default_dtype
+
+
+def set_default_dtype(dtype) -> None:
+    global _default_dtype
+    dtype = np.dtype(dtype)
+    if dtype not in (float32, float64):
+        raise TypeError(f"set_default_dtype: expected float32 or float64, got {dtype}")
+    _default_dtype = dtype
+
+
+def is_floating(dtype) -> bool:
+    return np.dtype(dtype).kind == "f"
+
+
+# ----------------------------------------------------------------------------- devices
+
+
+class device:
+    """A device: ``gg.device("cpu")``, ``gg.device("cuda")``, ``gg.device("cuda", 1)``."""
+
+    __slots__ = ("type", "index")
+
+    def __init__(self, spec, index: int | None = None):
+        if isinstance(spec, device):
+            self.type, self.index = spec.type, spec.index
+            return
+        if not isinstance(spec, str):
+            raise TypeError(f"device: expected a string like 'cpu' or 'cuda:0', got {spec!r}")
+        kind, sep, idx = spec.partition(":")
+        if kind not in ("cpu", "cuda"):
+            raise ValueError(f"device: expected 'cpu', 'cuda' or 'cuda:N', got {spec!r}")
+        if sep:
+            if index is not None or not idx.isdigit():
+                raise ValueError(f"device: bad device string {spec!r}")
+            index = int(idx)
+        if kind == "cpu" and index not in (None, 0):
+            raise ValueError(f"device: the cpu has no index, got {spec!r}")
+        if kind == "cuda" and index is None:
+            index = 0
+        self.type = kind
+        self.index = index if kind == "cuda" else None
+
+    def __eq__(self, other):
+        if isinstance(other, str):
+            try:
+                other = device(other)
+            except (TypeError, ValueError):
+                return False
+        if not isinstance(other, device):
+            return NotImplemented
+        return self.type == other.type and self.index == other.index
+
+    def __hash__(self):
+        return hash((self.type, self.index))
+
+    def __str__(self):
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def __repr__(self):
+        return f"device(type='{self.type}'" + (
+            f", index={self.index})" if self.index is not None else ")"
+        )
+
+
+CPU = device("cpu")
+
+
+def as_device(spec) -> device:
+    """Parse a device spec (None means the CPU) and check that it can be used."""
+    if spec is None:
+        return CPU
+    dev = spec if isinstance(spec, device) else device(spec)
+    if dev.type == "cuda":
+        _require_cuda(dev)
+    return dev
+
+
+# ----------------------------------------------------------------------------- CUDA
+
+
+def simulator_enabled() -> bool:
+    """True when Numba's CUDA simulator is switched on for this process."""
+    return os.environ.get("NUMBA_ENABLE_CUDASIM", "0") == "1"
+
+
+_cupy = None
+_cupy_error: str | None = None
+_cupy_checked = False
+_lock = threading.Lock()
+
+
+def _load_cupy():
+    """Import CuPy once; remember why it is unusable if it is."""
+    global _cupy, _cupy_error, _cupy_checked
+    with _lock:
+        if _cupy_checked:
+            return _cupy
+        _cupy_checked = True
+        try:
+            import cupy
+        except ImportError as e:
+            _cupy_error = (
+                f"CuPy is not installed ({e}). Install the CUDA extra that matches your driver: "
+                "pip install 'gpugrad[cuda12]' or pip install 'gpugrad[cuda13]'"
+            )
+            return None
+        try:
+            count = cupy.cuda.runtime.getDeviceCount()
+        except Exception as e:  # CuPy raises CUDARuntimeError without a driver or GPU
+            _cupy_error = f"CuPy is installed but no CUDA GPU is usable: {e}"
+            return None
+        if count == 0:
+            _cupy_error = "CuPy is installed but no CUDA GPU was found"
+            return None
+        _cupy = cupy
+        return _cupy
+
+
+def cupy_module():
+    """The cupy module when a GPU is usable, else None."""
+    return _load_cupy()
+
+
+def uses_simulated_cuda() -> bool:
+    """True when 'cuda' tensors are NumPy arrays run through Numba's CUDA simulator."""
+    return simulator_enabled() and _load_cupy() is None
+
+
+def cuda_is_available() -> bool:
+    return _load_cupy() is not None or simulator_enabled()
+
+
+def cuda_device_count() -> int:
+    cp = _load_cupy()
+    if cp is not None:
+        return cp.cuda.runtime.getDeviceCount()
+    return 1 if simulator_enabled() else 0
+
+
+def cuda_unavailable_reason() -> str | None:
+    if cuda_is_available():
+        return None
+    _load_cupy()
+    return _cupy_error
+
+
+def _require_cuda(dev: device) -> None:
+    if not cuda_is_available():
+        raise RuntimeError(f"device {dev} requested but CUDA is unavailable: {_cupy_error}")
+    count = cuda_device_count()
+    if dev.index >= count:
+        raise RuntimeError(f"device {dev} requested but only {count} CUDA device(s) exist")
+
+
+def xp_for(dev: device):
+    """The array module (numpy or cupy) holding arrays of device `dev`."""
+    if dev.type == "cpu" or uses_simulated_cuda():
+        return np
+    return _cupy
+
+
+def array_module(a):
+    """The array module of an array (numpy for anything that is not a CuPy array)."""
+    cp = _cupy
+    if cp is not None and isinstance(a, cp.ndarray):
+        return cp
+    return np
+
+
+def device_of_array(a) -> device:
+    cp = _cupy
+    if cp is not None and isinstance(a, cp.ndarray):
+        return device("cuda", a.device.id)
+    return CPU
+
+
+class _NullContext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def device_context(dev: device):
+    """A context that makes `dev` current for allocations (a no-op on the CPU)."""
+    if dev.type == "cuda" and not uses_simulated_cuda():
+        return _cupy.cuda.Device(dev.index)
+    return _NullContext()
+
+
+def to_device(a, dev: device):
+    """Copy array `a` to device `dev` (returns `a` itself when it is already there)."""
+    cp = _cupy
+    if dev.type == "cpu" or uses_simulated_cuda():
+        if cp is not None and isinstance(a, cp.ndarray):
+            return cp.asnumpy(a)
+        return np.asarray(a)
+    with cp.cuda.Device(dev.index):
+        if isinstance(a, cp.ndarray) and a.device.id == dev.index:
+            return a
+        return cp.asarray(a)
+
+
+def to_numpy(a) -> np.ndarray:
+    cp = _cupy
+    if cp is not None and isinstance(a, cp.ndarray):
+        return cp.asnumpy(a)
+    return np.asarray(a)
+
+
+def synchronize(dev: device | None = None) -> None:
+    """Wait for queued GPU work (a no-op on the CPU); benchmarks call it around timers."""
+    cp = _cupy
+    if cp is not None and (dev is None or dev.type == "cuda"):
+        cp.cuda.get_current_stream().synchronize()
+
+
+# ----------------------------------------------------------------------------- random numbers
+
+_generators: dict = {}
+_seed: int | None = None
+
+
+def generator(dev: device):
+    """The random generator of device `dev` (NumPy Generator or CuPy RandomState)."""
+    gen = _generators.get(dev)
+    if gen is None:
+        gen = _new_generator(dev, _seed)
+        _generators[dev] = gen
+    return gen
+
+
+def _new_generator(dev: device, seed):
+    if dev.type == "cpu" or uses_simulated_cuda():
+        # Each simulated CUDA device gets its own stream of numbers, as a real one would.
+        offset = 0 if dev.type == "cpu" else 1 + dev.index
+        return np.random.default_rng(None if seed is None else [seed, offset])
+    with _cupy.cuda.Device(dev.index):
+        return _cupy.random.default_rng(seed)
+
+
+def manual_seed(seed: int) -> None:
+    """Seed the generators of every device (created now or later)."""
+    global _seed
+    if not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"manual_seed: expected an int, got {type(seed).__name__}")
+    _seed = int(seed)
+    for dev in list(_generators):
+        _generators[dev] = _new_generator(dev, _seed)
+
+
+def get_rng_state() -> dict:
+    """The bit-generator state of the CPU generator (for checkpoints)."""
+    return generator(CPU).bit_generator.state
+
+
+def set_rng_state(state: dict) -> None:
+    generator(CPU).bit_generator.state = state
+
+
+def scatter_add(a, index, values) -> None:
+    """a[index] += values, summing repeated indices (unbuffered, like np.add.at)."""
+    cp = _cupy
+    if cp is not None and isinstance(a, cp.ndarray):
+        import cupyx
+
+        cupyx.scatter_add(a, index, values)
+    else:
+        np.add.at(a, index, values)

@@ -1,0 +1,27 @@
+"""`gg.cuda`: is CUDA usable, how many devices, and synchronisation."""
+
+from __future__ import annotations
+
+from gpugrad import backend
+
+
+def is_available() -> bool:
+    """True when CuPy sees a GPU (or Numba's CUDA simulator backs the 'cuda' device)."""
+    return backend.cuda_is_available()
+
+
+def device_count() -> int:
+    return backend.cuda_device_count()
+
+
+def synchronize() -> None:
+    backend.synchronize(backend.device("cuda"))
+
+
+def is_simulated() -> bool:
+    """True when 'cuda' tensors run in Numba's CUDA simulator on NumPy arrays."""
+    return backend.uses_simulated_cuda()
+
+
+def manual_seed(seed: int) -> None:
+    backend.manual_seed(seed)

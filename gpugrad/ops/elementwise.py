@@ -1,0 +1,457 @@
+"""Element-wise ops: arithmetic, unary math, activations, clamp, maximum/minimum, where.
+
+Gradients at kinks follow PyTorch: relu'(0) = 0, abs'(0) = 0, clamp passes the gradient at
+its bounds, and ties in maximum/minimum split the gradient in half.
+"""
+
+from __future__ import annotations
+
+from gpugrad import backend
+from gpugrad.autograd.function import Function
+from gpugrad.ops.common import broadcast_shapes, constant, operands
+from gpugrad.tensor import Tensor
+
+
+def _xp(a):
+    return backend.array_module(a)
+
+
+# ----------------------------------------------------------------------------- binary
+
+
+class Add(Function):
+    def forward(self, a, b):
+        return a + b
+
+    def backward(self, gy):
+        return gy, gy
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        return a - b
+
+    def backward(self, gy):
+        return gy, -gy
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        return a * b
+
+    def backward(self, gy):
+        a, b = self.inputs
+        ga = gy * b if self.needs_input_grad[0] else None
+        gb = gy * a if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Div(Function):
+    def forward(self, a, b):
+        return a / b
+
+    def backward(self, gy):
+        a, b = self.inputs
+        ga = gy / b if self.needs_input_grad[0] else None
+        gb = -gy * a / (b * b) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Pow(Function):
+    save_outputs = True
+
+    def forward(self, a, b):
+        return a**b
+
+    def backward(self, gy):
+        a, b = self.inputs
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            # d(a^b)/da = b a^(b-1); PyTorch makes it 0 where b == 0 (even at a == 0).
+            ga = where(b == 0, 0.0, gy * b * a ** (b - 1))
+        if self.needs_input_grad[1]:
+            # d(a^b)/db = a^b log a; 0 where a == 0 and b >= 0, as in PyTorch.
+            y = self.saved_output()
+            gb = where((a == 0) & (b >= 0), 0.0, gy * y * log(a))
+        return ga, gb
+
+
+class Maximum(Function):
+    def forward(self, a, b):
+        return _xp(a).maximum(a, b)
+
+    def backward(self, gy):
+        a, b = self.inputs
+        half = gy * 0.5
+        ga = where(a > b, gy, where(a == b, half, 0.0))
+        gb = where(b > a, gy, where(a == b, half, 0.0))
+        return ga, gb
+
+
+class Minimum(Function):
+    def forward(self, a, b):
+        return _xp(a).minimum(a, b)
+
+    def backward(self, gy):
+        a, b = self.inputs
+        half = gy * 0.5
+        ga = where(a < b, gy, where(a == b, half, 0.0))
+        gb = where(b < a, gy, where(a == b, half, 0.0))
+        return ga, gb
+
+
+def add(a, b, alpha=1):
+    if alpha != 1:
+        b = mul(b, alpha)
+    return Add.apply(*operands("add", a, b))
+
+
+def sub(a, b, alpha=1):
+    if alpha != 1:
+        b = mul(b, alpha)
+    return Sub.apply(*operands("sub", a, b))
+
+
+def mul(a, b):
+    return Mul.apply(*operands("mul", a, b))
+
+
+def div(a, b, rounding_mode=None):
+    a, b = operands("div", a, b)
+    if a.dtype.kind != "f":
+        a, b = a.to(backend.get_default_dtype()), b.to(backend.get_default_dtype())
+    y = Div.apply(a, b)
+    if rounding_mode == "floor":
+        return floor(y)
+    if rounding_mode == "trunc":
+        return where(y >= 0, floor(y), ceil(y))
+    return y
+
+
+def pow(a, b):
+    return Pow.apply(*operands("pow", a, b))
+
+
+def maximum(a, b):
+    return Maximum.apply(*operands("maximum", a, b))
+
+
+def minimum(a, b):
+    return Minimum.apply(*operands("minimum", a, b))
+
+
+# ----------------------------------------------------------------------------- unary
+
+
+class Neg(Function):
+    def forward(self, x):
+        return -x
+
+    def backward(self, gy):
+        return (-gy,)
+
+
+class Abs(Function):
+    def forward(self, x):
+        return _xp(x).abs(x)
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        return (gy * sign(x),)
+
+
+class Exp(Function):
+    save_outputs = True
+
+    def forward(self, x):
+        return _xp(x).exp(x)
+
+    def backward(self, gy):
+        return (gy * self.saved_output(),)
+
+
+class Log(Function):
+    def forward(self, x):
+        return _xp(x).log(x)
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        return (gy / x,)
+
+
+class Log1p(Function):
+    def forward(self, x):
+        return _xp(x).log1p(x)
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        return (gy / (x + 1.0),)
+
+
+class Sqrt(Function):
+    save_outputs = True
+
+    def forward(self, x):
+        return _xp(x).sqrt(x)
+
+    def backward(self, gy):
+        return (gy / (self.saved_output() * 2.0),)
+
+
+class Sin(Function):
+    def forward(self, x):
+        return _xp(x).sin(x)
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        return (gy * cos(x),)
+
+
+class Cos(Function):
+    def forward(self, x):
+        return _xp(x).cos(x)
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        return (-gy * sin(x),)
+
+
+class Tanh(Function):
+    save_outputs = True
+
+    def forward(self, x):
+        return _xp(x).tanh(x)
+
+    def backward(self, gy):
+        y = self.saved_output()
+        return (gy * (1.0 - y * y),)
+
+
+class Sigmoid(Function):
+    save_outputs = True
+
+    def forward(self, x):
+        xp = _xp(x)
+        # Two branches so neither exp overflows: 1/(1+e^-x) for x >= 0, e^x/(1+e^x) below.
+        e = xp.exp(-xp.abs(x))
+        return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+    def backward(self, gy):
+        y = self.saved_output()
+        return (gy * y * (1.0 - y),)
+
+
+class Relu(Function):
+    """max(x, 0). Backward keeps only the output: gx = gy where y > 0 (relu'(0) = 0)."""
+
+    save_outputs = True
+
+
+    def forward(self, x):
+        from gpugrad.kernels.activation import relu_forward
+
+        return relu_forward(x, self.device)
+
+    def backward(self, gy):
+        return (relu_backward(self.saved_output(), gy),)
+
+
+class ReluBackward(Function):
+    """gy masked where y > 0. Linear in gy, so its own gradient is the same mask."""
+
+    def forward(self, y, gy):
+        from gpugrad.kernels.activation import relu_backward as relu_backward_kernel
+
+        return relu_backward_kernel(y, gy, self.device)
+
+    def backward(self, ggx):
+        y, _ = self.inputs
+        return None, relu_backward(y, ggx)
+
+
+def relu_backward(y: Tensor, gy: Tensor) -> Tensor:
+    return ReluBackward.apply(y, gy)
+
+
+class Clamp(Function):
+    def forward(self, x, lo, hi):
+        self.lo, self.hi = lo, hi
+        return _xp(x).clip(x, lo, hi)
+
+    def backward(self, gy):
+        # PyTorch passes the gradient where lo <= x <= hi (bounds included).
+        (x,) = self.inputs
+        xp = _xp(x.data)
+        mask = xp.ones(x.shape, dtype=bool)
+        if self.lo is not None:
+            mask &= x.data >= self.lo
+        if self.hi is not None:
+            mask &= x.data <= self.hi
+        return (where(Tensor(mask, x.device), gy, 0.0),)
+
+
+def neg(x):
+    return Neg.apply(x)
+
+
+def abs(x):
+    return Abs.apply(x)
+
+
+def exp(x):
+    return Exp.apply(_float(x))
+
+
+def log(x):
+    return Log.apply(_float(x))
+
+
+def log1p(x):
+    return Log1p.apply(_float(x))
+
+
+def sqrt(x):
+    return Sqrt.apply(_float(x))
+
+
+def rsqrt(x):
+    return 1.0 / sqrt(x)
+
+
+def sin(x):
+    return Sin.apply(_float(x))
+
+
+def cos(x):
+    return Cos.apply(_float(x))
+
+
+def tanh(x):
+    return Tanh.apply(_float(x))
+
+
+def sigmoid(x):
+    return Sigmoid.apply(_float(x))
+
+
+def square(x):
+    return mul(x, x)
+
+
+def reciprocal(x):
+    return div(1.0, x)
+
+
+def relu(x):
+    return Relu.apply(x)
+
+
+def clamp(x, min=None, max=None):
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of min and max must be given")
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        # Tensor bounds: a composite of maximum/minimum, differentiable in the bounds too.
+        y = x if min is None else maximum(x, min)
+        return y if max is None else minimum(y, max)
+    return Clamp.apply(x, lo=min, hi=max)
+
+
+clip = clamp
+
+
+def _float(x: Tensor) -> Tensor:
+    """Integer inputs to float math become the default float dtype, as in PyTorch."""
+    if x.dtype.kind != "f":
+        return x.to(backend.get_default_dtype())
+    return x
+
+
+# ----------------------------------------------------------------------------- where / non-diff
+
+
+class Where(Function):
+    def forward(self, cond, a, b):
+        return _xp(a).where(cond, a, b)
+
+    def backward(self, gy):
+        cond = self.inputs[0]
+        ga = where(cond, gy, 0.0) if self.needs_input_grad[1] else None
+        gb = where(cond, 0.0, gy) if self.needs_input_grad[2] else None
+        return None, ga, gb
+
+
+def where(condition, input=None, other=None):
+    """Elements of `input` where `condition`, else of `other` (scalars broadcast)."""
+    if input is None and other is None:
+        from gpugrad.ops.reduce import nonzero
+
+        return nonzero(condition, as_tuple=True)
+    if not isinstance(condition, Tensor):
+        raise TypeError("where: condition must be a bool Tensor")
+    if condition.dtype != backend.bool_:
+        condition = condition.to(backend.bool_)
+    if isinstance(input, Tensor) or isinstance(other, Tensor):
+        a, b = operands("where", input, other)
+    else:
+        dt = backend.get_default_dtype()
+        a = constant(input, dt, condition.device)
+        b = constant(other, dt, condition.device)
+    broadcast_shapes("where", condition.shape, a.shape, b.shape)
+    return Where.apply(condition, a, b)
+
+
+def masked_fill(x, mask, value):
+    return where(mask, value, x)
+
+
+def sign(x):
+    return Tensor(_xp(x.data).sign(x.data), x.device)
+
+
+def floor(x):
+    return Tensor(_xp(x.data).floor(x.data), x.device)
+
+
+def ceil(x):
+    return Tensor(_xp(x.data).ceil(x.data), x.device)
+
+
+def round(x, decimals=0):
+    return Tensor(_xp(x.data).round(x.data, decimals), x.device)
+
+
+def _compare(name, ufunc_name):
+    def compare(a, b):
+        a, b = operands(name, a, b)
+        xp = _xp(a.data)
+        return Tensor(getattr(xp, ufunc_name)(a.data, b.data), a.device)
+
+    compare.__name__ = name
+    compare.__doc__ = f"Element-wise `{name}`; a bool tensor with no grad."
+    return compare
+
+
+lt = _compare("lt", "less")
+le = _compare("le", "less_equal")
+gt = _compare("gt", "greater")
+ge = _compare("ge", "greater_equal")
+eq = _compare("eq", "equal")
+ne = _compare("ne", "not_equal")
+logical_and = _compare("logical_and", "logical_and")
+logical_or = _compare("logical_or", "logical_or")
+
+
+def logical_not(x):
+    return Tensor(_xp(x.data).logical_not(x.data), x.device)
+
+
+def isnan(x):
+    return Tensor(_xp(x.data).isnan(x.data), x.device)
+
+
+def isinf(x):
+    return Tensor(_xp(x.data).isinf(x.data), x.device)
+
+
+def isfinite(x):
+    return Tensor(_xp(x.data).isfinite(x.data), x.device)

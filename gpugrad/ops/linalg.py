@@ -1,0 +1,70 @@
+"""Matrix products: matmul (1-D, 2-D, batched and broadcast batched), mm, bmm."""
+
+from __future__ import annotations
+
+from gpugrad import backend
+from gpugrad.autograd.function import Function
+from gpugrad.ops.common import broadcast_shapes, check_same_device
+from gpugrad.tensor import Tensor
+
+
+class MatMul(Function):
+    """a @ b for a, b with ndim >= 2; batch dims broadcast (the engine sums them back)."""
+
+    def forward(self, a, b):
+        return backend.array_module(a).matmul(a, b)
+
+    def backward(self, gy):
+        from gpugrad.ops.shape import transpose
+
+        a, b = self.inputs
+        ga = MatMul.apply(gy, transpose(b, -1, -2)) if self.needs_input_grad[0] else None
+        gb = MatMul.apply(transpose(a, -1, -2), gy) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+def matmul(a, b):
+    from gpugrad.ops.shape import squeeze, unsqueeze
+
+    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
+        raise TypeError("matmul: both operands must be Tensors")
+    check_same_device("matmul", a, b)
+    if a.dtype != b.dtype:
+        raise RuntimeError(
+            f"matmul: expected both operands to have the same dtype, got {a.dtype} and {b.dtype}"
+        )
+    if a.ndim == 0 or b.ndim == 0:
+        raise RuntimeError(
+            f"matmul: both arguments need at least 1 dimension, got shapes {a.shape} and {b.shape}"
+        )
+    k_a = a.shape[-1]
+    k_b = b.shape[-2] if b.ndim >= 2 else b.shape[0]
+    if k_a != k_b:
+        raise RuntimeError(
+            f"matmul: shapes {a.shape} and {b.shape} cannot be multiplied ({k_a} != {k_b})"
+        )
+    if a.ndim > 2 or b.ndim > 2:
+        broadcast_shapes("matmul (batch dims)", a.shape[:-2], b.shape[:-2] if b.ndim > 1 else ())
+    # 1-D operands are promoted to matrices and the added dim removed after, as NumPy does.
+    a2 = unsqueeze(a, 0) if a.ndim == 1 else a
+    b2 = unsqueeze(b, -1) if b.ndim == 1 else b
+    y = MatMul.apply(a2, b2)
+    if b.ndim == 1:
+        y = squeeze(y, -1)
+    if a.ndim == 1:
+        y = squeeze(y, -2 if b.ndim > 1 else -1)
+    return y
+
+
+def mm(a, b):
+    if a.ndim != 2 or b.ndim != 2:
+        raise RuntimeError(f"mm: expected 2-D tensors, got shapes {a.shape} and {b.shape}")
+    return matmul(a, b)
+
+
+def bmm(a, b):
+    if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0]:
+        raise RuntimeError(
+            f"bmm: expected 3-D tensors with the same batch size, got {a.shape} and {b.shape}"
+        )
+    return matmul(a, b)

@@ -1,0 +1,486 @@
+"""The Tensor: an array on a device, plus the tape links (`grad_fn`) autograd walks backward.
+
+A Tensor holds its array in `.data` (NumPy on the CPU, CuPy on CUDA). Its methods are thin
+forwards to the ops in `gpugrad.ops`, which hold every forward and backward formula.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gpugrad import backend
+from gpugrad import grad_mode
+
+
+class Tensor:
+    """A multi-dimensional array that can record the ops applied to it for autograd."""
+
+    __slots__ = ("data", "device", "_requires_grad", "grad", "grad_fn", "_out_idx", "_hooks",
+                 "__weakref__")
+    __array_priority__ = 1000  # so `ndarray + Tensor` defers to Tensor.__radd__
+
+    def __init__(self, data, device=None, requires_grad=False):
+        # Internal constructor: `data` is already an array of the right module for `device`.
+        self.data = data
+        self.device = backend.CPU if device is None else device
+        self._requires_grad = False
+        self.grad = None
+        self.grad_fn = None
+        self._out_idx = 0
+        self._hooks = None
+        if requires_grad:
+            self.requires_grad = True
+
+    # ------------------------------------------------------------------ attributes
+
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, flag: bool):
+        if flag and not backend.is_floating(self.data.dtype):
+            raise RuntimeError(
+                f"requires_grad: only floating-point tensors can require gradients, "
+                f"got dtype {self.data.dtype}"
+            )
+        if not flag and self.grad_fn is not None:
+            raise RuntimeError(
+                "requires_grad: cannot turn off requires_grad on a non-leaf tensor; "
+                "use .detach() instead"
+            )
+        self._requires_grad = bool(flag)
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    @property
+    def T(self) -> Tensor:
+        return ops.permute(self, tuple(reversed(range(self.ndim))))
+
+    @property
+    def mT(self) -> Tensor:
+        return ops.transpose(self, -2, -1)
+
+    def size(self, dim: int | None = None):
+        if dim is None:
+            return self.shape
+        return self.shape[dim]
+
+    def numel(self) -> int:
+        return int(self.data.size)
+
+    def dim(self) -> int:
+        return self.ndim
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def is_floating_point(self) -> bool:
+        return backend.is_floating(self.dtype)
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    # ------------------------------------------------------------------ autograd
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        """Accumulate d(self)/d(leaf) into every leaf's `.grad`."""
+        from gpugrad.autograd.engine import backward
+
+        backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph,
+                 inputs=inputs)
+
+    def detach(self) -> Tensor:
+        """The same data, cut from the graph."""
+        return Tensor(self.data, self.device)
+
+    def detach_(self) -> Tensor:
+        self.grad_fn = None
+        self._requires_grad = False
+        return self
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        self.requires_grad = requires_grad
+        return self
+
+    def register_hook(self, hook):
+        """Call `hook(grad)` when this tensor's gradient is computed; it may return a new one."""
+        if not self.requires_grad:
+            raise RuntimeError("register_hook: cannot register a hook on a tensor that "
+                               "doesn't require gradient")
+        if self._hooks is None:
+            self._hooks = []
+        self._hooks.append(hook)
+        return _HookHandle(self._hooks, hook)
+
+    def retain_grad(self) -> None:
+        """Keep `.grad` for this non-leaf tensor after backward, as PyTorch does."""
+        if self.grad_fn is None:
+            return
+
+        def keep(grad, tensor_ref=_weak(self)):
+            t = tensor_ref()
+            if t is not None:
+                t.grad = grad if t.grad is None else t.grad + grad
+            return None
+
+        self.register_hook(keep)
+
+    # ------------------------------------------------------------------ conversion
+
+    def item(self):
+        if self.data.size != 1:
+            raise ValueError(
+                f"item: only one-element tensors can be converted to Python scalars, "
+                f"got shape {self.shape}"
+            )
+        return self.data.item()
+
+    def numpy(self) -> np.ndarray:
+        """A NumPy array: shares memory on the CPU, a copy from the GPU."""
+        return backend.to_numpy(self.data)
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def __array__(self, dtype=None, copy=None):
+        if self.device.type != "cpu":
+            raise TypeError(
+                f"can't convert a {self.device} tensor to a NumPy array implicitly; "
+                "call .cpu() (or .numpy()) first"
+            )
+        a = self.data
+        if dtype is not None:
+            a = a.astype(dtype, copy=False)
+        return np.array(a, copy=True) if copy else a
+
+    def __dlpack__(self, stream=None, **kwargs):
+        if stream is not None:
+            return self.data.__dlpack__(stream=stream, **kwargs)
+        return self.data.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self.data.__dlpack_device__()
+
+    def to(self, *args, **kwargs) -> Tensor:
+        """`.to(device)`, `.to(dtype)`, `.to(device, dtype)` or `.to(other_tensor)`."""
+        dev = kwargs.pop("device", None)
+        dtype = kwargs.pop("dtype", None)
+        kwargs.pop("non_blocking", None)
+        if kwargs:
+            raise TypeError(f"to: unexpected arguments {sorted(kwargs)}")
+        for a in args:
+            if isinstance(a, Tensor):
+                dev, dtype = a.device, a.dtype
+            elif isinstance(a, (str, backend.device)):
+                dev = a
+            else:
+                dtype = a
+        out = self
+        if dtype is not None and np.dtype(dtype) != out.dtype:
+            out = ops.cast(out, np.dtype(dtype))
+        if dev is not None:
+            dev = backend.as_device(dev)
+            if dev != out.device:
+                out = ops.to_device(out, dev)
+        return out
+
+    def cpu(self) -> Tensor:
+        return self.to("cpu")
+
+    def cuda(self, device=None) -> Tensor:
+        if device is None:
+            device = "cuda"
+        elif isinstance(device, int):
+            device = f"cuda:{device}"
+        return self.to(device)
+
+    def float(self) -> Tensor:
+        return self.to(backend.float32)
+
+    def double(self) -> Tensor:
+        return self.to(backend.float64)
+
+    def half(self) -> Tensor:
+        return self.to(backend.float16)
+
+    def long(self) -> Tensor:
+        return self.to(backend.int64)
+
+    def int(self) -> Tensor:
+        return self.to(backend.int32)
+
+    def bool(self) -> Tensor:
+        return self.to(backend.bool_)
+
+    def type(self, dtype=None):
+        if dtype is None:
+            return str(self.dtype)
+        return self.to(dtype)
+
+    def contiguous(self) -> Tensor:
+        if self.data.flags.c_contiguous:
+            return self
+        return ops.contiguous(self)
+
+    def clone(self) -> Tensor:
+        return ops.clone(self)
+
+    def __bool__(self):
+        if self.data.size != 1:
+            raise RuntimeError(
+                f"bool: a tensor with {self.data.size} elements is ambiguous as a truth value"
+            )
+        return bool(self.data.item())
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        if backend.is_floating(self.dtype) or self.data.size != 1:
+            raise TypeError("only integer tensors of a single element can be used as an index")
+        return int(self.item())
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
+
+    def __repr__(self):
+        body = np.array2string(self.numpy(), separator=", ", prefix="tensor(",
+                               threshold=200, edgeitems=3, precision=4)
+        extras = []
+        if self.device.type != "cpu":
+            extras.append(f"device='{self.device}'")
+        if self.dtype not in (backend.get_default_dtype(), backend.int64, backend.bool_):
+            extras.append(f"dtype={self.dtype}")
+        if self.grad_fn is not None:
+            extras.append(f"grad_fn=<{type(self.grad_fn).__name__}Backward>")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return "tensor(" + body + "".join(", " + e for e in extras) + ")"
+
+    # Tensors compare element-wise, so they hash by identity (as in PyTorch).
+    __hash__ = object.__hash__
+
+    # ------------------------------------------------------------------ arithmetic
+
+    def __add__(self, other):
+        return ops.add(self, other)
+
+    def __radd__(self, other):
+        return ops.add(other, self)
+
+    def __sub__(self, other):
+        return ops.sub(self, other)
+
+    def __rsub__(self, other):
+        return ops.sub(other, self)
+
+    def __mul__(self, other):
+        return ops.mul(self, other)
+
+    def __rmul__(self, other):
+        return ops.mul(other, self)
+
+    def __truediv__(self, other):
+        return ops.div(self, other)
+
+    def __rtruediv__(self, other):
+        return ops.div(other, self)
+
+    def __pow__(self, other):
+        return ops.pow(self, other)
+
+    def __rpow__(self, other):
+        return ops.pow(other, self)
+
+    def __matmul__(self, other):
+        return ops.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return ops.matmul(other, self)
+
+    def __neg__(self):
+        return ops.neg(self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return ops.abs(self)
+
+    def __lt__(self, other):
+        return ops.lt(self, other)
+
+    def __le__(self, other):
+        return ops.le(self, other)
+
+    def __gt__(self, other):
+        return ops.gt(self, other)
+
+    def __ge__(self, other):
+        return ops.ge(self, other)
+
+    def __eq__(self, other):
+        return ops.eq(self, other)
+
+    def __ne__(self, other):
+        return ops.ne(self, other)
+
+    def __invert__(self):
+        return ops.logical_not(self)
+
+    def __and__(self, other):
+        return ops.logical_and(self, other)
+
+    def __or__(self, other):
+        return ops.logical_or(self, other)
+
+    def __getitem__(self, index):
+        return ops.getitem(self, index)
+
+    def __setitem__(self, index, value):
+        ops.setitem_(self, index, value)
+
+    # ------------------------------------------------------------------ in-place (no graph)
+
+    def _check_inplace(self, op):
+        if grad_mode.is_grad_enabled() and self.requires_grad:
+            raise RuntimeError(
+                f"{op}: a tensor that requires grad can't be modified in place while "
+                "recording; wrap the update in gg.no_grad()"
+            )
+
+    def _operand(self, other):
+        if isinstance(other, Tensor):
+            ops.check_same_device("in-place op", self, other)
+            return other.data
+        return other
+
+    def zero_(self) -> Tensor:
+        self._check_inplace("zero_")
+        self.data[...] = 0
+        return self
+
+    def fill_(self, value) -> Tensor:
+        self._check_inplace("fill_")
+        self.data[...] = self._operand(value)
+        return self
+
+    def copy_(self, src) -> Tensor:
+        self._check_inplace("copy_")
+        src_data = src.data if isinstance(src, Tensor) else src
+        if isinstance(src, Tensor) and src.device != self.device:
+            src_data = backend.to_device(src_data, self.device)
+        self.data[...] = src_data
+        return self
+
+    def add_(self, other, alpha=1) -> Tensor:
+        self._check_inplace("add_")
+        o = self._operand(other)
+        if alpha != 1:
+            o = o * alpha
+        self.data += o
+        return self
+
+    def sub_(self, other, alpha=1) -> Tensor:
+        return self.add_(other, alpha=-alpha)
+
+    def mul_(self, other) -> Tensor:
+        self._check_inplace("mul_")
+        self.data *= self._operand(other)
+        return self
+
+    def div_(self, other) -> Tensor:
+        self._check_inplace("div_")
+        self.data /= self._operand(other)
+        return self
+
+    def clamp_(self, min=None, max=None) -> Tensor:
+        self._check_inplace("clamp_")
+        xp = backend.array_module(self.data)
+        xp.clip(self.data, min, max, out=self.data)
+        return self
+
+    def normal_(self, mean=0.0, std=1.0) -> Tensor:
+        self._check_inplace("normal_")
+        gen = backend.generator(self.device)
+        self.data[...] = gen.standard_normal(self.shape, dtype=self.dtype) * std + mean
+        return self
+
+    def uniform_(self, a=0.0, b=1.0) -> Tensor:
+        self._check_inplace("uniform_")
+        gen = backend.generator(self.device)
+        self.data[...] = gen.random(self.shape, dtype=self.dtype) * (b - a) + a
+        return self
+
+
+class _HookHandle:
+    def __init__(self, hooks, hook):
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self):
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
+def _weak(obj):
+    import weakref
+
+    return weakref.ref(obj)
+
+
+def _add_method_forwards():
+    """Tensor methods that are plain forwards to the op of the same name."""
+    names = [
+        "exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "relu", "abs", "neg", "clamp",
+        "clip", "maximum", "minimum", "sum", "mean", "var", "std", "amax", "amin", "max", "min",
+        "argmax", "argmin", "prod", "reshape", "view", "flatten", "transpose", "permute",
+        "squeeze", "unsqueeze", "expand", "broadcast_to", "split", "chunk", "softmax",
+        "log_softmax", "matmul", "pow", "add", "sub", "mul", "div", "lt", "le", "gt", "ge", "eq",
+        "ne", "log1p", "square", "rsqrt", "reciprocal", "sign", "expand_as", "view_as",
+        "reshape_as", "masked_fill", "logsumexp", "all", "any", "floor", "ceil", "round",
+        "isnan", "isinf", "isfinite", "norm", "mm", "bmm", "where", "gather",
+    ]
+
+    def make(name):
+        def method(self, *args, **kwargs):
+            return getattr(ops, name)(self, *args, **kwargs)
+
+        method.__name__ = name
+        method.__doc__ = f"See gpugrad.{name}."
+        return method
+
+    for name in names:
+        setattr(Tensor, name, make(name))
+    Tensor.absolute = Tensor.abs
+    Tensor.multiply = Tensor.mul
+    Tensor.divide = Tensor.div
+    Tensor.subtract = Tensor.sub
+    Tensor.swapaxes = Tensor.transpose
+
+
+from gpugrad import ops  # noqa: E402  (ops build on Tensor, so they load after it)
+
+_add_method_forwards()

@@ -1,0 +1,1 @@
+"""gpugrad's hot-path kernels (installed as ``gpugrad.kernels``)."""

@@ -18,12 +18,12 @@ def _finish(array, dev, requires_grad):
     return Tensor(array, dev, requires_grad=requires_grad)
 
 
-def _infer_array(data):
+def _infer_array(data, dtype=None):
     """NumPy arrays keep their dtype; Python floats become the default float dtype."""
     if isinstance(data, np.ndarray):
-        return data
+        return data if dtype is None else data.astype(dtype)
     try:
-        arr = np.array(data)
+        arr = np.array(data, dtype=dtype)
     except ValueError as e:
         raise ValueError(f"tensor: could not build a tensor from ragged nested data ({e})") from None
     if arr.dtype == object:
@@ -31,6 +31,8 @@ def _infer_array(data):
             f"tensor: could not infer a dtype from the data (got Python objects of type "
             f"{type(data).__name__}); nested lists must be rectangular and hold numbers"
         )
+    if dtype is not None:
+        return arr
     if arr.dtype.kind == "f" and not isinstance(data, np.generic):
         arr = arr.astype(backend.get_default_dtype())
     elif arr.dtype.kind in "iu" and not isinstance(data, np.generic):
@@ -56,9 +58,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
         arr = backend.to_device(data, dev)
         arr = arr.astype(dtype if dtype is not None else arr.dtype, copy=True)
         return _finish(arr, dev, requires_grad)
-    arr = _infer_array(data)
-    if dtype is not None:
-        arr = arr.astype(np.dtype(dtype))
+    arr = _infer_array(data, None if dtype is None else np.dtype(dtype))
     dev = backend.as_device(device)
     if dev.type == "cpu" or backend.uses_simulated_cuda():
         arr = np.array(arr, copy=True)

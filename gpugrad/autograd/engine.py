@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from gpugrad import backend
 from gpugrad import grad_mode
+from gpugrad.autograd import function
 from gpugrad.tensor import Tensor
 
 
@@ -162,11 +163,14 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, targets=None
                 ]
                 if _anomaly_check is not None:
                     _anomaly_check.before(fn)
-                gxs = fn.backward(*gys)
+                if function._profiler is None:
+                    gxs = fn.backward(*gys)
+                else:
+                    gxs = function._profiler.time_backward(fn, gys)
                 if not isinstance(gxs, tuple):
                     gxs = (gxs,)
                 if _anomaly_check is not None:
-                    _anomaly_check.after(fn, gxs)
+                    _anomaly_check.after(fn, gys, gxs)
             else:
                 gxs = (None,) * len(fn.inputs)
             for x, gx, needed in zip(fn.inputs, gxs, fn.needs_input_grad):
@@ -194,7 +198,7 @@ def _zeros(shape, dtype, like: Tensor) -> Tensor:
     return Tensor(xp.zeros(shape, dtype=dtype), like.device)
 
 
-_anomaly_check = None  # set by detect_anomaly(): an object with before(fn) / after(fn, gxs)
+_anomaly_check = None  # set by detect_anomaly(): an object with before(fn), after(fn, gys, gxs)
 
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):

@@ -18,7 +18,8 @@ import weakref
 from gpugrad import grad_mode
 from gpugrad.tensor import Tensor
 
-_anomaly_hook = None  # set by detect_anomaly(); called with (fn, outputs) after each forward
+_anomaly_hook = None  # set by detect_anomaly(): called with (fn, inputs, outputs) after forward
+_profiler = None  # set by gg.profiler.profile(): told the time of each forward
 
 
 class Function:
@@ -29,6 +30,7 @@ class Function:
     released = False
     save_outputs = False  # ops whose backward reuses their output set this
     trace = None  # the user's stack, recorded under detect_anomaly()
+    produces_nonfinite = False  # True on a node whose output may hold inf by design
 
     def forward(self, *arrays, **params):
         raise NotImplementedError
@@ -47,7 +49,10 @@ class Function:
                     f"got {dev} and {t.device}"
                 )
         fn.device = dev  # kernels dispatch on it (a simulated CUDA array is a NumPy array)
-        ys = fn.forward(*[t.data for t in inputs], **params)
+        if _profiler is None:
+            ys = fn.forward(*[t.data for t in inputs], **params)
+        else:
+            ys = _profiler.time_forward(fn, [t.data for t in inputs], params)
         multi = isinstance(ys, tuple)
         ys_tuple = ys if multi else (ys,)
         record = grad_mode.is_grad_enabled() and any(t._requires_grad for t in inputs)
@@ -66,7 +71,7 @@ class Function:
                     o.grad_fn = fn
                     o._out_idx = i
         if _anomaly_hook is not None:
-            _anomaly_hook(fn, outputs, record)
+            _anomaly_hook(fn, inputs, outputs)
         return outputs if multi else outputs[0]
 
     def saved_output(self, i: int = 0) -> Tensor:

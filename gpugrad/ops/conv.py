@@ -45,6 +45,7 @@ class Im2Col(Function):
         self.geometry = (kernel, stride, padding, dilation)
         self.in_hw = x.shape[2:]
         self.pad_value = pad_value
+        self.produces_nonfinite = pad_value != 0.0  # max-pooling pads with -inf on purpose
         return conv_kernels.im2col(x, kernel, stride, padding, dilation, pad_value=pad_value,
                                    device=self.device)
 

@@ -147,16 +147,19 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, targets=None
         while ready:
             fn = ready.pop()
             gys = []
-            for i, (shape, dtype) in enumerate(fn.out_meta):
+            any_grad = False
+            for i in range(len(fn.out_meta)):
                 g = grads.pop((fn, i), None)
-                out = fn.outputs[i]()
-                if g is not None and out is not None and out._hooks:
-                    g = _run_hooks(out, g)
                 if g is not None:
-                    for j in target_nodes.get((fn, i), ()):
-                        results[j] = g
+                    any_grad = True
+                    out = fn.outputs[i]()
+                    if out is not None and out._hooks:
+                        g = _run_hooks(out, g)
+                    if target_nodes:
+                        for j in target_nodes.get((fn, i), ()):
+                            results[j] = g
                 gys.append(g)
-            if any(g is not None for g in gys):
+            if any_grad:
                 gys = [
                     g if g is not None else _zeros(shape, dtype, fn.inputs[0])
                     for g, (shape, dtype) in zip(gys, fn.out_meta)

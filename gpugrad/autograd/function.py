@@ -42,26 +42,27 @@ class Function:
     def apply(cls, *inputs: Tensor, **params):
         fn = cls()
         dev = inputs[0].device
-        for t in inputs[1:]:
-            if t.device != dev:
+        needs = tuple(t._requires_grad for t in inputs)
+        for t in inputs:
+            if t.device is not dev and t.device != dev:
                 raise RuntimeError(
                     f"{cls.__name__.lower()}: expected all tensors on the same device, "
                     f"got {dev} and {t.device}"
                 )
         fn.device = dev  # kernels dispatch on it (a simulated CUDA array is a NumPy array)
+        arrays = [t.data for t in inputs]
         if _profiler is None:
-            ys = fn.forward(*[t.data for t in inputs], **params)
+            ys = fn.forward(*arrays, **params)
         else:
-            ys = _profiler.time_forward(fn, [t.data for t in inputs], params)
-        multi = isinstance(ys, tuple)
+            ys = _profiler.time_forward(fn, arrays, params)
+        multi = type(ys) is tuple
         ys_tuple = ys if multi else (ys,)
-        record = grad_mode.is_grad_enabled() and any(t._requires_grad for t in inputs)
-        outputs = tuple(Tensor(y, dev) for y in ys_tuple)
-        if record:
+        outputs = tuple([Tensor(y, dev) for y in ys_tuple])
+        if True in needs and grad_mode.is_grad_enabled():
             fn.inputs = inputs
-            fn.needs_input_grad = tuple(t._requires_grad for t in inputs)
-            fn.outputs = tuple(weakref.ref(o) for o in outputs)
-            fn.out_meta = tuple((y.shape, y.dtype) for y in ys_tuple)
+            fn.needs_input_grad = needs
+            fn.outputs = tuple([weakref.ref(o) for o in outputs])
+            fn.out_meta = tuple([(y.shape, y.dtype) for y in ys_tuple])
             if fn.save_outputs:
                 # The arrays, not the Tensors: a Tensor here would be a reference cycle.
                 fn.saved_arrays = ys_tuple

@@ -45,6 +45,8 @@ def scalar_dtype(value, like_dtype) -> np.dtype:
 
 def constant(value, dtype, device) -> Tensor:
     """A tensor that holds a constant (no grad) on `device`."""
+    if device.type == "cpu":
+        return Tensor(np.asarray(value, dtype=dtype), device)
     xp = backend.xp_for(device)
     with backend.device_context(device):
         return Tensor(xp.asarray(value, dtype=dtype), device)

@@ -25,7 +25,7 @@ from gpugrad.factory import (  # noqa: F401
     ones, ones_like, rand, randint, randn, randperm, tensor, zeros, zeros_like,
 )
 from gpugrad.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
-from gpugrad import autograd, cuda, data, profiler  # noqa: F401
+from gpugrad import autograd, cuda, data, nn, optim, profiler  # noqa: F401
 from gpugrad.serialization import load, save  # noqa: F401
 
 __version__ = "0.1.0"

@@ -16,7 +16,7 @@ def _train(args) -> int:
         batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
         weight_decay=args.weight_decay, schedule=args.schedule, device=args.device,
         seed=args.seed, out=args.out, resume=args.resume, progress=not args.no_progress,
-        limit_batches=args.limit_batches,
+        limit_batches=args.limit_batches, stop_after=args.stop_after,
     )
     summary = train(config)
     if args.json:
@@ -125,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default="runs/latest", help="folder for checkpoint, metrics, plot")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
     t.add_argument("--limit-batches", type=int, default=None, help=argparse.SUPPRESS)
+    t.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--json", action="store_true", help="print the summary as JSON")
 

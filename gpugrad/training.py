@@ -45,6 +45,7 @@ class TrainConfig:
     resume: bool = False
     progress: bool = True
     limit_batches: int | None = None  # stop each epoch early (smoke tests)
+    stop_after: int | None = None  # end the run after this epoch, as if killed (resume tests)
     extra: dict = field(default_factory=dict)
 
 
@@ -204,6 +205,8 @@ def train(config: TrainConfig, log=print) -> dict:
         _checkpoint(out / CHECKPOINT, model, optimizer, scheduler, epoch + 1, metrics, config)
         write_json_atomic(out / METRICS, {"config": asdict(config), "epochs": metrics})
         plot_curves(metrics, out / CURVES)
+        if config.stop_after is not None and epoch + 1 >= config.stop_after:
+            break
 
     summary = {
         "dataset": config.dataset,

@@ -1,1 +1,52 @@
-"""gpugrad's hot-path kernels (installed as ``gpugrad.kernels``)."""
+"""gpugrad's hot-path kernels (installed as ``gpugrad.kernels``).
+
+One module per family: ``conv`` (im2col / col2im), ``loss`` (fused softmax cross-entropy),
+``activation`` (ReLU). Each has a NumPy reference (the test oracle), a Numba CPU twin and a
+dispatcher that picks by device; the Numba CUDA kernels sit in the matching ``*_cuda`` module,
+imported on the first CUDA call. Importing this package compiles nothing and needs no GPU.
+
+``GPUGRAD_KERNELS=reference`` (read at import), ``use_reference(True)`` or ``with
+reference_mode():`` send every call to the NumPy reference instead, on either device.
+"""
+
+from gpugrad.kernels.activation import (
+    relu_backward,
+    relu_backward_reference,
+    relu_forward,
+    relu_reference,
+)
+from gpugrad.kernels.config import reference_enabled, reference_mode, use_reference
+from gpugrad.kernels.conv import (
+    col2im,
+    col2im_reference,
+    conv_output_size,
+    im2col,
+    im2col_reference,
+)
+from gpugrad.kernels.loss import (
+    check_targets,
+    softmax_cross_entropy_backward,
+    softmax_cross_entropy_backward_reference,
+    softmax_cross_entropy_forward,
+    softmax_cross_entropy_forward_reference,
+)
+
+__all__ = [
+    "check_targets",
+    "col2im",
+    "col2im_reference",
+    "conv_output_size",
+    "im2col",
+    "im2col_reference",
+    "reference_enabled",
+    "reference_mode",
+    "relu_backward",
+    "relu_backward_reference",
+    "relu_forward",
+    "relu_reference",
+    "softmax_cross_entropy_backward",
+    "softmax_cross_entropy_backward_reference",
+    "softmax_cross_entropy_forward",
+    "softmax_cross_entropy_forward_reference",
+    "use_reference",
+]

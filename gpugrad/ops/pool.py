@@ -1,25 +1,29 @@
-"""Pooling on the convolution machinery: each channel is an image, im2col gathers the windows.
+"""Pooling: max_pool2d on the pooling kernels, avg_pool2d on the convolution machinery.
 
-max_pool2d pads with -inf and takes the max over the window (the gradient goes to the argmax
-through MaxDim's scatter, then col2im); avg_pool2d averages the window. Both are composites
-of differentiable ops, so their gradients differentiate again.
+max_pool2d runs one kernel for the values and their argmax and one for the gradient, which
+adds each gy at its argmax. That backward is linear in gy with the argmax fixed, and its adjoint
+is a gather at the argmax, so the pair MaxPool2dBackward / GatherAtArgmax differentiate each
+other to any order. avg_pool2d divides the window sums that im2col unfolds by PyTorch's
+per-window divisor; it is a composite of differentiable ops, so its gradient differentiates
+again. ceil_mode is supported by both.
 """
 
 from __future__ import annotations
 
+import numpy as np
+
 from gpugrad import backend
+from gpugrad.autograd.function import Function
+from gpugrad.kernels import pool as pool_kernels
 from gpugrad.ops.conv import im2col, output_size, pair
-from gpugrad.ops.reduce import max as max_op
 from gpugrad.tensor import Tensor
 
 
-def _geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode):
+def _geometry(op, x, kernel_size, stride, padding, dilation):
     if not isinstance(x, Tensor):
         raise TypeError(f"{op}: input must be a Tensor")
     if x.ndim not in (3, 4):
         raise ValueError(f"{op}: expected a 3-D or 4-D input (N, C, H, W), got shape {x.shape}")
-    if ceil_mode:
-        raise NotImplementedError(f"{op}: ceil_mode=True is not supported (see README)")
     kernel = pair(op, "kernel_size", kernel_size, 1)
     stride = kernel if stride is None or stride == [] else pair(op, "stride", stride, 1)
     padding = pair(op, "padding", padding, 0)
@@ -42,56 +46,135 @@ def _windows(x, kernel, stride, padding, dilation, pad_value, op):
     return cols.reshape(n, c, kernel[0] * kernel[1], oh, ow)
 
 
+# ----------------------------------------------------------------------------- max_pool2d
+
+
+class MaxPool2d(Function):
+    """(N, C, H, W) -> the window maxima; keeps the argmax (flat h*W+w per plane) for backward."""
+
+    def forward(self, x, geometry, ceil_mode, return_indices):
+        y, argmax = pool_kernels.max_pool2d_forward(x, *geometry, device=self.device,
+                                                    ceil_mode=ceil_mode)
+        self.argmax, self.in_hw = argmax, x.shape[2:]
+        self.geometry, self.ceil_mode = geometry, ceil_mode
+        # The indices are an output only when asked for: an unused integer output would cost
+        # the engine a zero gradient array in every backward.
+        return (y, argmax) if return_indices else y
+
+    def backward(self, gy, _gindices=None):
+        return (MaxPool2dBackward.apply(gy, argmax=self.argmax, in_hw=self.in_hw,
+                                        geometry=self.geometry, ceil_mode=self.ceil_mode),)
+
+
+class MaxPool2dBackward(Function):
+    """gx: each gy added at its window's argmax. Linear in gy; its own gradient is a gather."""
+
+    def forward(self, gy, argmax, in_hw, geometry, ceil_mode):
+        self.argmax, self.in_hw, self.geometry, self.ceil_mode = argmax, in_hw, geometry, ceil_mode
+        return pool_kernels.max_pool2d_backward(gy, argmax, in_hw[0], in_hw[1], *geometry,
+                                                device=self.device, ceil_mode=ceil_mode)
+
+    def backward(self, ggx):
+        return (GatherAtArgmax.apply(ggx, argmax=self.argmax, in_hw=self.in_hw,
+                                     geometry=self.geometry, ceil_mode=self.ceil_mode),)
+
+
+class GatherAtArgmax(Function):
+    """(N, C, H, W) -> the value at each window's argmax: the adjoint of MaxPool2dBackward
+    (and, with the argmax fixed, the max-pool itself)."""
+
+    def forward(self, gx, argmax, in_hw, geometry, ceil_mode):
+        self.argmax, self.in_hw, self.geometry, self.ceil_mode = argmax, in_hw, geometry, ceil_mode
+        xp = backend.array_module(gx)
+        n, c, h, w = gx.shape
+        planes = gx.reshape(n * c, h * w)
+        picked = xp.take_along_axis(planes, argmax.reshape(n * c, -1), axis=1)
+        return picked.reshape(argmax.shape)
+
+    def backward(self, ggy):
+        return (MaxPool2dBackward.apply(ggy, argmax=self.argmax, in_hw=self.in_hw,
+                                        geometry=self.geometry, ceil_mode=self.ceil_mode),)
+
+
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False):
+    """As torch.nn.functional.max_pool2d; the indices are flat h*W+w positions (int64)."""
     op = "max_pool2d"
-    kernel, stride, padding, dilation = _geometry(op, input, kernel_size, stride, padding,
-                                                  dilation, ceil_mode)
-    x = input.reshape(1, *input.shape) if input.ndim == 3 else input
-    windows = _windows(x, kernel, stride, padding, dilation, float("-inf"), op)
-    values, arg = max_op(windows, dim=2)
-    if input.ndim == 3:
-        values, arg = values.reshape(values.shape[1:]), arg.reshape(arg.shape[1:])
-    if return_indices:
-        return values, _flat_indices(arg, input.shape[-2:], values.shape[-2:], kernel, stride,
-                                     padding, dilation)
-    return values
+    geometry = _geometry(op, input, kernel_size, stride, padding, dilation)
+    unbatched = input.ndim == 3
+    x = input.reshape(1, *input.shape) if unbatched else input
+    out = MaxPool2d.apply(x, geometry=geometry, ceil_mode=bool(ceil_mode),
+                          return_indices=bool(return_indices))
+    values, indices = out if return_indices else (out, None)
+    if unbatched:
+        values = values.reshape(values.shape[1:])
+        indices = None if indices is None else indices.reshape(indices.shape[1:])
+    return (values, indices) if return_indices else values
 
 
-def _flat_indices(arg, in_hw, out_hw, kernel, stride, padding, dilation):
-    """PyTorch's return_indices: the flat h*W+w position of each max in its input plane."""
-    xp = backend.array_module(arg.data)
-    a = arg.data
-    kh_i, kw_i = a // kernel[1], a % kernel[1]
-    oh = xp.arange(out_hw[0]).reshape(-1, 1)
-    ow = xp.arange(out_hw[1]).reshape(1, -1)
-    hh = oh * stride[0] - padding[0] + kh_i * dilation[0]
-    ww = ow * stride[1] - padding[1] + kw_i * dilation[1]
-    return Tensor((hh * in_hw[1] + ww).astype(backend.int64), arg.device)
+# ----------------------------------------------------------------------------- avg_pool2d
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                count_include_pad=True, divisor_override=None):
+    """As torch.nn.functional.avg_pool2d: window sums over a per-window divisor."""
+    from gpugrad.ops.pad import pad as pad_op
+
     op = "avg_pool2d"
-    kernel, stride, padding, dilation = _geometry(op, input, kernel_size, stride, padding, 1,
-                                                  ceil_mode)
-    x = input.reshape(1, *input.shape) if input.ndim == 3 else input
-    windows = _windows(x, kernel, stride, padding, dilation, 0.0, op)
-    total = windows.sum(dim=2)
+    kernel, stride, padding, dilation = _geometry(op, input, kernel_size, stride, padding, 1)
+    if divisor_override is not None and (isinstance(divisor_override, bool)
+                                         or not isinstance(divisor_override, int)
+                                         or divisor_override == 0):
+        raise ValueError(f"{op}: divisor_override must be a nonzero int, got {divisor_override!r}")
+    unbatched = input.ndim == 3
+    x = input.reshape(1, *input.shape) if unbatched else input
+    h, w = x.shape[2:]
+    out_hw = _avg_output_size(op, (h, w), kernel, stride, padding, ceil_mode)
+    # ceil_mode's last window may hang past the padding; zeros there add nothing to its sum,
+    # so the overhang is zero padding on the far side and im2col sees an ordinary geometry.
+    extra = [max(0, (o - 1) * s + k - (n + 2 * p))
+             for o, s, k, n, p in zip(out_hw, stride, kernel, (h, w), padding)]
+    if extra[0] or extra[1]:
+        x = pad_op(x, (0, extra[1], 0, extra[0]))
+    total = _windows(x, kernel, stride, padding, dilation, 0.0, op).sum(dim=2)
+    divisor = _divisors((h, w), out_hw, kernel, stride, padding, count_include_pad)
     if divisor_override is not None:
         y = total / float(divisor_override)
-    elif count_include_pad or padding == (0, 0):
+    elif divisor is None:
         y = total * (1.0 / (kernel[0] * kernel[1]))
     else:
-        y = total / _valid_counts(x, kernel, stride, padding, dilation, op)
-    return y.reshape(y.shape[1:]) if input.ndim == 3 else y
+        y = total / Tensor(backend.to_device(divisor.astype(total.dtype), x.device), x.device)
+    return y.reshape(y.shape[1:]) if unbatched else y
 
 
-def _valid_counts(x, kernel, stride, padding, dilation, op):
-    """How many taps of each window fall inside the image (count_include_pad=False)."""
-    xp = backend.array_module(x.data)
-    ones = Tensor(xp.ones((1, 1) + tuple(x.shape[2:]), dtype=x.dtype), x.device)
-    return _windows(ones, kernel, stride, padding, dilation, 0.0, op).sum(dim=2)
+def _avg_output_size(op, in_hw, kernel, stride, padding, ceil_mode):
+    out = []
+    for axis, n, k, s, p in zip("HW", in_hw, kernel, stride, padding):
+        size = pool_kernels.pool_output_size(n, k, s, p, 1, ceil_mode)
+        if size <= 0:
+            raise ValueError(
+                f"{op}: kernel size {k} is larger than the padded input {n + 2 * p} along {axis} "
+                f"(input {n}, padding {p})"
+            )
+        out.append(size)
+    return tuple(out)
+
+
+def _divisors(in_hw, out_hw, kernel, stride, padding, count_include_pad):
+    """PyTorch's divisor of each window, (oh, ow) in NumPy, or None when it is kh*kw for all.
+
+    With count_include_pad it counts the taps inside the padded input (a ceil_mode window
+    hanging past the padding counts less); without, only the taps inside the image.
+    """
+    counts = []
+    for n, o, k, s, p in zip(in_hw, out_hw, kernel, stride, padding):
+        start = np.arange(o) * s - p
+        end = np.minimum(start + k, n + p)
+        if not count_include_pad:
+            start, end = np.maximum(start, 0), np.minimum(end, n)
+        counts.append(end - start)
+    divisor = counts[0].reshape(-1, 1) * counts[1].reshape(1, -1)
+    return None if np.all(divisor == kernel[0] * kernel[1]) else divisor
 
 
 def adaptive_avg_pool2d(input, output_size):

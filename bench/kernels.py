@@ -1,0 +1,530 @@
+"""Benchmark gpugrad's kernels against what a user would write instead.
+
+``gpugrad bench kernels [--device cpu|cuda] [--quick] [--rounds N] [--out DIR]``
+
+For each kernel (fused softmax cross-entropy, im2col, col2im, the conv2d im2col+GEMM path, ReLU),
+forward and backward, in float32: gpugrad's dispatcher against the NumPy composition, PyTorch
+(CPU, or CUDA on a GPU), and on a GPU the same composition in CuPy. Paired rounds in one process,
+medians. Memory-bound kernels also report the bytes they must move, as GB/s and as a percentage
+of the copy bandwidth measured in the same run. On a GPU the per-launch overhead of a Numba
+kernel fed CuPy arrays is measured too. Writes bench/results/kernels-<device>.json and .png.
+
+Numba (system libgomp) and PyTorch (its own bundled libgomp) each keep an OpenMP thread pool
+that spins after every parallel region; in one process on 2 cores the two pools steal the cores
+from each other and a region can wait a whole scheduler tick (measured: 16 ms for a 64k-float
+copy). So unless OMP_WAIT_POLICY is already set, the bench sets it to PASSIVE before either
+runtime starts, for both alike; the JSON records the policy used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gpugrad.bench import common
+
+DTYPE = np.float32
+ITEM = np.dtype(DTYPE).itemsize
+
+# (full, quick) problem sizes.
+SIZES = {
+    "cross_entropy": ((4096, 1000), (256, 100)),
+    "conv": ((64, 32, 14, 14, 64), (4, 8, 10, 10, 8)),  # N, C, H, W, filters; 3x3, pad 1
+    "relu": ((1 << 24,), (1 << 16,)),
+}
+ROUNDS = (25, 3)
+# Untimed calls per contender before a case: JIT loading, allocator pools, and waking a thread
+# pool that went to sleep (an idle vCPU can take milliseconds to wake on a VM).
+WARMUP = 3
+
+
+@dataclass
+class Case:
+    kernel: str
+    phase: str  # "forward", "backward" or "forward+backward"
+    shape: str
+    nbytes: int | None  # bytes the kernel must move at least; None when compute-bound
+    fns: dict = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- compositions
+# What a user would write with the array library alone; `xp` is numpy or cupy.
+
+
+def ce_forward_composition(xp, logits, target):
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+    loss = -log_probs[xp.arange(logits.shape[0]), target].mean()
+    return loss, log_probs
+
+
+def ce_backward_composition(xp, log_probs, target):
+    n = log_probs.shape[0]
+    g = xp.exp(log_probs)
+    g[xp.arange(n), target] -= 1
+    g /= n
+    return g
+
+
+def conv_im2col_gemm(xp, unfold, fold, x, w, gy):
+    """conv2d forward and backward (gx, gw) through im2col + GEMM, 3x3, stride 1, pad 1."""
+    n, c, h, wd = x.shape
+    f = w.shape[0]
+    cols = unfold(x)
+    cols2 = cols.reshape(n, c * 9, h * wd)
+    wm = w.reshape(f, c * 9)
+    y = xp.matmul(wm, cols2)
+    gy2 = gy.reshape(n, f, h * wd)
+    gw = xp.tensordot(gy2, cols2, axes=([0, 2], [0, 2]))
+    gx = fold(xp.matmul(wm.T, gy2).reshape(cols.shape))
+    return y, gw, gx
+
+
+# ----------------------------------------------------------------------------- cases
+
+
+def build_cases(device: str, quick: bool, torch, torch_device):
+    from gpugrad import backend
+    from gpugrad import kernels as K
+
+    q = 1 if quick else 0
+    gpu = device == "cuda"
+    xp = backend.cupy_module() if gpu else np
+    rng = np.random.default_rng(0)
+    cases = []
+
+    def contenders(ours, numpy_fn, xp_fn, torch_fn):
+        fns = {"gpugrad": ours, "numpy": numpy_fn}
+        if gpu:
+            fns["cupy"] = xp_fn
+        if torch_fn is not None:
+            fns["torch"] = torch_fn
+        return fns
+
+    # --- fused softmax cross-entropy
+    n, c = SIZES["cross_entropy"][q]
+    logits_h = rng.standard_normal((n, c)).astype(DTYPE) * DTYPE(3)
+    target_h = rng.integers(0, c, n)
+    logits, target = xp.asarray(logits_h), xp.asarray(target_h)
+    gloss = xp.asarray(np.asarray(1.0, DTYPE))
+    _, lse, tw = K.softmax_cross_entropy_forward(logits, target, device=device)
+    _, log_probs_h = ce_forward_composition(np, logits_h, target_h)
+    _, log_probs = ce_forward_composition(xp, logits, target)
+    t_logits = t_target = t_loss = None
+    if torch is not None:
+        t_logits = torch.tensor(logits_h, device=torch_device, requires_grad=True)
+        t_target = torch.tensor(target_h, device=torch_device)
+        t_loss = torch.nn.functional.cross_entropy(t_logits, t_target)
+
+    def ours_fwd():
+        return K.softmax_cross_entropy_forward(logits, target, device=device)
+
+    def ours_bwd():
+        return K.softmax_cross_entropy_backward(
+            logits, target, lse, gloss, total_weight=tw, device=device
+        )
+
+    def ours_fwd_bwd():
+        _, lse_, tw_ = K.softmax_cross_entropy_forward(logits, target, device=device)
+        return K.softmax_cross_entropy_backward(
+            logits, target, lse_, gloss, total_weight=tw_, device=device
+        )
+
+    def torch_fwd():
+        with torch.no_grad():
+            return torch.nn.functional.cross_entropy(t_logits, t_target)
+
+    def torch_fwd_bwd():
+        loss = torch.nn.functional.cross_entropy(t_logits, t_target)
+        return torch.autograd.grad(loss, t_logits)
+
+    shape = f"N={n} C={c}"
+    fwd_bytes = n * c * ITEM + 2 * n * 8  # logits in; int64 targets in, float64 lse out
+    bwd_bytes = 2 * n * c * ITEM + 2 * n * 8  # logits in, dlogits out; targets, lse in
+    has_torch = torch is not None
+    cases += [
+        Case("cross_entropy", "forward", shape, fwd_bytes, contenders(
+            ours_fwd,
+            lambda: ce_forward_composition(np, logits_h, target_h),
+            lambda: ce_forward_composition(xp, logits, target),
+            torch_fwd if has_torch else None,
+        )),
+        Case("cross_entropy", "backward", shape, bwd_bytes, contenders(
+            ours_bwd,
+            lambda: ce_backward_composition(np, log_probs_h, target_h),
+            lambda: ce_backward_composition(xp, log_probs, target),
+            (lambda: torch.autograd.grad(t_loss, t_logits, retain_graph=True))
+            if has_torch else None,
+        )),
+        Case("cross_entropy", "forward+backward", shape, fwd_bytes + bwd_bytes, contenders(
+            ours_fwd_bwd,
+            lambda: ce_backward_composition(np, ce_forward_composition(np, logits_h, target_h)[1],
+                                            target_h),
+            lambda: ce_backward_composition(xp, ce_forward_composition(xp, logits, target)[1],
+                                            target),
+            torch_fwd_bwd if has_torch else None,
+        )),
+    ]  # fmt: skip
+
+    # --- im2col / col2im and the conv2d path they serve
+    n, c, h, w, f = SIZES["conv"][q]
+    geo = ((3, 3), (1, 1), (1, 1), (1, 1))
+    x_h = rng.standard_normal((n, c, h, w)).astype(DTYPE)
+    w_h = (rng.standard_normal((f, c, 3, 3)) * 0.1).astype(DTYPE)
+    gy_h = rng.standard_normal((n, f, h, w)).astype(DTYPE)
+    cols_h = K.im2col_reference(x_h, *geo)
+    x, wt, gy, cols = (xp.asarray(a) for a in (x_h, w_h, gy_h, cols_h))
+    t_x = t_w = t_gy = t_cols = None
+    if torch is not None:
+        t_x = torch.tensor(x_h, device=torch_device, requires_grad=True)
+        t_w = torch.tensor(w_h, device=torch_device, requires_grad=True)
+        t_gy = torch.tensor(gy_h, device=torch_device)
+        t_cols = torch.tensor(cols_h.reshape(n, c * 9, h * w), device=torch_device)
+    F = torch.nn.functional if has_torch else None
+
+    def torch_conv():
+        y = F.conv2d(t_x, t_w, padding=1)
+        return torch.autograd.grad(y, (t_x, t_w), t_gy)
+
+    image_bytes = n * c * h * w * ITEM
+    cols_bytes = cols_h.size * ITEM
+    shape = f"N={n} C={c} {h}x{w} k3 p1"
+    cases += [
+        Case("im2col", "forward", shape, image_bytes + cols_bytes, contenders(
+            lambda: K.im2col(x, *geo, device=device),
+            lambda: K.im2col_reference(x_h, *geo),
+            lambda: K.im2col_reference(x, *geo),
+            (lambda: F.unfold(t_x.detach(), 3, padding=1)) if has_torch else None,
+        )),
+        Case("col2im", "forward", shape, image_bytes + cols_bytes, contenders(
+            lambda: K.col2im(cols, h, w, *geo[1:], device=device),
+            lambda: K.col2im_reference(cols_h, h, w, *geo[1:]),
+            lambda: K.col2im_reference(cols, h, w, *geo[1:]),
+            (lambda: F.fold(t_cols, (h, w), 3, padding=1)) if has_torch else None,
+        )),
+        Case("conv2d_im2col_gemm", "forward+backward", f"{shape} F={f}", None, contenders(
+            lambda: conv_im2col_gemm(
+                xp, lambda a: K.im2col(a, *geo, device=device),
+                lambda a: K.col2im(a, h, w, *geo[1:], device=device), x, wt, gy),
+            lambda: conv_im2col_gemm(
+                np, lambda a: K.im2col_reference(a, *geo),
+                lambda a: K.col2im_reference(a, h, w, *geo[1:]), x_h, w_h, gy_h),
+            lambda: conv_im2col_gemm(
+                xp, lambda a: K.im2col_reference(a, *geo),
+                lambda a: K.col2im_reference(a, h, w, *geo[1:]), x, wt, gy),
+            torch_conv if has_torch else None,
+        )),
+    ]  # fmt: skip
+
+    # --- ReLU
+    (size,) = SIZES["relu"][q]
+    v_h = rng.standard_normal(size).astype(DTYPE)
+    g_h = rng.standard_normal(size).astype(DTYPE)
+    v, g = xp.asarray(v_h), xp.asarray(g_h)
+    y_h, y = np.maximum(v_h, 0), xp.maximum(v, 0)
+    t_v = t_g = t_y = None
+    if torch is not None:
+        t_v, t_g = (torch.tensor(a, device=torch_device) for a in (v_h, g_h))
+        t_y = torch.relu(t_v)
+    threshold_backward = torch.ops.aten.threshold_backward if has_torch else None
+    shape = f"{size} floats"
+    cases += [
+        Case("relu", "forward", shape, 2 * size * ITEM, contenders(
+            lambda: K.relu_forward(v, device=device),
+            lambda: np.maximum(v_h, 0),
+            lambda: xp.maximum(v, 0),
+            (lambda: torch.relu(t_v)) if has_torch else None,
+        )),
+        Case("relu", "backward", shape, 3 * size * ITEM, contenders(
+            lambda: K.relu_backward(y, g, device=device),
+            lambda: g_h * (y_h > 0),
+            lambda: g * (y > 0),
+            (lambda: threshold_backward(t_g, t_y, 0)) if has_torch else None,
+        )),
+        Case("relu", "forward+backward", shape, 5 * size * ITEM, contenders(
+            lambda: K.relu_backward(K.relu_forward(v, device=device), g, device=device),
+            lambda: g_h * (np.maximum(v_h, 0) > 0),
+            lambda: g * (xp.maximum(v, 0) > 0),
+            (lambda: threshold_backward(t_g, torch.relu(t_v), 0)) if has_torch else None,
+        )),
+    ]  # fmt: skip
+    return cases
+
+
+# ----------------------------------------------------------------------------- copy bandwidth
+
+
+def measure_copy_bandwidth(device: str, quick: bool, rounds: int, sync) -> dict:
+    """GB/s of a large array copy (read + write) on this device, the bar for memory-bound kernels.
+
+    On the CPU both a single-threaded NumPy copy and a Numba copy on all threads run; the better
+    one is the bar. The array matches the ReLU case (16M floats), so both see the same caches.
+    """
+    from gpugrad import backend
+
+    (size,) = SIZES["relu"][1 if quick else 0]
+    if device == "cuda":
+        cp = backend.cupy_module()
+        src = cp.ones(size * 4, DTYPE)
+        dst = cp.empty_like(src)
+        copies = {"cupy copyto": lambda: cp.copyto(dst, src)}
+        return common.copy_bandwidth(copies, 2 * src.nbytes, rounds, sync=sync)
+    src = np.ones(size, DTYPE)
+    dst = np.empty_like(src)
+    parallel_copy = _numba_parallel_copy()
+    copies = {
+        "numpy copyto": lambda: np.copyto(dst, src),
+        "numba parallel copy": lambda: parallel_copy(src, dst),
+    }
+    return common.copy_bandwidth(copies, 2 * src.nbytes, rounds)
+
+
+def _numba_parallel_copy():
+    from numba import njit, prange
+
+    @njit(parallel=True)
+    def copy(src, dst):
+        for i in prange(src.shape[0]):
+            dst[i] = src[i]
+
+    return copy
+
+
+# ----------------------------------------------------------------------------- launch overhead
+
+
+def measure_launch_overhead(calls: int = 2000) -> dict:
+    """Microseconds per call on a 1-element CuPy array: gpugrad's dispatcher, its launch helper,
+    a bare Numba launch (which synchronizes on the CuPy stream it imports), and a CuPy ufunc."""
+    from numba import cuda
+
+    from gpugrad import backend
+    from gpugrad.kernels import activation, activation_cuda
+
+    cp = backend.cupy_module()
+    tiny = cp.ones(1, DTYPE)
+    out = cp.empty_like(tiny)
+    stream = cuda.external_stream(cp.cuda.get_current_stream().ptr)
+    kernel = activation_cuda.relu_forward_kernel
+    fns = {
+        "gpugrad relu_forward (checks + alloc + launch)": lambda: activation.relu_forward(
+            tiny, device="cuda"
+        ),
+        "gpugrad launch helper (as_cuda_array, no sync)": lambda: activation_cuda.relu_forward(
+            tiny, out, "cuda"
+        ),
+        "numba kernel on raw CuPy arrays": lambda: kernel[1, 32, stream](tiny, out),
+        "cupy ufunc (maximum, out=)": lambda: cp.maximum(tiny, 0, out=out),
+    }
+    samples = common.paired_rounds(fns, rounds=5, number=calls, sync=backend.synchronize)
+    return {name: common.median(s) * 1e6 for name, s in samples.items()}
+
+
+# ----------------------------------------------------------------------------- targets
+
+
+def evaluate_targets(results: list) -> list:
+    """The goals set for this work, checked against the measured rows (CPU, float32)."""
+
+    def row(kernel, phase):
+        for r in results:
+            if r["kernel"] == kernel and r["phase"] == phase:
+                return r
+        return None
+
+    goals = []
+
+    def add(name, value, goal, ok):
+        goals.append({"target": name, "value": value, "goal": goal, "met": bool(ok)})
+
+    def speedup(r, other):
+        return r["speedup"].get(f"vs_{other}") if r else None
+
+    for kernel, phase in [("cross_entropy", "forward+backward"), ("im2col", "forward"),
+                          ("col2im", "forward")]:  # fmt: skip
+        r = row(kernel, phase)
+        s = speedup(r, "numpy")
+        if s is not None:
+            add(f"{kernel} {phase}: speedup vs NumPy", s, ">= 2", s >= 2)
+        s = speedup(r, "torch")
+        if s is not None:
+            add(f"{kernel} {phase}: speedup vs PyTorch", s, ">= 1", s >= 1)
+    r = row("relu", "forward+backward")
+    s = speedup(r, "torch")
+    if s is not None:
+        add("relu forward+backward: speedup vs PyTorch", s, ">= 1", s >= 1)
+    if r is not None and "pct_copy_bandwidth" in r["contenders"]["gpugrad"]:
+        pct = r["contenders"]["gpugrad"]["pct_copy_bandwidth"]
+        add("relu forward+backward: % of copy bandwidth", pct, ">= 50", pct >= 50)
+    return goals
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def run_case(case: Case, rounds: int, copy_gbps: float, sync) -> dict:
+    samples = common.paired_rounds(case.fns, rounds, warmup=WARMUP, sync=sync)
+    contenders = {name: common.summarize(s, case.nbytes, copy_gbps) for name, s in samples.items()}
+    speedup = {
+        f"vs_{name}": common.paired_ratio(samples, name, "gpugrad")
+        for name in samples
+        if name != "gpugrad"
+    }
+    return {
+        "kernel": case.kernel,
+        "phase": case.phase,
+        "shape": case.shape,
+        "dtype": np.dtype(DTYPE).name,
+        "bytes": case.nbytes,
+        "contenders": contenders,
+        "speedup": speedup,
+    }
+
+
+def format_report(report: dict) -> str:
+    names = ["gpugrad", "numpy", "cupy", "torch"]
+    present = [n for n in names if any(n in r["contenders"] for r in report["results"])]
+    header = ["kernel", "phase", "shape"]
+    header += [f"{n} ms" for n in present]
+    header += ["gpugrad GB/s", "% copy"] + [f"x vs {n}" for n in present[1:]]
+    rows = []
+    for r in report["results"]:
+        ours = r["contenders"]["gpugrad"]
+        row = [r["kernel"], r["phase"], r["shape"]]
+        row += [r["contenders"].get(n, {}).get("median_ms", "-") for n in present]
+        row += [ours.get("gbps", "-"), ours.get("pct_copy_bandwidth", "-")]
+        row += [r["speedup"].get(f"vs_{n}", "-") for n in present[1:]]
+        rows.append(row)
+    lines = [common.format_table(header, rows)]
+    bw = report["copy_bandwidth_gbps"]
+    lines.append(
+        "copy bandwidth (GB/s, read+write): "
+        + ", ".join(f"{k} {v:.1f}" for k, v in bw.items() if k != "bytes")
+    )
+    if report.get("launch_overhead_us"):
+        lines.append("launch overhead (us/call):")
+        lines += [f"  {k}: {v:.1f}" for k, v in report["launch_overhead_us"].items()]
+    if report.get("targets"):
+        lines.append("targets:")
+        for t in report["targets"]:
+            mark = "met" if t["met"] else "MISSED"
+            lines.append(f"  {t['target']}: {t['value']:.2f} (goal {t['goal']}) {mark}")
+    return "\n".join(lines)
+
+
+def plot(report: dict, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = report["results"]
+    names = [n for n in ("gpugrad", "numpy", "cupy", "torch")
+             if any(n in r["contenders"] for r in results)]  # fmt: skip
+    labels = [f"{r['kernel']}\n{r['phase']}" for r in results]
+    fig, ax = plt.subplots(figsize=(10, 0.55 * len(results) * len(names) + 1.5))
+    height = 0.8 / len(names)
+    for k, name in enumerate(names):
+        ms = [r["contenders"].get(name, {}).get("median_ms", np.nan) for r in results]
+        ypos = np.arange(len(results)) + k * height
+        ax.barh(ypos, ms, height=height, label=name)
+    ax.set_yticks(np.arange(len(results)) + 0.4 - height / 2)
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("median time per call (ms, log scale; shorter is faster)")
+    info = report["machine"]
+    ax.set_title(
+        f"gpugrad kernels on {report['device']} ({info.get('processor', '')}, "
+        f"{info.get('numba_threads')} threads), float32"
+    )
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _import_torch(device: str, threads: int):
+    try:
+        import torch
+    except ImportError:
+        return None, None
+    torch.set_num_threads(threads)
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            return None, None
+        return torch, "cuda"
+    return torch, "cpu"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="gpugrad bench kernels", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--quick", action="store_true", help="small sizes, 3 rounds (smoke test)")
+    parser.add_argument("--rounds", type=int, default=None, help="paired rounds per case")
+    parser.add_argument("--out", default=None, help="results folder (default bench/results)")
+    args = parser.parse_args(argv)
+
+    # Before numba's threading layer or torch load their OpenMP runtimes (see the docstring).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import numba
+
+    from gpugrad import backend
+
+    device = args.device
+    if device == "cuda" and not backend.cuda_is_available():
+        print(f"bench kernels: {backend.cuda_unavailable_reason()}", file=sys.stderr)
+        return 2
+    if device == "cuda" and backend.uses_simulated_cuda():
+        print("bench kernels: refusing to time the CUDA simulator", file=sys.stderr)
+        return 2
+    rounds = args.rounds or ROUNDS[1 if args.quick else 0]
+    threads = numba.get_num_threads()
+    torch, torch_device = _import_torch(device, threads)
+    if device == "cuda":
+
+        def sync():
+            backend.synchronize()
+            if torch is not None:
+                torch.cuda.synchronize()
+
+    else:
+        sync = None
+
+    load_before = common.load_average()
+    copy = measure_copy_bandwidth(device, args.quick, max(rounds, 5), sync)
+    results = []
+    for case in build_cases(device, args.quick, torch, torch_device):
+        results.append(run_case(case, rounds, copy["best"], sync))
+        print(f"  {case.kernel} {case.phase}: done", file=sys.stderr)
+    report = {
+        "benchmark": "kernels",
+        "device": device,
+        "quick": args.quick,
+        "rounds": rounds,
+        "machine": common.machine_info(
+            load_average_before=load_before, omp_wait_policy=os.environ["OMP_WAIT_POLICY"]
+        ),
+        "copy_bandwidth_gbps": copy,
+        "results": results,
+    }
+    if device == "cuda":
+        report["launch_overhead_us"] = measure_launch_overhead()
+    if device == "cpu" and not args.quick:
+        report["targets"] = evaluate_targets(results)
+    json_path = common.write_json(common.results_path("kernels", device, args.out), report)
+    png_path = common.results_path("kernels", device, args.out, suffix=".png")
+    plot(report, png_path)
+    print(format_report(report))
+    print(f"wrote {json_path} and {png_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Max-pool forward+backward on LeNet's two pools: the pool kernels vs the old composite vs PyTorch.
+
+Each step is ``y = max_pool2d(x, 2); y.backward(gy)`` through autograd, on the shapes of the
+LeNet training step at batch 64: 64x32x28x28 and 64x64x14x14, float32. "composite" is the
+implementation the kernels replaced (im2col with -inf padding, max over the window dim with its
+argmax, scatter and col2im back), kept here as the baseline. Paired rounds in one process,
+alternating, medians and ratios. Usage: gpugrad bench pool [--rounds N] [--iters N] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+SHAPES = [(64, 32, 28, 28), (64, 64, 14, 14)]
+KERNEL = 2
+
+
+def composite_max_pool2d(x, k):
+    """The old max_pool2d: windows by im2col (-inf padding), then MaxDim over them."""
+    from gpugrad.ops.conv import im2col
+    from gpugrad.ops.reduce import max as max_op
+
+    n, c, h, w = x.shape
+    cols = im2col(x.reshape(n * c, 1, h, w), (k, k), (k, k), (0, 0), (1, 1),
+                  pad_value=float("-inf"))
+    windows = cols.reshape(n, c, k * k, h // k, w // k)
+    values, _ = max_op(windows, dim=2)
+    return values
+
+
+def _timer(lib, pool, shape, rng, iters):
+    x = lib.tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True)
+    out_shape = (*shape[:2], shape[2] // KERNEL, shape[3] // KERNEL)
+    gy = lib.tensor(rng.standard_normal(out_shape).astype(np.float32))
+
+    def timed():
+        start = time.perf_counter()
+        for _ in range(iters):
+            x.grad = None
+            pool(x).backward(gy)
+        return (time.perf_counter() - start) / iters
+
+    return timed
+
+
+def paired_rounds(fns: dict, rounds: int) -> dict:
+    """Run each timed function once per round, alternating; returns every sample per name."""
+    samples = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            samples[name].append(fn())
+    return samples
+
+
+def run(rounds=11, iters=10):
+    import gpugrad as gg
+    from gpugrad.ops.pool import max_pool2d
+
+    rng = np.random.default_rng(0)
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    result = {
+        "benchmark": "max_pool2d k=2 forward+backward (autograd), LeNet batch-64 shapes, float32",
+        "rounds": rounds, "iters_per_round": iters,
+        "machine": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "torch": torch.__version__ if torch else None,
+        "torch_threads": torch.get_num_threads() if torch else None,
+        "shapes": {},
+    }
+    for shape in SHAPES:
+        fns = {
+            "kernels": _timer(gg, lambda x: max_pool2d(x, KERNEL), shape, rng, iters),
+            "composite": _timer(gg, lambda x: composite_max_pool2d(x, KERNEL), shape, rng, iters),
+        }
+        if torch is not None:
+            fns["torch"] = _timer(torch, lambda x: torch.nn.functional.max_pool2d(x, KERNEL),
+                                  shape, rng, iters)
+        for fn in fns.values():  # warm-up (first calls compile / allocate)
+            fn()
+        samples = paired_rounds(fns, rounds)
+        entry = {name: float(np.median(times)) * 1e3 for name, times in samples.items()}
+        if "torch" in entry:
+            entry["ratio_kernels_over_torch"] = entry["kernels"] / entry["torch"]
+        entry["ratio_composite_over_kernels"] = entry["composite"] / entry["kernels"]
+        result["shapes"]["x".join(map(str, shape))] = entry
+    return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="gpugrad bench pool", description=__doc__)
+    parser.add_argument("--rounds", type=int, default=11)
+    parser.add_argument("--iters", type=int, default=10)
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args(argv)
+    result = run(args.rounds, args.iters)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "pool-cpu.json").write_text(json.dumps(result, indent=2))
+    print(f"{'shape':16}{'kernels ms':>12}{'composite ms':>14}{'torch ms':>10}{'k/torch':>9}")
+    for shape, entry in result["shapes"].items():
+        torch_ms = f"{entry['torch']:10.3f}" if "torch" in entry else f"{'-':>10}"
+        ratio = (f"{entry['ratio_kernels_over_torch']:9.2f}" if "torch" in entry
+                 else f"{'-':>9}")
+        print(f"{shape:16}{entry['kernels']:12.3f}{entry['composite']:14.3f}{torch_ms}{ratio}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,92 @@
+"""How a kernel dispatcher picks its path, and how a CUDA kernel is launched.
+
+Every dispatcher asks ``choose_path`` first: the NumPy reference when reference mode is on, the
+CUDA kernel for a "cuda" device, else the CPU twin. ``numba.cuda`` is imported only here and in
+the ``*_cuda`` modules, and only on the first CUDA launch, so importing gpugrad.kernels stays cheap
+on a CPU-only machine and never compiles anything.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gpugrad import backend
+from gpugrad.kernels import config
+
+REFERENCE = "reference"
+CPU = "cpu"
+CUDA = "cuda"
+
+# Elementwise kernels: threads per block, and a grid cap past which grid-stride loops take over.
+THREADS_PER_BLOCK = 256
+MAX_BLOCKS = 8192
+
+# The simulator runs one Python thread per CUDA thread. A tiny grid keeps it fast and makes the
+# grid-stride loops wrap around many times, so the simulated tests exercise them.
+SIMULATOR_THREADS_PER_BLOCK = 32
+SIMULATOR_MAX_BLOCKS = 2
+
+
+def choose_path(op: str, device, *arrays) -> str:
+    """REFERENCE, CPU or CUDA for a call of `op` on `device`; checks the arrays live there."""
+    if config.reference_enabled():
+        return REFERENCE
+    dev = backend.as_device(device)
+    if dev.type == "cpu":
+        for a in arrays:
+            if backend.array_module(a) is not np:
+                raise TypeError(f"{op}: device is cpu but got a {type(a).__name__} on the GPU")
+        return CPU
+    if backend.uses_simulated_cuda():
+        return CUDA
+    cp = backend.cupy_module()
+    for a in arrays:
+        if not isinstance(a, cp.ndarray):
+            raise TypeError(
+                f"{op}: device is {dev} so it expects CuPy arrays, got {type(a).__name__}; "
+                "move it with gpugrad.backend.to_device first (kernels never copy to the GPU)"
+            )
+        if a.device.id != dev.index:
+            raise ValueError(f"{op}: device is {dev} but an array lives on cuda:{a.device.id}")
+    return CUDA
+
+
+def launch_elementwise(kernel, n_items: int, device, *args) -> None:
+    """Launch a grid-stride kernel that covers `n_items` work items."""
+    if backend.uses_simulated_cuda():
+        threads, max_blocks = SIMULATOR_THREADS_PER_BLOCK, SIMULATOR_MAX_BLOCKS
+    else:
+        threads, max_blocks = THREADS_PER_BLOCK, MAX_BLOCKS
+    blocks = min(-(-n_items // threads), max_blocks)
+    _launch(kernel, blocks, threads, device, args)
+
+
+def launch_rows(kernel, n_rows: int, threads_per_row: int, device, *args) -> None:
+    """Launch a kernel that gives each row a block of `threads_per_row` threads (grid-stride
+    over rows); `threads_per_row` is the block size the kernel's shared memory was sized for."""
+    max_blocks = SIMULATOR_MAX_BLOCKS if backend.uses_simulated_cuda() else MAX_BLOCKS
+    _launch(kernel, min(n_rows, max_blocks), threads_per_row, device, args)
+
+
+def _launch(kernel, blocks: int, threads: int, device, args) -> None:
+    if blocks == 0:
+        return
+    if backend.uses_simulated_cuda():
+        kernel[blocks, threads](*args)
+        return
+    from numba import cuda
+
+    cp = backend.cupy_module()
+    index = backend.as_device(device).index
+    with cuda.gpus[index], cp.cuda.Device(index):
+        stream = cuda.external_stream(cp.cuda.get_current_stream().ptr)
+        kernel[blocks, threads, stream](*[_as_numba_array(cuda, a) for a in args])
+
+
+def _as_numba_array(cuda, a):
+    # The arrays were produced on CuPy's current stream and the kernel runs on that same stream,
+    # so stream order already makes their contents visible. Handing CuPy arrays to Numba directly
+    # would make it synchronize the host with that stream on every launch (CAI "stream" export).
+    if hasattr(a, "__cuda_array_interface__"):
+        return cuda.as_cuda_array(a, sync=False)
+    return a

@@ -1,0 +1,108 @@
+"""The CUDA kernels run under Numba's CUDA simulator, compared with the NumPy references.
+
+Not collected by a plain ``pytest`` run (the file name does not start with ``test_``):
+test_simulated_cuda_kernels.py runs it in a subprocess with NUMBA_ENABLE_CUDASIM=1, which must be
+set before numba.cuda is first imported. The dispatchers get device="cuda" and NumPy arrays.
+Shapes stay tiny: the simulator runs one Python thread per CUDA thread.
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
+    pytest.skip("run through test_simulated_cuda_kernels.py", allow_module_level=True)
+
+from gpugrad import backend  # noqa: E402
+from gpugrad.kernels import (  # noqa: E402
+    col2im,
+    col2im_reference,
+    im2col,
+    im2col_reference,
+    relu_backward,
+    relu_backward_reference,
+    relu_forward,
+    relu_reference,
+    softmax_cross_entropy_backward,
+    softmax_cross_entropy_backward_reference,
+    softmax_cross_entropy_forward,
+    softmax_cross_entropy_forward_reference,
+)
+
+GEOMETRIES = [
+    ((2, 3, 5, 6), (3, 2), (2, 1), (1, 2), (1, 2)),
+    ((1, 2, 7, 4), (1, 1), (3, 2), (0, 1), (1, 1)),
+]
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(11)
+
+
+def test_the_simulator_is_what_runs():
+    assert backend.uses_simulated_cuda()
+    from gpugrad.kernels import conv_cuda
+
+    assert type(conv_cuda.im2col_kernel).__name__ == "FakeCUDAKernel"
+
+
+@pytest.mark.parametrize("shape, ksize, stride, pad, dil", GEOMETRIES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_im2col_col2im(rng, shape, ksize, stride, pad, dil, dtype):
+    x = rng.standard_normal(shape).astype(dtype)
+    cols = im2col(x, ksize, stride, pad, dil, pad_value=-np.inf, device="cuda")
+    np.testing.assert_array_equal(cols, im2col_reference(x, ksize, stride, pad, dil, -np.inf))
+    c = rng.standard_normal(cols.shape).astype(dtype)
+    img = col2im(c, shape[2], shape[3], stride, pad, dil, device="cuda")
+    # The gather sums in the same (ky, kx) order as the reference: equal to the bit.
+    np.testing.assert_array_equal(img, col2im_reference(c, shape[2], shape[3], stride, pad, dil))
+    np.testing.assert_array_equal(img, col2im(c, shape[2], shape[3], stride, pad, dil))
+
+
+@pytest.mark.parametrize(
+    "dtype, reduction, weighted, eps, ignore_index",
+    [
+        (np.float32, "mean", True, 0.2, -100),
+        (np.float64, "none", False, 0.0, -100),
+        (np.float32, "sum", True, 0.0, 1),
+    ],
+)
+def test_softmax_cross_entropy(rng, dtype, reduction, weighted, eps, ignore_index):
+    # 5 rows over a 2-block grid: the row loop wraps; 133 classes: the column loop wraps too.
+    n, c = 5, 133
+    logits = (rng.standard_normal((n, c)) * 4).astype(dtype)
+    logits[0, :3] = dtype(1e4)
+    target = rng.integers(0, c, n)
+    target[3] = ignore_index
+    weight = rng.uniform(0.2, 2.0, c).astype(dtype) if weighted else None
+    gloss = np.asarray(rng.standard_normal((n,) if reduction == "none" else ()), dtype=dtype)
+    args = (weight, ignore_index, eps, reduction)
+    loss, lse, tw = softmax_cross_entropy_forward(logits, target, *args, device="cuda")
+    ref_loss, ref_lse, ref_tw = softmax_cross_entropy_forward_reference(logits, target, *args)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(loss, ref_loss, **tol)
+    np.testing.assert_allclose(lse, ref_lse, **tol)
+    np.testing.assert_allclose(tw, ref_tw, **tol)
+    g = softmax_cross_entropy_backward(
+        logits, target, lse, gloss, *args, total_weight=tw, device="cuda"
+    )
+    ref_g = softmax_cross_entropy_backward_reference(
+        logits, target, ref_lse, gloss, *args, total_weight=ref_tw
+    )
+    np.testing.assert_allclose(g, ref_g, **tol)
+    assert np.all(g[3] == 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu(rng, dtype):
+    # 301 elements over 2 blocks of 32 threads: the grid-stride loop wraps 5 times.
+    x = rng.standard_normal(301).astype(dtype)
+    x[:3] = [0.0, np.nan, -0.0]
+    gy = rng.standard_normal(301).astype(dtype)
+    y = relu_forward(x, device="cuda")
+    np.testing.assert_array_equal(y, relu_reference(x))
+    np.testing.assert_array_equal(
+        relu_backward(y, gy, device="cuda"), relu_backward_reference(y, gy)
+    )

@@ -1,0 +1,185 @@
+"""im2col / col2im: CPU twin against the NumPy reference, the adjoint identity, PyTorch, errors."""
+
+import numpy as np
+import pytest
+
+from gpugrad.kernels import (
+    col2im,
+    col2im_reference,
+    conv_output_size,
+    im2col,
+    im2col_reference,
+    reference_mode,
+)
+
+# (x shape, kernel_size, stride, padding, dilation): odd sizes, stride > kernel, dilation 2-3,
+# padding > kernel // 2, 1x1 kernels, non-square everything.
+GEOMETRIES = [
+    ((2, 3, 7, 9), (3, 3), (1, 1), (1, 1), (1, 1)),
+    ((1, 2, 11, 6), (3, 2), (2, 3), (2, 1), (2, 1)),
+    ((3, 1, 9, 13), (2, 3), (3, 4), (0, 2), (1, 3)),
+    ((2, 2, 5, 5), (1, 1), (1, 1), (0, 0), (1, 1)),
+    ((1, 4, 8, 7), (1, 1), (3, 2), (1, 2), (1, 1)),
+    ((2, 3, 6, 10), (3, 5), (1, 2), (4, 3), (3, 2)),
+    ((1, 1, 1, 1), (1, 1), (1, 1), (0, 0), (1, 1)),
+    ((2, 5, 4, 17), (4, 4), (5, 5), (3, 3), (1, 1)),
+    ((1, 3, 16, 15), (5, 3), (2, 2), (2, 1), (1, 1)),
+]
+
+DTYPES = [np.float32, np.float64]
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+@pytest.mark.parametrize("shape, ksize, stride, pad, dil", GEOMETRIES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_im2col_cpu_matches_reference(rng, shape, ksize, stride, pad, dil, dtype):
+    x = rng.standard_normal(shape).astype(dtype)
+    cols = im2col(x, ksize, stride, pad, dil)
+    expected = im2col_reference(x, ksize, stride, pad, dil)
+    assert cols.dtype == dtype and cols.flags.c_contiguous
+    np.testing.assert_array_equal(cols, expected)
+
+
+@pytest.mark.parametrize("pad_value", [-np.inf, 7.5])
+def test_im2col_pad_value_fills_only_off_image_taps(rng, pad_value):
+    x = rng.standard_normal((2, 3, 5, 6)).astype(np.float32)
+    cols = im2col(x, (3, 3), (2, 1), (2, 1), (1, 2), pad_value=pad_value)
+    expected = im2col_reference(x, (3, 3), (2, 1), (2, 1), (1, 2), pad_value=pad_value)
+    np.testing.assert_array_equal(cols, expected)
+    zero_padded = im2col(x, (3, 3), (2, 1), (2, 1), (1, 2))
+    off_image = cols == pad_value
+    assert off_image.any()
+    np.testing.assert_array_equal(zero_padded[off_image], 0.0)
+
+
+@pytest.mark.parametrize("shape, ksize, stride, pad, dil", GEOMETRIES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_col2im_cpu_matches_reference(rng, shape, ksize, stride, pad, dil, dtype):
+    h, w = shape[2:]
+    out_h = conv_output_size(h, ksize[0], stride[0], pad[0], dil[0])
+    out_w = conv_output_size(w, ksize[1], stride[1], pad[1], dil[1])
+    cols = rng.standard_normal((*shape[:2], *ksize, out_h, out_w)).astype(dtype)
+    x = col2im(cols, h, w, stride, pad, dil)
+    expected = col2im_reference(cols, h, w, stride, pad, dil)
+    assert x.shape == shape and x.dtype == dtype
+    # Both add each pixel's columns in (ky, kx) order, so the sums agree to the bit.
+    np.testing.assert_array_equal(x, expected)
+
+
+@pytest.mark.parametrize("shape, ksize, stride, pad, dil", GEOMETRIES)
+def test_col2im_is_the_adjoint_of_im2col(rng, shape, ksize, stride, pad, dil):
+    # <im2col(x), c> == <x, col2im(c)> for random x and c, in float64.
+    x = rng.standard_normal(shape)
+    cols = im2col(x, ksize, stride, pad, dil)
+    c = rng.standard_normal(cols.shape)
+    folded = col2im(c, shape[2], shape[3], stride, pad, dil)
+    lhs = np.vdot(cols, c)
+    rhs = np.vdot(x, folded)
+    assert lhs == pytest.approx(rhs, rel=1e-12, abs=1e-12)
+
+
+def test_col2im_is_deterministic(rng):
+    cols = rng.standard_normal((4, 8, 3, 3, 9, 9)).astype(np.float32)
+    first = col2im(cols, 9, 9, (1, 1), (1, 1), (1, 1))
+    for _ in range(3):
+        np.testing.assert_array_equal(col2im(cols, 9, 9, (1, 1), (1, 1), (1, 1)), first)
+
+
+def test_reference_mode_routes_to_reference(rng, monkeypatch):
+    from gpugrad.kernels import conv
+
+    def broken(*args):
+        raise AssertionError("the CPU twin ran in reference mode")
+
+    monkeypatch.setattr(conv, "_im2col_cpu", broken)
+    x = rng.standard_normal((1, 2, 4, 4)).astype(np.float32)
+    with reference_mode():
+        cols = im2col(x, (2, 2), (1, 1), (0, 0), (1, 1))
+    np.testing.assert_array_equal(cols, im2col_reference(x, (2, 2), (1, 1), (0, 0), (1, 1)))
+    with pytest.raises(AssertionError, match="CPU twin"):
+        im2col(x, (2, 2), (1, 1), (0, 0), (1, 1))
+
+
+@pytest.mark.parametrize(
+    "in_size, k, s, p, d", [(7, 3, 1, 1, 1), (11, 3, 2, 2, 2), (5, 1, 3, 0, 1), (14, 5, 3, 4, 3)]
+)
+def test_conv_output_size_matches_pytorch(in_size, k, s, p, d):
+    torch = pytest.importorskip("torch")
+    conv = torch.nn.Conv1d(1, 1, k, stride=s, padding=p, dilation=d, bias=False)
+    assert conv_output_size(in_size, k, s, p, d) == conv(torch.zeros(1, 1, in_size)).shape[-1]
+
+
+# ----------------------------------------------------------------------------- PyTorch
+
+
+@pytest.mark.parametrize("shape, ksize, stride, pad, dil", GEOMETRIES)
+def test_im2col_matches_torch_unfold(rng, shape, ksize, stride, pad, dil):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal(shape)
+    cols = im2col(x, ksize, stride, pad, dil)
+    n, c = shape[:2]
+    unfolded = torch.nn.functional.unfold(
+        torch.from_numpy(x), ksize, dilation=dil, padding=pad, stride=stride
+    )
+    np.testing.assert_array_equal(cols.reshape(n, c * ksize[0] * ksize[1], -1), unfolded.numpy())
+
+
+@pytest.mark.parametrize("shape, ksize, stride, pad, dil", GEOMETRIES)
+def test_col2im_matches_torch_fold(rng, shape, ksize, stride, pad, dil):
+    torch = pytest.importorskip("torch")
+    n, c, h, w = shape
+    out_h = conv_output_size(h, ksize[0], stride[0], pad[0], dil[0])
+    out_w = conv_output_size(w, ksize[1], stride[1], pad[1], dil[1])
+    cols = rng.standard_normal((n, c, *ksize, out_h, out_w))
+    folded = torch.nn.functional.fold(
+        torch.from_numpy(cols.reshape(n, -1, out_h * out_w)),
+        (h, w),
+        ksize,
+        dilation=dil,
+        padding=pad,
+        stride=stride,
+    )
+    np.testing.assert_allclose(col2im(cols, h, w, stride, pad, dil), folded.numpy(), atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_im2col_rejects_bad_input(rng):
+    x = rng.standard_normal((1, 2, 4, 4)).astype(np.float32)
+    with pytest.raises(
+        ValueError, match=r"im2col: x must have 4 dimensions, got shape \(2, 4, 4\)"
+    ):
+        im2col(x[0], (2, 2), (1, 1), (0, 0), (1, 1))
+    with pytest.raises(TypeError, match="im2col: x must be float32 or float64, got int64"):
+        im2col(x.astype(np.int64), (2, 2), (1, 1), (0, 0), (1, 1))
+    with pytest.raises(ValueError, match=r"im2col: stride must be >= 1, got \(0, 1\)"):
+        im2col(x, (2, 2), (0, 1), (0, 0), (1, 1))
+    with pytest.raises(ValueError, match=r"im2col: padding must be >= 0"):
+        im2col(x, (2, 2), (1, 1), (-1, 0), (1, 1))
+    with pytest.raises(ValueError, match="smaller than the dilated kernel"):
+        im2col(x, (3, 3), (1, 1), (0, 0), (2, 2))
+    with pytest.raises(TypeError, match="kernel_size must be an int or a pair"):
+        im2col(x, (2, 2, 2), (1, 1), (0, 0), (1, 1))
+
+
+def test_col2im_rejects_mismatched_columns(rng):
+    cols = rng.standard_normal((1, 2, 3, 3, 4, 4)).astype(np.float32)
+    with pytest.raises(ValueError, match="gives 3x3 columns, but cols has 4x4"):
+        col2im(cols, 5, 5, (1, 1), (0, 0), (1, 1))
+    with pytest.raises(ValueError, match="col2im: cols must have 6 dimensions"):
+        col2im(cols[0], 6, 6, (1, 1), (0, 0), (1, 1))
+
+
+def test_cpu_device_rejects_cuda_device_without_gpu(rng):
+    from gpugrad import backend
+
+    if backend.cuda_is_available():
+        pytest.skip("a CUDA device is available here")
+    x = rng.standard_normal((1, 1, 3, 3)).astype(np.float32)
+    with pytest.raises(RuntimeError, match="CUDA is unavailable"):
+        im2col(x, (2, 2), (1, 1), (0, 0), (1, 1), device="cuda")

@@ -1,0 +1,125 @@
+"""Every kernel on CuPy arrays on a real GPU, against the NumPy references (skipped without one)."""
+
+import numpy as np
+import pytest
+
+import gpugrad.kernels as K
+from gpugrad import backend
+
+pytestmark = pytest.mark.gpu
+
+GEOMETRIES = [
+    ((4, 3, 13, 11), (3, 3), (1, 1), (1, 1), (1, 1)),
+    ((2, 5, 17, 9), (3, 2), (2, 3), (2, 1), (2, 3)),
+    ((3, 2, 6, 6), (1, 1), (2, 2), (0, 0), (1, 1)),
+]
+
+
+@pytest.fixture
+def cp():
+    module = backend.cupy_module()
+    if module is None:
+        pytest.skip("needs CuPy and a CUDA GPU")
+    return module
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(5)
+
+
+@pytest.mark.parametrize("shape, ksize, stride, pad, dil", GEOMETRIES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_im2col_col2im_on_gpu(cp, rng, shape, ksize, stride, pad, dil, dtype):
+    x = rng.standard_normal(shape).astype(dtype)
+    cols = K.im2col(cp.asarray(x), ksize, stride, pad, dil, pad_value=-np.inf, device="cuda")
+    assert isinstance(cols, cp.ndarray)
+    np.testing.assert_array_equal(
+        cp.asnumpy(cols), K.im2col_reference(x, ksize, stride, pad, dil, -np.inf)
+    )
+    c = rng.standard_normal(cols.shape).astype(dtype)
+    img = K.col2im(cp.asarray(c), shape[2], shape[3], stride, pad, dil, device="cuda")
+    expected = K.col2im_reference(c, shape[2], shape[3], stride, pad, dil)
+    # Same (ky, kx) summation order as the reference: equal to the bit, and deterministic.
+    np.testing.assert_array_equal(cp.asnumpy(img), expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("weighted, eps", [(False, 0.0), (True, 0.0), (True, 0.3), (False, 1.0)])
+def test_softmax_cross_entropy_on_gpu(cp, rng, dtype, reduction, weighted, eps):
+    n, c = 300, 1001
+    logits = (rng.standard_normal((n, c)) * 5).astype(dtype)
+    logits[0] *= dtype(2000)  # magnitude 1e4
+    target = rng.integers(0, c, n)
+    target[::7] = -100
+    weight = rng.uniform(0.2, 2.0, c).astype(dtype) if weighted else None
+    gloss = np.asarray(rng.standard_normal((n,) if reduction == "none" else ()), dtype=dtype)
+    args = (weight, -100, eps, reduction)
+    gpu_args = (None if weight is None else cp.asarray(weight), -100, eps, reduction)
+    loss, lse, tw = K.softmax_cross_entropy_forward(
+        cp.asarray(logits), cp.asarray(target), *gpu_args, device="cuda"
+    )
+    ref_loss, ref_lse, ref_tw = K.softmax_cross_entropy_forward_reference(logits, target, *args)
+    tol = dict(rtol=2e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(cp.asnumpy(loss), ref_loss, **tol)
+    np.testing.assert_allclose(cp.asnumpy(lse), ref_lse, **tol)
+    np.testing.assert_allclose(cp.asnumpy(tw), ref_tw, **tol)
+    g = K.softmax_cross_entropy_backward(
+        cp.asarray(logits), cp.asarray(target), lse, cp.asarray(gloss), *gpu_args,
+        total_weight=tw, device="cuda",
+    )  # fmt: skip
+    ref_g = K.softmax_cross_entropy_backward_reference(
+        logits, target, ref_lse, gloss, *args, total_weight=ref_tw
+    )
+    np.testing.assert_allclose(cp.asnumpy(g), ref_g, **tol)
+
+
+def test_check_targets_on_gpu(cp):
+    target = cp.asarray([0, 3, -100, 9])
+    with pytest.raises(ValueError, match=r"target label 9 is out of range.*\[0, 5\)"):
+        K.check_targets(target, 5, -100)
+    K.check_targets(target, 10, -100)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_on_gpu(cp, rng, dtype):
+    x = rng.standard_normal((3, 1000, 17)).astype(dtype)
+    x.reshape(-1)[:3] = [0.0, np.nan, -0.0]
+    gy = rng.standard_normal(x.shape).astype(dtype)
+    y = K.relu_forward(cp.asarray(x), device="cuda")
+    np.testing.assert_array_equal(cp.asnumpy(y), K.relu_reference(x))
+    gx = K.relu_backward(y, cp.asarray(gy), device="cuda")
+    np.testing.assert_array_equal(
+        cp.asnumpy(gx), K.relu_backward_reference(K.relu_reference(x), gy)
+    )
+
+
+def test_kernels_follow_cupys_current_stream(cp, rng):
+    # Queue work on a non-default stream: the kernel must run after the copy that made x, and
+    # its result must be ready once that stream is synchronized.
+    x = rng.standard_normal(1 << 20).astype(np.float32)
+    stream = cp.cuda.Stream(non_blocking=True)
+    with stream:
+        y = K.relu_forward(cp.asarray(x), device="cuda")
+        gx = K.relu_backward(y, cp.ones_like(y), device="cuda")
+    stream.synchronize()
+    np.testing.assert_array_equal(cp.asnumpy(y), K.relu_reference(x))
+    np.testing.assert_array_equal(cp.asnumpy(gx), (x > 0).astype(np.float32))
+
+
+def test_reference_mode_runs_on_cupy(cp, rng):
+    x = rng.standard_normal((2, 3, 5, 5)).astype(np.float32)
+    with K.reference_mode():
+        cols = K.im2col(cp.asarray(x), (3, 3), (1, 1), (1, 1), (1, 1), device="cuda")
+    assert isinstance(cols, cp.ndarray)
+    np.testing.assert_array_equal(
+        cp.asnumpy(cols), K.im2col_reference(x, (3, 3), (1, 1), (1, 1), (1, 1))
+    )
+
+
+def test_device_and_array_mismatch_is_an_error(cp):
+    with pytest.raises(TypeError, match="expects CuPy arrays, got ndarray"):
+        K.relu_forward(np.ones(3, np.float32), device="cuda")
+    with pytest.raises(TypeError, match="device is cpu but got a ndarray on the GPU"):
+        K.relu_forward(cp.ones(3, cp.float32), device="cpu")

@@ -1,0 +1,269 @@
+"""Max-pool kernels: CPU twin against the NumPy reference and PyTorch, PTX, errors, simulator."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gpugrad.kernels import reference_mode
+from gpugrad.kernels.pool import (
+    max_pool2d_backward,
+    max_pool2d_backward_reference,
+    max_pool2d_forward,
+    max_pool2d_reference,
+    pool_output_size,
+)
+
+# (x shape, kernel_size, stride, padding, dilation, ceil_mode): LeNet's 2x2, odd sizes,
+# overlapping windows (3/2/1), stride > kernel, dilation, non-square everything, ceil_mode.
+GEOMETRIES = [
+    ((2, 3, 8, 8), (2, 2), (2, 2), (0, 0), (1, 1), False),
+    ((2, 3, 7, 9), (2, 2), (2, 2), (0, 0), (1, 1), False),
+    ((2, 2, 9, 8), (3, 3), (2, 2), (1, 1), (1, 1), False),
+    ((1, 3, 10, 11), (3, 3), (1, 1), (1, 1), (2, 2), False),
+    ((2, 2, 7, 7), (2, 3), (1, 2), (1, 1), (2, 1), False),
+    ((1, 2, 9, 10), (2, 2), (3, 3), (0, 0), (1, 1), False),
+    ((2, 2, 6, 13), (5, 3), (2, 3), (2, 1), (1, 2), False),
+    ((2, 3, 8, 9), (3, 3), (2, 2), (1, 1), (1, 1), True),
+    ((1, 2, 7, 6), (2, 2), (2, 2), (1, 0), (1, 1), True),  # the extra window is trimmed
+    ((1, 2, 10, 9), (3, 2), (3, 2), (1, 1), (2, 3), True),
+    ((1, 1, 1, 1), (1, 1), (1, 1), (0, 0), (1, 1), False),
+]
+IDS = [f"{'x'.join(map(str, g[0]))}-k{g[1]}s{g[2]}p{g[3]}d{g[4]}{'-ceil' if g[5] else ''}"
+       for g in GEOMETRIES]
+DTYPES = [np.float32, np.float64]
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(4321)
+
+
+def awkward_input(rng, shape, dtype):
+    """Few distinct values (many ties) plus NaN, +inf and a plane of -inf."""
+    x = rng.integers(-2, 3, size=shape).astype(dtype)
+    flat = x.reshape(-1)
+    picks = rng.choice(flat.size, size=max(1, flat.size // 20), replace=False)
+    flat[picks[: len(picks) // 2]] = np.nan
+    flat[picks[len(picks) // 2 :]] = np.inf
+    if shape[0] * shape[1] > 1:
+        x[-1, -1] = -np.inf
+    return x
+
+
+def geometry_of(g):
+    return g[1], g[2], g[3], g[4]
+
+
+def out_shape(g):
+    shape, (kh, kw), (sy, sx), (ph, pw), (dy, dx), ceil = g
+    return (*shape[:2], pool_output_size(shape[2], kh, sy, ph, dy, ceil),
+            pool_output_size(shape[3], kw, sx, pw, dx, ceil))
+
+
+# ----------------------------------------------------------------------------- CPU twin
+
+
+@pytest.mark.parametrize("g", GEOMETRIES, ids=IDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_forward_cpu_matches_reference(rng, g, dtype):
+    for x in (rng.standard_normal(g[0]).astype(dtype), awkward_input(rng, g[0], dtype)):
+        y, arg = max_pool2d_forward(x, *geometry_of(g), ceil_mode=g[5])
+        ref_y, ref_arg = max_pool2d_reference(x, *geometry_of(g), ceil_mode=g[5])
+        assert y.shape == out_shape(g) and y.dtype == dtype and arg.dtype == np.int64
+        np.testing.assert_array_equal(y, ref_y)
+        np.testing.assert_array_equal(arg, ref_arg)
+
+
+@pytest.mark.parametrize("g", GEOMETRIES, ids=IDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_backward_cpu_matches_reference(rng, g, dtype):
+    x = awkward_input(rng, g[0], dtype)
+    _, arg = max_pool2d_forward(x, *geometry_of(g), ceil_mode=g[5])
+    gy = rng.standard_normal(arg.shape).astype(dtype)
+    h, w = g[0][2:]
+    gx = max_pool2d_backward(gy, arg, h, w, *geometry_of(g), ceil_mode=g[5])
+    ref = max_pool2d_backward_reference(gy, arg, h, w, *geometry_of(g))
+    assert gx.shape == g[0] and gx.dtype == dtype
+    rtol = 1e-6 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(gx, ref, rtol=rtol, atol=rtol)
+    # Every gy lands somewhere exactly once: the totals agree.
+    assert gx.sum(dtype=np.float64) == pytest.approx(gy.sum(dtype=np.float64), rel=1e-5)
+
+
+def test_first_max_wins_ties_and_last_nan_wins():
+    x = np.array([[[[1.0, 3.0, 3.0],
+                    [3.0, np.nan, 2.0],
+                    [np.nan, 0.0, 3.0]]]])
+    y, arg = max_pool2d_forward(x, 3, 1, 0, 1)
+    assert np.isnan(y[0, 0, 0, 0]) and arg[0, 0, 0, 0] == 6  # the last NaN in scan order
+    y, arg = max_pool2d_forward(x, 2, 1, 0, 1)
+    np.testing.assert_array_equal(arg[0, 0], [[4, 4], [6, 4]])
+    x = np.array([[[[3.0, 3.0], [3.0, 1.0]]]])
+    assert max_pool2d_forward(x, 2, 1, 0, 1)[1][0, 0, 0, 0] == 0  # the first of equal maxima
+    x = np.full((1, 1, 3, 3), -np.inf)
+    y, arg = max_pool2d_forward(x, 3, 2, 1, 1)
+    # All -inf: the first in-image tap of each window, as PyTorch.
+    np.testing.assert_array_equal(arg[0, 0], [[0, 1], [3, 4]])
+    assert np.all(y == -np.inf)
+
+
+def test_overlapping_windows_sum_into_a_shared_max():
+    x = np.zeros((1, 1, 3, 3))
+    x[0, 0, 1, 1] = 5.0
+    _, arg = max_pool2d_forward(x, 2, 1, 0, 1)
+    gy = np.array([[[[1.0, 2.0], [3.0, 4.0]]]])
+    gx = max_pool2d_backward(gy, arg, 3, 3, 2, 1, 0, 1)
+    expected = np.zeros((1, 1, 3, 3))
+    expected[0, 0, 1, 1] = 10.0
+    np.testing.assert_array_equal(gx, expected)
+
+
+def test_reference_mode_routes_to_reference(rng, monkeypatch):
+    from gpugrad.kernels import pool
+
+    def broken(*args):
+        raise AssertionError("the CPU twin ran in reference mode")
+
+    monkeypatch.setattr(pool, "_max_pool2d_forward_cpu", broken)
+    monkeypatch.setattr(pool, "_max_pool2d_backward_cpu", broken)
+    x = rng.standard_normal((1, 2, 4, 4))
+    with reference_mode():
+        y, arg = max_pool2d_forward(x, 2, 2, 0, 1)
+        gx = max_pool2d_backward(np.ones_like(y), arg, 4, 4, 2, 2, 0, 1)
+    np.testing.assert_array_equal(y, max_pool2d_reference(x, (2, 2), (2, 2), (0, 0), (1, 1))[0])
+    assert gx.sum() == y.size
+    with pytest.raises(AssertionError, match="CPU twin"):
+        max_pool2d_forward(x, 2, 2, 0, 1)
+
+
+# ----------------------------------------------------------------------------- PyTorch
+
+
+@pytest.mark.parametrize("g", GEOMETRIES, ids=IDS)
+def test_matches_torch_values_indices_and_gradient(rng, g):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    x = awkward_input(rng, g[0], np.float64)
+    x[np.isinf(x) & (x > 0)] = 1.5  # +inf would make torch's gradient check meaningless
+    xt = torch.tensor(x, requires_grad=True)
+    kernel, stride, padding, dilation = geometry_of(g)
+    yt, it = F.max_pool2d(xt, kernel, stride, padding, dilation, ceil_mode=g[5],
+                          return_indices=True)
+    gy = rng.standard_normal(tuple(yt.shape))
+    yt.backward(torch.from_numpy(gy))
+    for x_path in ("cpu", "reference"):
+        with reference_mode(x_path == "reference"):
+            y, arg = max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode=g[5])
+            gx = max_pool2d_backward(gy, arg, *g[0][2:], kernel, stride, padding, dilation,
+                                     ceil_mode=g[5])
+        np.testing.assert_array_equal(y, yt.detach().numpy())
+        np.testing.assert_array_equal(arg, it.numpy())
+        np.testing.assert_allclose(gx, xt.grad.numpy(), rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize(
+    "in_size, k, s, p, d, ceil",
+    [(7, 3, 2, 1, 1, True), (8, 2, 2, 0, 1, True), (10, 3, 3, 1, 2, True), (6, 2, 3, 1, 1, True),
+     (9, 3, 2, 1, 1, False), (5, 1, 3, 0, 1, True)],
+)
+def test_pool_output_size_matches_torch(in_size, k, s, p, d, ceil):
+    torch = pytest.importorskip("torch")
+    pool = torch.nn.MaxPool1d(k, s, p, d, ceil_mode=ceil)
+    assert pool_output_size(in_size, k, s, p, d, ceil) == pool(torch.zeros(1, 1, in_size)).shape[-1]
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_forward_rejects_bad_input(rng):
+    x = rng.standard_normal((1, 2, 4, 4)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"max_pool2d: x must have 4 dimensions, got shape"):
+        max_pool2d_forward(x[0], 2, 2, 0, 1)
+    with pytest.raises(TypeError, match="max_pool2d: x must be float32 or float64, got int64"):
+        max_pool2d_forward(x.astype(np.int64), 2, 2, 0, 1)
+    with pytest.raises(ValueError, match=r"max_pool2d: stride must be >= 1, got \(0, 2\)"):
+        max_pool2d_forward(x, 2, (0, 2), 0, 1)
+    with pytest.raises(ValueError, match="larger than the padded input 4 along H"):
+        max_pool2d_forward(x, 3, 1, 0, 2)
+    # Taps at -1 and 2 of a 2-pixel row: no tap inside (PyTorch would return -inf).
+    with pytest.raises(ValueError, match="window 0 along W .* has no tap inside the input"):
+        max_pool2d_forward(rng.standard_normal((1, 1, 4, 2)), 2, 1, 1, (1, 3))
+
+
+def test_backward_rejects_bad_input(rng):
+    x = rng.standard_normal((1, 2, 5, 5))
+    y, arg = max_pool2d_forward(x, 2, 2, 0, 1)
+    gy = np.ones_like(y)
+    with pytest.raises(ValueError, match=r"pools to 2x2, but gy is \(1, 2, 3, 3\)"):
+        max_pool2d_backward(np.ones((1, 2, 3, 3)), arg, 5, 5, 2, 2, 0, 1)
+    with pytest.raises(TypeError, match="argmax must be int64, got int32"):
+        max_pool2d_backward(gy, arg.astype(np.int32), 5, 5, 2, 2, 0, 1)
+    with pytest.raises(ValueError, match="argmax must have gy's shape"):
+        max_pool2d_backward(gy, arg[:, :1], 5, 5, 2, 2, 0, 1)
+    with pytest.raises(TypeError, match="gy must be float32 or float64"):
+        max_pool2d_backward(arg, arg, 5, 5, 2, 2, 0, 1)
+
+
+@pytest.mark.parametrize("bad", [-1, 4, 5 * 5, 2])
+@pytest.mark.parametrize("use_reference", [False, True])
+def test_backward_rejects_argmax_outside_its_window(rng, bad, use_reference):
+    # Window (0, 0) of a 2x2/2 pool on 5x5 covers flat 0, 1, 5, 6: -1, 25 are off the image,
+    # 2 and 4 are in it but in other windows.
+    x = rng.standard_normal((1, 1, 5, 5))
+    y, arg = max_pool2d_forward(x, 2, 2, 0, 1)
+    arg[0, 0, 0, 0] = bad
+    with reference_mode(use_reference):
+        with pytest.raises(ValueError, match="1 argmax entries are not in-image taps"):
+            max_pool2d_backward(np.ones_like(y), arg, 5, 5, 2, 2, 0, 1)
+
+
+# ----------------------------------------------------------------------------- CUDA kernels
+
+
+@pytest.fixture(scope="module")
+def ptx_records():
+    cuda = pytest.importorskip("numba.cuda", reason="numba-cuda is not installed")
+    from gpugrad.kernels import pool_cuda
+
+    records = []
+    for dtype in DTYPES:
+        name = np.dtype(dtype).name
+        for kernel_name, kernel, argtypes in pool_cuda.signatures(name):
+            text, _ = cuda.compile_ptx(kernel.py_func, argtypes, cc=(9, 0))
+            records.append((kernel_name, name, text))
+    return records
+
+
+def test_cuda_kernels_compile_to_ptx_for_both_dtypes(ptx_records):
+    compiled = {(name, dtype) for name, dtype, _ in ptx_records}
+    assert compiled == {(k, d) for k in ("max_pool2d_forward_kernel", "max_pool2d_backward_kernel")
+                        for d in ("float32", "float64")}
+    for _, _, text in ptx_records:
+        assert ".entry" in text and ".target sm_90" in text
+
+
+def test_float32_cuda_kernels_do_no_float64_arithmetic(ptx_records):
+    from gpugrad.kernels.ptx import f64_instructions
+
+    for name, dtype, text in ptx_records:
+        found = f64_instructions(text)
+        if dtype == "float32":
+            assert found == [], (name, found[:5])
+        else:
+            assert found, name  # positive control: the detector does see float64 math
+
+
+def test_cuda_kernels_under_the_simulator():
+    cases = Path(__file__).with_name("sim_pool_cases.py")
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", str(cases), "-q", "-p", "no:cacheprovider"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    report = result.stdout[-4000:] + result.stderr[-2000:]
+    assert result.returncode == 0, report
+    assert " passed" in result.stdout and "skipped" not in result.stdout, report

@@ -1,0 +1,72 @@
+"""Every CUDA kernel compiles to PTX (no GPU needed), and float32 kernels do no float64 math."""
+
+import pytest
+
+ptx = pytest.importorskip("gpugrad.kernels.ptx", reason="numba-cuda is not installed")
+
+EXPECTED_KERNELS = {
+    "im2col_kernel",
+    "col2im_kernel",
+    "softmax_cross_entropy_forward_kernel",
+    "softmax_cross_entropy_backward_kernel",
+    "relu_forward_kernel",
+    "relu_backward_kernel",
+}
+
+
+@pytest.fixture(scope="module", params=[(8, 0), (9, 0)], ids=["cc80", "cc90"])
+def records(request):
+    return ptx.compile_all(cc=request.param)
+
+
+def test_every_kernel_compiles_for_both_dtypes(records):
+    compiled = {(r["kernel"], r["dtype"]) for r in records}
+    assert compiled == {(k, d) for k in EXPECTED_KERNELS for d in ("float32", "float64")}
+    for r in records:
+        assert r["ptx_bytes"] == len(r["ptx"].encode()) > 0
+        assert ".entry" in r["ptx"]
+        assert f".target sm_{r['cc'].replace('.', '')}" in r["ptx"]
+
+
+def test_float32_kernels_do_no_float64_arithmetic(records):
+    offenders = {
+        r["kernel"]: ptx.f64_instructions(r["ptx"])[:5] for r in records if r["dtype"] == "float32"
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_detector_sees_float64_math(records):
+    # Positive control: the float64 kernels do float64 math, so the detector must fire on them
+    # (all but im2col, which only loads and stores).
+    for r in records:
+        if r["dtype"] == "float64" and r["kernel"] != "im2col_kernel":
+            assert ptx.has_f64_arithmetic(r["ptx"]), r["kernel"]
+
+
+def test_detector_catches_a_bare_float_literal():
+    from numba import cuda, types
+
+    def leaky_kernel(x):
+        i = cuda.grid(1)
+        if i < x.shape[0]:
+            x[i] = x[i] * 0.5 + 1.0  # Python floats are float64 in Numba: promotes the math
+
+    def clean_kernel(x):
+        i = cuda.grid(1)
+        if i < x.shape[0]:
+            x[i] = x[i] * x.dtype.type(0.5) + x.dtype.type(1.0)
+
+    sig = (types.Array(types.float32, 1, "C"),)
+    leaky, _ = cuda.compile_ptx(leaky_kernel, sig, cc=(8, 0))
+    clean, _ = cuda.compile_ptx(clean_kernel, sig, cc=(8, 0))
+    assert ptx.has_f64_arithmetic(leaky)
+    assert not ptx.has_f64_arithmetic(clean)
+
+
+def test_format_ptx_table_lists_every_kernel(records):
+    table = ptx.format_ptx_table(records)
+    lines = table.splitlines()
+    assert lines[0].split()[:4] == ["kernel", "dtype", "cc", "ptx"]
+    assert len(lines) == len(records) + 1
+    for name in EXPECTED_KERNELS:
+        assert name in table

@@ -32,6 +32,9 @@ def _infer_array(data, dtype=None):
             f"{type(data).__name__}); nested lists must be rectangular and hold numbers"
         )
     if dtype is not None:
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"tensor: unsupported dtype {arr.dtype} (bool, int, uint and float "
+                            "dtypes are supported)")
         return arr
     if arr.dtype.kind == "f" and not isinstance(data, np.generic):
         arr = arr.astype(backend.get_default_dtype())
@@ -104,33 +107,39 @@ def from_dlpack(obj) -> Tensor:
     raise RuntimeError(f"from_dlpack: unsupported DLPack device type {dev_type}")
 
 
-def _sizes(size):
+def _sizes(op, size):
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = tuple(size[0])
     for s in size:
-        if not isinstance(s, (int, np.integer)) or s < 0:
-            raise ValueError(f"expected non-negative integer sizes, got {tuple(size)}")
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
+            raise ValueError(f"{op}: expected non-negative integer sizes, got {tuple(size)}")
     return tuple(int(s) for s in size)
 
 
-def _filled(fill, size, dtype, device, requires_grad):
+def _count(op, name, n):
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"{op}: {name} must be a non-negative integer, got {n!r}")
+    return int(n)
+
+
+def _filled(op, fill, size, dtype, device, requires_grad):
     dt, dev = _resolve(dtype, device)
     xp = backend.xp_for(dev)
     with backend.device_context(dev):
-        arr = xp.full(_sizes(size), fill, dtype=dt)
+        arr = xp.full(_sizes(op, size), fill, dtype=dt)
     return _finish(arr, dev, requires_grad)
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return _filled(0, size, dtype, device, requires_grad)
+    return _filled("zeros", 0, size, dtype, device, requires_grad)
 
 
 def ones(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return _filled(1, size, dtype, device, requires_grad)
+    return _filled("ones", 1, size, dtype, device, requires_grad)
 
 
 def empty(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return _filled(0, size, dtype, device, requires_grad)
+    return _filled("empty", 0, size, dtype, device, requires_grad)
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
@@ -138,7 +147,7 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tens
         dtype = backend.bool_
     elif dtype is None and isinstance(fill_value, int):
         dtype = backend.int64
-    return _filled(fill_value, (size,) if isinstance(size, int) else tuple(size), dtype, device,
+    return _filled("full", fill_value, (size,) if isinstance(size, int) else tuple(size), dtype, device,
                    requires_grad)
 
 
@@ -170,6 +179,11 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
         start, end = 0, start
     if step == 0:
         raise ValueError("arange: step must be nonzero")
+    if (end - start) * step < 0:
+        raise ValueError(
+            f"arange: upper bound and step sign are inconsistent (start={start}, end={end}, "
+            f"step={step})"
+        )
     all_ints = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
     dt, dev = _resolve(dtype, device, backend.int64 if all_ints else None)
     xp = backend.xp_for(dev)
@@ -182,7 +196,7 @@ def linspace(start, end, steps, dtype=None, device=None, requires_grad=False) ->
     dt, dev = _resolve(dtype, device)
     xp = backend.xp_for(dev)
     with backend.device_context(dev):
-        arr = xp.linspace(start, end, int(steps)).astype(dt)
+        arr = xp.linspace(start, end, _count("linspace", "steps", steps)).astype(dt)
     return _finish(arr, dev, requires_grad)
 
 
@@ -190,15 +204,26 @@ def eye(n, m=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     dt, dev = _resolve(dtype, device)
     xp = backend.xp_for(dev)
     with backend.device_context(dev):
+        n = _count("eye", "n", n)
+        m = n if m is None else _count("eye", "m", m)
         arr = xp.eye(n, m, dtype=dt)
     return _finish(arr, dev, requires_grad)
+
+
+def _draw(method, size, dtype):
+    """Draw float32/float64 directly; other float dtypes (float16) via float32."""
+    if dtype.kind != "f":
+        raise TypeError(f"expected a floating-point dtype for random floats, got {dtype}")
+    if dtype in (backend.float32, backend.float64):
+        return method(size, dtype=dtype)
+    return method(size, dtype=backend.float32).astype(dtype)
 
 
 def rand(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Uniform on [0, 1), from the device's generator (seeded by gg.manual_seed)."""
     dt, dev = _resolve(dtype, device)
     with backend.device_context(dev):
-        arr = backend.generator(dev).random(_sizes(size), dtype=dt)
+        arr = _draw(backend.generator(dev).random, _sizes("rand", size), dt)
     return _finish(arr, dev, requires_grad)
 
 
@@ -206,7 +231,7 @@ def randn(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Standard normal, from the device's generator (seeded by gg.manual_seed)."""
     dt, dev = _resolve(dtype, device)
     with backend.device_context(dev):
-        arr = backend.generator(dev).standard_normal(_sizes(size), dtype=dt)
+        arr = _draw(backend.generator(dev).standard_normal, _sizes("randn", size), dt)
     return _finish(arr, dev, requires_grad)
 
 
@@ -222,12 +247,12 @@ def randint(low, high=None, size=None, dtype=None, device=None) -> Tensor:
         raise ValueError(f"randint: expected low < high, got low={low}, high={high}")
     dt, dev = _resolve(dtype, device, backend.int64)
     with backend.device_context(dev):
-        arr = backend.generator(dev).integers(low, high, size=tuple(size)).astype(dt)
+        arr = backend.generator(dev).integers(low, high, size=_sizes("randint", size)).astype(dt)
     return _finish(arr, dev, False)
 
 
 def randperm(n, dtype=None, device=None) -> Tensor:
     dt, dev = _resolve(dtype, device, backend.int64)
     with backend.device_context(dev):
-        arr = backend.generator(dev).permutation(n).astype(dt)
+        arr = backend.generator(dev).permutation(_count("randperm", "n", n)).astype(dt)
     return _finish(arr, dev, False)

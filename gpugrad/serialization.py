@@ -39,6 +39,11 @@ FORMAT = "gpugrad-checkpoint/1"
 METADATA_KEY = "gpugrad"
 
 _WRITE_CHUNK = 1 << 22
+# The dtype spellings `save` writes: names, and the explicit form of big-endian dtypes.
+_DTYPE_NAMES = frozenset(
+    [np.dtype(c).name for c in "?bBhHiIlLqQefdFD"]
+    + [np.dtype(c).newbyteorder(">").str for c in "bBhHiIlLqQefdFD"]
+)
 
 
 class CheckpointError(RuntimeError):
@@ -354,7 +359,7 @@ class _Decoder:
         self.arrays = arrays
         self.path = path
         self.device = device
-        self.made: dict[str, object] = {}  # entry -> object, so shared tensors stay shared
+        self.made: dict[str, tuple] = {}  # entry -> (kind, object): shared tensors stay shared
 
     def fail(self, why: str):
         raise CheckpointError(f"{self.path}: corrupt checkpoint metadata ({why})")
@@ -387,10 +392,11 @@ class _Decoder:
         if kind in ("tensor", "ndarray", "npscalar"):
             return self._entry(node, kind)
         if kind == "dtype":
-            try:
-                return np.dtype(str(node.get("value")))
-            except TypeError:
-                self.fail(f"bad dtype {node.get('value')!r}")
+            # Only plain dtype names: np.dtype() would hand other strings to Python's parser.
+            value = node.get("value")
+            if not isinstance(value, str) or value not in _DTYPE_NAMES:
+                self.fail(f"bad dtype {value!r}")
+            return np.dtype(value)
         if kind == "device":
             from gpugrad.backend import device
 
@@ -408,9 +414,14 @@ class _Decoder:
 
     def _entry(self, node, kind: str):
         name = node.get("entry")
+        if not isinstance(name, str):
+            self.fail(f"{kind} node with a bad entry name {name!r}")
         if name in self.made:
-            return self.made[name]
-        array = self.arrays.get(name) if isinstance(name, str) else None
+            made_kind, obj = self.made[name]
+            if made_kind != kind:
+                self.fail(f"entry {name!r} is read both as a {made_kind} and as a {kind}")
+            return obj
+        array = self.arrays.get(name)
         if array is None:
             self.fail(f"{kind} refers to entry {name!r}, which the file does not hold")
         if not array.flags.writeable:
@@ -418,10 +429,15 @@ class _Decoder:
         if kind == "ndarray":
             obj = array
         elif kind == "npscalar":
+            if array.ndim != 0:
+                self.fail(f"scalar entry {name!r} has shape {array.shape}")
             obj = array[()]
         else:
-            obj = self._tensor(array, bool(node.get("requires_grad", False)))
-        self.made[name] = obj
+            requires_grad = bool(node.get("requires_grad", False))
+            if requires_grad and array.dtype.kind != "f":
+                self.fail(f"entry {name!r} of dtype {array.dtype} cannot require grad")
+            obj = self._tensor(array, requires_grad)
+        self.made[name] = (kind, obj)
         return obj
 
     def _tensor(self, array: np.ndarray, requires_grad: bool):

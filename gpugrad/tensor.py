@@ -425,14 +425,18 @@ class Tensor:
 
     def normal_(self, mean=0.0, std=1.0) -> Tensor:
         self._check_inplace("normal_")
+        from gpugrad.factory import _draw
+
         gen = backend.generator(self.device)
-        self.data[...] = gen.standard_normal(self.shape, dtype=self.dtype) * std + mean
+        self.data[...] = _draw(gen.standard_normal, self.shape, self.dtype) * std + mean
         return self
 
     def uniform_(self, a=0.0, b=1.0) -> Tensor:
         self._check_inplace("uniform_")
+        from gpugrad.factory import _draw
+
         gen = backend.generator(self.device)
-        self.data[...] = gen.random(self.shape, dtype=self.dtype) * (b - a) + a
+        self.data[...] = _draw(gen.random, self.shape, self.dtype) * (b - a) + a
         return self
 
 

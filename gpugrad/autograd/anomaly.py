@@ -63,8 +63,11 @@ class _BackwardCheck:
         cls.running += 1
 
     @classmethod
-    def after(cls, fn, gys, gxs):
+    def done(cls, fn):
         cls.running -= 1
+
+    @classmethod
+    def after(cls, fn, gys, gxs):
         if not _nonfinite([g.data for g in gxs if g is not None]):
             return
         if _nonfinite([g.data for g in gys]):

@@ -164,15 +164,14 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, targets=None
                     g if g is not None else _zeros(shape, dtype, fn.inputs[0])
                     for g, (shape, dtype) in zip(gys, fn.out_meta)
                 ]
-                if _anomaly_check is not None:
-                    _anomaly_check.before(fn)
-                if function._profiler is None:
-                    gxs = fn.backward(*gys)
+                if _anomaly_check is None:
+                    gxs = _call_backward(fn, gys)
                 else:
-                    gxs = function._profiler.time_backward(fn, gys)
-                if not isinstance(gxs, tuple):
-                    gxs = (gxs,)
-                if _anomaly_check is not None:
+                    _anomaly_check.before(fn)
+                    try:
+                        gxs = _call_backward(fn, gys)
+                    finally:
+                        _anomaly_check.done(fn)
                     _anomaly_check.after(fn, gys, gxs)
             else:
                 gxs = (None,) * len(fn.inputs)
@@ -196,12 +195,20 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, targets=None
     return results
 
 
+def _call_backward(fn, gys):
+    if function._profiler is None:
+        gxs = fn.backward(*gys)
+    else:
+        gxs = function._profiler.time_backward(fn, gys)
+    return gxs if isinstance(gxs, tuple) else (gxs,)
+
+
 def _zeros(shape, dtype, like: Tensor) -> Tensor:
     xp = backend.array_module(like.data)
     return Tensor(xp.zeros(shape, dtype=dtype), like.device)
 
 
-_anomaly_check = None  # set by detect_anomaly(): an object with before(fn), after(fn, gys, gxs)
+_anomaly_check = None  # set by detect_anomaly(): an object with before(fn), done(fn), after(fn, gys, gxs)
 
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):

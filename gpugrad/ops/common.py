@@ -60,6 +60,8 @@ def operands(op: str, a, b) -> tuple[Tensor, Tensor]:
             raise RuntimeError(
                 f"{op}: expected both operands on the same device, got {a.device} and {b.device}"
             )
+        if a.shape != b.shape:
+            broadcast_shapes(op, a.shape, b.shape)
         dt = result_dtype(a.dtype, b.dtype)
         if a.dtype != dt:
             a = a.to(dt)
@@ -70,12 +72,18 @@ def operands(op: str, a, b) -> tuple[Tensor, Tensor]:
         dt = scalar_dtype(b, a.dtype)
         if a.dtype != dt:
             a = a.to(dt)
-        return a, constant(_plain(op, b), dt, a.device)
+        b = constant(_plain(op, b), dt, a.device)
+        if b.ndim:
+            broadcast_shapes(op, a.shape, b.shape)
+        return a, b
     if b_is:
         dt = scalar_dtype(a, b.dtype)
         if b.dtype != dt:
             b = b.to(dt)
-        return constant(_plain(op, a), dt, b.device), b
+        a = constant(_plain(op, a), dt, b.device)
+        if a.ndim:
+            broadcast_shapes(op, a.shape, b.shape)
+        return a, b
     raise TypeError(f"{op}: expected at least one Tensor operand")
 
 

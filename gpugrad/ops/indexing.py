@@ -117,7 +117,14 @@ def setitem_(x, index, value):
                 f"setitem: value is on {value.device} but the tensor is on {x.device}"
             )
         value = value.data
-    x.data[index] = value
+    try:
+        x.data[index] = value
+    except ValueError as e:
+        shape = getattr(value, "shape", ())
+        raise ValueError(
+            f"setitem: a value of shape {tuple(shape)} cannot be assigned to the selection of "
+            f"shape {tuple(x.data[index].shape)} ({e})"
+        ) from None
 
 
 def _along_index(xp, index, dim):
@@ -167,6 +174,14 @@ def gather(x, dim, index):
         )
     if index.device != x.device:
         raise RuntimeError(f"gather: index is on {index.device} but input on {x.device}")
+    if index.numel():
+        xp = backend.array_module(index.data)
+        lo, hi = int(xp.min(index.data)), int(xp.max(index.data))
+        if lo < 0 or hi >= x.shape[d]:
+            bad = lo if lo < 0 else hi
+            raise IndexError(
+                f"gather: index {bad} is out of bounds for dimension {d} with size {x.shape[d]}"
+            )
     return Gather.apply(x, index=index.data, dim=d)
 
 

@@ -146,6 +146,12 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     if x.ndim == 1:  # one unbatched sample: (C,) logits, a 0-d class or (C,) probabilities
         if not isinstance(target, Tensor):
             raise TypeError(f"{op}: target must be a Tensor, got {type(target).__name__}")
+        expected = tuple(x.shape) if target.dtype.kind == "f" else ()
+        if tuple(target.shape) != expected:
+            raise ValueError(
+                f"{op}: for unbatched input of shape {tuple(x.shape)} expected a target of "
+                f"shape {expected}, got {tuple(target.shape)}"
+            )
         batched_target = target.reshape(1, -1) if target.dtype.kind == "f" else target.reshape(1)
         out = cross_entropy(x.reshape(1, -1), batched_target, weight, ignore_index, reduction,
                             label_smoothing)

@@ -30,6 +30,9 @@ def _resolve_shape(op, shape, numel):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
     shape = tuple(int(s) for s in shape)
+    for i, s in enumerate(shape):
+        if s < -1:
+            raise RuntimeError(f"{op}: invalid shape dimension {s} at index {i} of shape {shape}")
     if shape.count(-1) > 1:
         raise RuntimeError(f"{op}: only one dimension can be inferred, got {shape}")
     known = math.prod(s for s in shape if s != -1)

@@ -11,12 +11,10 @@ pickles, torch zips, truncation and random bytes):
 """
 
 import json
-import os
 import pickle
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 
 import numpy as np
@@ -220,7 +218,7 @@ def test_load_runs_no_code_for_any_file(tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("name, root, arrays", [
+CRAFTED = [
     ("requires_grad on an integer entry",
      {"$type": "tensor", "entry": "w", "requires_grad": True}, {"w": np.arange(3)}),
     ("entry name that is a list", {"$type": "tensor", "entry": ["w"]}, None),
@@ -230,7 +228,10 @@ def test_load_runs_no_code_for_any_file(tmp_path):
      [{"$type": "tensor", "entry": "w"}, {"$type": "ndarray", "entry": "w"}], None),
     ("unparseable dtype", {"$type": "dtype", "value": "i4,("}, None),
     ("dict items that are not a list", {"$type": "dict", "items": {"a": 1}}, None),
-])
+]
+
+
+@pytest.mark.parametrize("name, root, arrays", CRAFTED, ids=[c[0] for c in CRAFTED])
 def test_crafted_metadata_is_a_checkpoint_error(tmp_path, name, root, arrays):
     path = _crafted(tmp_path, "crafted.ckpt", root, arrays)
     with pytest.raises(CheckpointError, match="crafted.ckpt"):

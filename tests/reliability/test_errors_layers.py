@@ -233,7 +233,8 @@ def test_empty_reductions_match_pytorch():
         assert np.isnan(gg.randn(0, 3).mean().item())
     assert gg.randn(0, 3).sum().item() == 0.0
     assert gg.randn(0, 3).softmax(dim=1).shape == (0, 3)
-    with pytest.raises((RuntimeError, ValueError, IndexError), match=r"(amax|max).*empty.*\(0, 3\)"):
+    with pytest.raises((RuntimeError, ValueError, IndexError),
+                       match=r"(amax|max).*empty.*\(0, 3\)"):
         gg.randn(0, 3).max()
 
 

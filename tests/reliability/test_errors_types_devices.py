@@ -44,10 +44,18 @@ def test_elementwise_dtypes_promote_as_in_pytorch():
     lambda: gg.randn(3).long().requires_grad_(),
     lambda: gg.full((2,), 7, requires_grad=True),
     lambda: gg.from_numpy(np.arange(3, dtype=np.int32)).requires_grad_(),
+    lambda: nn.Parameter(gg.arange(3)),
 ])
 def test_integer_and_bool_tensors_cannot_require_grad(make):
     with pytest.raises(RuntimeError, match=r"requires_grad.*floating-point.*(int|bool)"):
         make()
+
+
+def test_optimizers_refuse_integer_parameters():
+    from gpugrad import optim
+
+    with pytest.raises(TypeError, match=r"optimi[sz]e.*floating-point.*int64"):
+        optim.SGD([gg.arange(3)], lr=0.1)
 
 
 def test_integer_outputs_of_a_graph_do_not_require_grad():

@@ -87,38 +87,49 @@ def conv_im2col_gemm(xp, unfold, fold, x, w, gy):
 # ----------------------------------------------------------------------------- cases
 
 
-def build_cases(device: str, quick: bool, torch, torch_device):
-    from gpugrad import backend
-    from gpugrad import kernels as K
+@dataclass
+class Setup:
+    """Where and how big: shared by the case builders below."""
 
-    q = 1 if quick else 0
-    gpu = device == "cuda"
-    xp = backend.cupy_module() if gpu else np
-    rng = np.random.default_rng(0)
-    cases = []
+    device: str  # "cpu" or "cuda"
+    quick: bool
+    xp: object  # numpy, or cupy on a GPU
+    torch: object  # the torch module, or None
+    torch_device: str | None
+    rng: np.random.Generator
 
-    def contenders(ours, numpy_fn, xp_fn, torch_fn):
+    def size(self, kernel):
+        return SIZES[kernel][1 if self.quick else 0]
+
+    def contenders(self, ours, numpy_fn, xp_fn, torch_fn) -> dict:
+        """gpugrad, the NumPy composition, the CuPy one (GPU only), PyTorch (when importable)."""
         fns = {"gpugrad": ours, "numpy": numpy_fn}
-        if gpu:
+        if self.device == "cuda":
             fns["cupy"] = xp_fn
-        if torch_fn is not None:
+        if self.torch is not None:
             fns["torch"] = torch_fn
         return fns
 
-    # --- fused softmax cross-entropy
-    n, c = SIZES["cross_entropy"][q]
-    logits_h = rng.standard_normal((n, c)).astype(DTYPE) * DTYPE(3)
-    target_h = rng.integers(0, c, n)
+    def tensor(self, a, requires_grad=False):
+        return self.torch.tensor(a, device=self.torch_device, requires_grad=requires_grad)
+
+
+def build_cases(setup: Setup) -> list:
+    return cross_entropy_cases(setup) + conv_cases(setup) + relu_cases(setup)
+
+
+def cross_entropy_cases(s: Setup) -> list:
+    from gpugrad import kernels as K
+
+    xp, device, torch = s.xp, s.device, s.torch
+    n, c = s.size("cross_entropy")
+    logits_h = s.rng.standard_normal((n, c)).astype(DTYPE) * DTYPE(3)
+    target_h = s.rng.integers(0, c, n)
     logits, target = xp.asarray(logits_h), xp.asarray(target_h)
     gloss = xp.asarray(np.asarray(1.0, DTYPE))
     _, lse, tw = K.softmax_cross_entropy_forward(logits, target, device=device)
     _, log_probs_h = ce_forward_composition(np, logits_h, target_h)
     _, log_probs = ce_forward_composition(xp, logits, target)
-    t_logits = t_target = t_loss = None
-    if torch is not None:
-        t_logits = torch.tensor(logits_h, device=torch_device, requires_grad=True)
-        t_target = torch.tensor(target_h, device=torch_device)
-        t_loss = torch.nn.functional.cross_entropy(t_logits, t_target)
 
     def ours_fwd():
         return K.softmax_cross_entropy_forward(logits, target, device=device)
@@ -134,125 +145,163 @@ def build_cases(device: str, quick: bool, torch, torch_device):
             logits, target, lse_, gloss, total_weight=tw_, device=device
         )
 
-    def torch_fwd():
-        with torch.no_grad():
-            return torch.nn.functional.cross_entropy(t_logits, t_target)
+    def composition_fwd_bwd(xp_, logits_, target_):
+        _, log_probs_ = ce_forward_composition(xp_, logits_, target_)
+        return ce_backward_composition(xp_, log_probs_, target_)
 
-    def torch_fwd_bwd():
-        loss = torch.nn.functional.cross_entropy(t_logits, t_target)
-        return torch.autograd.grad(loss, t_logits)
+    torch_fwd = torch_bwd = torch_fwd_bwd = None
+    if torch is not None:
+        t_logits, t_target = s.tensor(logits_h, requires_grad=True), s.tensor(target_h)
+        t_loss = torch.nn.functional.cross_entropy(t_logits, t_target)
+
+        def torch_fwd():
+            with torch.no_grad():
+                return torch.nn.functional.cross_entropy(t_logits, t_target)
+
+        def torch_bwd():
+            return torch.autograd.grad(t_loss, t_logits, retain_graph=True)
+
+        def torch_fwd_bwd():
+            loss = torch.nn.functional.cross_entropy(t_logits, t_target)
+            return torch.autograd.grad(loss, t_logits)
 
     shape = f"N={n} C={c}"
     fwd_bytes = n * c * ITEM + 2 * n * 8  # logits in; int64 targets in, float64 lse out
     bwd_bytes = 2 * n * c * ITEM + 2 * n * 8  # logits in, dlogits out; targets, lse in
-    has_torch = torch is not None
-    cases += [
-        Case("cross_entropy", "forward", shape, fwd_bytes, contenders(
+    return [
+        Case("cross_entropy", "forward", shape, fwd_bytes, s.contenders(
             ours_fwd,
             lambda: ce_forward_composition(np, logits_h, target_h),
             lambda: ce_forward_composition(xp, logits, target),
-            torch_fwd if has_torch else None,
+            torch_fwd,
         )),
-        Case("cross_entropy", "backward", shape, bwd_bytes, contenders(
+        Case("cross_entropy", "backward", shape, bwd_bytes, s.contenders(
             ours_bwd,
             lambda: ce_backward_composition(np, log_probs_h, target_h),
             lambda: ce_backward_composition(xp, log_probs, target),
-            (lambda: torch.autograd.grad(t_loss, t_logits, retain_graph=True))
-            if has_torch else None,
+            torch_bwd,
         )),
-        Case("cross_entropy", "forward+backward", shape, fwd_bytes + bwd_bytes, contenders(
+        Case("cross_entropy", "forward+backward", shape, fwd_bytes + bwd_bytes, s.contenders(
             ours_fwd_bwd,
-            lambda: ce_backward_composition(np, ce_forward_composition(np, logits_h, target_h)[1],
-                                            target_h),
-            lambda: ce_backward_composition(xp, ce_forward_composition(xp, logits, target)[1],
-                                            target),
-            torch_fwd_bwd if has_torch else None,
+            lambda: composition_fwd_bwd(np, logits_h, target_h),
+            lambda: composition_fwd_bwd(xp, logits, target),
+            torch_fwd_bwd,
         )),
     ]  # fmt: skip
 
-    # --- im2col / col2im and the conv2d path they serve
-    n, c, h, w, f = SIZES["conv"][q]
+
+def conv_cases(s: Setup) -> list:
+    from gpugrad import kernels as K
+
+    xp, device, torch = s.xp, s.device, s.torch
+    n, c, h, w, f = s.size("conv")
     geo = ((3, 3), (1, 1), (1, 1), (1, 1))
-    x_h = rng.standard_normal((n, c, h, w)).astype(DTYPE)
-    w_h = (rng.standard_normal((f, c, 3, 3)) * 0.1).astype(DTYPE)
-    gy_h = rng.standard_normal((n, f, h, w)).astype(DTYPE)
+    x_h = s.rng.standard_normal((n, c, h, w)).astype(DTYPE)
+    w_h = (s.rng.standard_normal((f, c, 3, 3)) * 0.1).astype(DTYPE)
+    gy_h = s.rng.standard_normal((n, f, h, w)).astype(DTYPE)
     cols_h = K.im2col_reference(x_h, *geo)
     x, wt, gy, cols = (xp.asarray(a) for a in (x_h, w_h, gy_h, cols_h))
-    t_x = t_w = t_gy = t_cols = None
-    if torch is not None:
-        t_x = torch.tensor(x_h, device=torch_device, requires_grad=True)
-        t_w = torch.tensor(w_h, device=torch_device, requires_grad=True)
-        t_gy = torch.tensor(gy_h, device=torch_device)
-        t_cols = torch.tensor(cols_h.reshape(n, c * 9, h * w), device=torch_device)
-    F = torch.nn.functional if has_torch else None
 
-    def torch_conv():
-        y = F.conv2d(t_x, t_w, padding=1)
-        return torch.autograd.grad(y, (t_x, t_w), t_gy)
+    def ours_unfold(a):
+        return K.im2col(a, *geo, device=device)
+
+    def ours_fold(a):
+        return K.col2im(a, h, w, *geo[1:], device=device)
+
+    def reference_unfold(a):
+        return K.im2col_reference(a, *geo)
+
+    def reference_fold(a):
+        return K.col2im_reference(a, h, w, *geo[1:])
+
+    torch_unfold = torch_fold = torch_conv = None
+    if torch is not None:
+        F = torch.nn.functional
+        t_x, t_w = s.tensor(x_h, requires_grad=True), s.tensor(w_h, requires_grad=True)
+        t_gy = s.tensor(gy_h)
+        t_cols = s.tensor(cols_h.reshape(n, c * 9, h * w))
+
+        def torch_unfold():
+            return F.unfold(t_x.detach(), 3, padding=1)
+
+        def torch_fold():
+            return F.fold(t_cols, (h, w), 3, padding=1)
+
+        def torch_conv():
+            y = F.conv2d(t_x, t_w, padding=1)
+            return torch.autograd.grad(y, (t_x, t_w), t_gy)
 
     image_bytes = n * c * h * w * ITEM
     cols_bytes = cols_h.size * ITEM
     shape = f"N={n} C={c} {h}x{w} k3 p1"
-    cases += [
-        Case("im2col", "forward", shape, image_bytes + cols_bytes, contenders(
-            lambda: K.im2col(x, *geo, device=device),
-            lambda: K.im2col_reference(x_h, *geo),
-            lambda: K.im2col_reference(x, *geo),
-            (lambda: F.unfold(t_x.detach(), 3, padding=1)) if has_torch else None,
+    return [
+        Case("im2col", "forward", shape, image_bytes + cols_bytes, s.contenders(
+            lambda: ours_unfold(x),
+            lambda: reference_unfold(x_h),
+            lambda: reference_unfold(x),
+            torch_unfold,
         )),
-        Case("col2im", "forward", shape, image_bytes + cols_bytes, contenders(
-            lambda: K.col2im(cols, h, w, *geo[1:], device=device),
-            lambda: K.col2im_reference(cols_h, h, w, *geo[1:]),
-            lambda: K.col2im_reference(cols, h, w, *geo[1:]),
-            (lambda: F.fold(t_cols, (h, w), 3, padding=1)) if has_torch else None,
+        Case("col2im", "forward", shape, image_bytes + cols_bytes, s.contenders(
+            lambda: ours_fold(cols),
+            lambda: reference_fold(cols_h),
+            lambda: reference_fold(cols),
+            torch_fold,
         )),
-        Case("conv2d_im2col_gemm", "forward+backward", f"{shape} F={f}", None, contenders(
-            lambda: conv_im2col_gemm(
-                xp, lambda a: K.im2col(a, *geo, device=device),
-                lambda a: K.col2im(a, h, w, *geo[1:], device=device), x, wt, gy),
-            lambda: conv_im2col_gemm(
-                np, lambda a: K.im2col_reference(a, *geo),
-                lambda a: K.col2im_reference(a, h, w, *geo[1:]), x_h, w_h, gy_h),
-            lambda: conv_im2col_gemm(
-                xp, lambda a: K.im2col_reference(a, *geo),
-                lambda a: K.col2im_reference(a, h, w, *geo[1:]), x, wt, gy),
-            torch_conv if has_torch else None,
+        Case("conv2d_im2col_gemm", "forward+backward", f"{shape} F={f}", None, s.contenders(
+            lambda: conv_im2col_gemm(xp, ours_unfold, ours_fold, x, wt, gy),
+            lambda: conv_im2col_gemm(np, reference_unfold, reference_fold, x_h, w_h, gy_h),
+            lambda: conv_im2col_gemm(xp, reference_unfold, reference_fold, x, wt, gy),
+            torch_conv,
         )),
     ]  # fmt: skip
 
-    # --- ReLU
-    (size,) = SIZES["relu"][q]
-    v_h = rng.standard_normal(size).astype(DTYPE)
-    g_h = rng.standard_normal(size).astype(DTYPE)
+
+def relu_cases(s: Setup) -> list:
+    from gpugrad import kernels as K
+
+    xp, device, torch = s.xp, s.device, s.torch
+    (size,) = s.size("relu")
+    v_h = s.rng.standard_normal(size).astype(DTYPE)
+    g_h = s.rng.standard_normal(size).astype(DTYPE)
     v, g = xp.asarray(v_h), xp.asarray(g_h)
     y_h, y = np.maximum(v_h, 0), xp.maximum(v, 0)
-    t_v = t_g = t_y = None
+
+    torch_fwd = torch_bwd = torch_fwd_bwd = None
     if torch is not None:
-        t_v, t_g = (torch.tensor(a, device=torch_device) for a in (v_h, g_h))
+        threshold_backward = torch.ops.aten.threshold_backward
+        t_v, t_g = s.tensor(v_h), s.tensor(g_h)
         t_y = torch.relu(t_v)
-    threshold_backward = torch.ops.aten.threshold_backward if has_torch else None
+
+        def torch_fwd():
+            return torch.relu(t_v)
+
+        def torch_bwd():
+            return threshold_backward(t_g, t_y, 0)
+
+        def torch_fwd_bwd():
+            return threshold_backward(t_g, torch.relu(t_v), 0)
+
     shape = f"{size} floats"
-    cases += [
-        Case("relu", "forward", shape, 2 * size * ITEM, contenders(
+    return [
+        Case("relu", "forward", shape, 2 * size * ITEM, s.contenders(
             lambda: K.relu_forward(v, device=device),
             lambda: np.maximum(v_h, 0),
             lambda: xp.maximum(v, 0),
-            (lambda: torch.relu(t_v)) if has_torch else None,
+            torch_fwd,
         )),
-        Case("relu", "backward", shape, 3 * size * ITEM, contenders(
+        Case("relu", "backward", shape, 3 * size * ITEM, s.contenders(
             lambda: K.relu_backward(y, g, device=device),
             lambda: g_h * (y_h > 0),
             lambda: g * (y > 0),
-            (lambda: threshold_backward(t_g, t_y, 0)) if has_torch else None,
+            torch_bwd,
         )),
-        Case("relu", "forward+backward", shape, 5 * size * ITEM, contenders(
+        Case("relu", "forward+backward", shape, 5 * size * ITEM, s.contenders(
             lambda: K.relu_backward(K.relu_forward(v, device=device), g, device=device),
             lambda: g_h * (np.maximum(v_h, 0) > 0),
             lambda: g * (xp.maximum(v, 0) > 0),
-            (lambda: threshold_backward(t_g, torch.relu(t_v), 0)) if has_torch else None,
+            torch_fwd_bwd,
         )),
     ]  # fmt: skip
-    return cases
 
 
 # ----------------------------------------------------------------------------- copy bandwidth
@@ -500,7 +549,15 @@ def main(argv=None) -> int:
     load_before = common.load_average()
     copy = measure_copy_bandwidth(device, args.quick, max(rounds, 5), sync)
     results = []
-    for case in build_cases(device, args.quick, torch, torch_device):
+    setup = Setup(
+        device=device,
+        quick=args.quick,
+        xp=backend.cupy_module() if device == "cuda" else np,
+        torch=torch,
+        torch_device=torch_device,
+        rng=np.random.default_rng(0),
+    )
+    for case in build_cases(setup):
         results.append(run_case(case, rounds, copy["best"], sync))
         print(f"  {case.kernel} {case.phase}: done", file=sys.stderr)
     report = {

@@ -4,7 +4,7 @@ Each step is ``y = max_pool2d(x, 2); y.backward(gy)`` through autograd, on the s
 LeNet training step at batch 64: 64x32x28x28 and 64x64x14x14, float32. "composite" is the
 implementation the kernels replaced (im2col with -inf padding, max over the window dim with its
 argmax, scatter and col2im back), kept here as the baseline. Paired rounds in one process,
-alternating, medians and ratios. Usage: gpugrad bench pool [--rounds N] [--iters N] [--out DIR]
+alternating, medians and ratios. Usage: gpugrad bench pool [--rounds N] [--iters N] [--threads N] [--out DIR]
 """
 
 from __future__ import annotations
@@ -60,7 +60,9 @@ def paired_rounds(fns: dict, rounds: int) -> dict:
     return samples
 
 
-def run(rounds=11, iters=10):
+def run(rounds=11, iters=10, threads=None):
+    import numba
+
     import gpugrad as gg
     from gpugrad.ops.pool import max_pool2d
 
@@ -69,12 +71,18 @@ def run(rounds=11, iters=10):
         import torch
     except ImportError:
         torch = None
+    if threads is not None:
+        # The same core budget for both: Numba's parallel twins and PyTorch's intra-op pool.
+        numba.set_num_threads(threads)
+        if torch is not None:
+            torch.set_num_threads(threads)
     result = {
         "benchmark": "max_pool2d k=2 forward+backward (autograd), LeNet batch-64 shapes, float32",
         "rounds": rounds, "iters_per_round": iters,
         "machine": platform.processor() or platform.machine(),
         "python": platform.python_version(),
         "torch": torch.__version__ if torch else None,
+        "numba_threads": numba.get_num_threads(),
         "torch_threads": torch.get_num_threads() if torch else None,
         "shapes": {},
     }
@@ -101,12 +109,15 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="gpugrad bench pool", description=__doc__)
     parser.add_argument("--rounds", type=int, default=11)
     parser.add_argument("--iters", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for Numba and PyTorch (default: their own defaults)")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
-    result = run(args.rounds, args.iters)
+    result = run(args.rounds, args.iters, args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "pool-cpu.json").write_text(json.dumps(result, indent=2))
+    suffix = "" if args.threads is None else f"-{args.threads}thread"
+    (out / f"pool-cpu{suffix}.json").write_text(json.dumps(result, indent=2))
     print(f"{'shape':16}{'kernels ms':>12}{'composite ms':>14}{'torch ms':>10}{'k/torch':>9}")
     for shape, entry in result["shapes"].items():
         torch_ms = f"{entry['torch']:10.3f}" if "torch" in entry else f"{'-':>10}"

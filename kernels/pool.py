@@ -128,6 +128,8 @@ def max_pool2d_backward_reference(gy, argmax, in_h, in_w, kernel_size, stride, p
 # Parallel over (n, c) planes: a plane is read and written by one thread only, so the backward's
 # sums need no atomics and add in output order, bit for bit like the CUDA gather. Each window's
 # in-image range is worked out once (PyTorch's hstart/hend), so the tap loops test no bounds.
+# The backward checks each argmax against its window with integer division; that costs little
+# next to the scatter and turns a foreign argmax into an error instead of a write out of bounds.
 
 
 @njit(cache=True)
@@ -200,6 +202,89 @@ def _max_pool2d_backward_cpu(gy, argmax, sy, sx, ph, pw, dy, dx, kh, kw, gx, mis
         misses[plane] = bad
 
 
+# The 2x2, stride-2 pool without padding or dilation (LeNet's, VGG's) gets its own pair: with the
+# taps written out there are no tap loops of unknown length, and the forward runs about 4x and
+# the backward 3x faster than the general twins on the LeNet shapes (see bench/pool.py). The
+# windows tile the image, so the backward writes every pixel once and needs no zeroing pass.
+
+
+def _is_plain_2x2(geometry, in_hw, out_hw):
+    """True for kernel 2, stride 2, no padding or dilation, every window inside the image."""
+    return (geometry == ((2, 2), (2, 2), (0, 0), (1, 1))
+            and 2 * out_hw[0] <= in_hw[0] and 2 * out_hw[1] <= in_hw[1])
+
+
+@njit(parallel=True, cache=True)
+def _max_pool2d_2x2_forward_cpu(x, y, argmax):
+    n_img, n_ch, w = x.shape[0], x.shape[1], x.shape[3]
+    out_h, out_w = y.shape[2], y.shape[3]
+    for plane in prange(n_img * n_ch):
+        n = plane // n_ch
+        c = plane % n_ch
+        img = x[n, c]
+        dst = y[n, c]
+        arg = argmax[n, c]
+        for oy in range(out_h):
+            top = img[2 * oy]
+            bottom = img[2 * oy + 1]
+            row_at = 2 * oy * w
+            for ox in range(out_w):
+                ix = 2 * ox
+                # Taps in scan order; a later one takes over if greater or NaN.
+                best = top[ix]
+                best_at = row_at + ix
+                v = top[ix + 1]
+                if v > best or v != v:
+                    best = v
+                    best_at = row_at + ix + 1
+                v = bottom[ix]
+                if v > best or v != v:
+                    best = v
+                    best_at = row_at + w + ix
+                v = bottom[ix + 1]
+                if v > best or v != v:
+                    best = v
+                    best_at = row_at + w + ix + 1
+                dst[oy, ox] = best
+                arg[oy, ox] = best_at
+
+
+@njit(parallel=True, cache=True)
+def _max_pool2d_2x2_backward_cpu(gy, argmax, gx, misses):
+    """Each window's four pixels get gy or 0; the pixels past the last window get 0."""
+    n_img, n_ch, h, w = gx.shape
+    out_h, out_w = gy.shape[2], gy.shape[3]
+    zero = gx.dtype.type(0)
+    for plane in prange(n_img * n_ch):
+        n = plane // n_ch
+        c = plane % n_ch
+        dst = gx[n, c]
+        src = gy[n, c]
+        arg = argmax[n, c]
+        bad = 0
+        for oy in range(out_h):
+            top = dst[2 * oy]
+            bottom = dst[2 * oy + 1]
+            for ox in range(out_w):
+                ix = 2 * ox
+                at = 2 * oy * w + ix
+                a = arg[oy, ox]
+                g = src[oy, ox]
+                top[ix] = g if a == at else zero
+                top[ix + 1] = g if a == at + 1 else zero
+                bottom[ix] = g if a == at + w else zero
+                bottom[ix + 1] = g if a == at + w + 1 else zero
+                if a != at and a != at + 1 and a != at + w and a != at + w + 1:
+                    bad += 1
+            for ix in range(2 * out_w, w):
+                top[ix] = zero
+                bottom[ix] = zero
+        for iy in range(2 * out_h, h):
+            for ix in range(w):
+                dst[iy, ix] = zero
+        misses[plane] = bad
+
+
 # ----------------------------------------------------------------------------- dispatchers
 
 
@@ -222,6 +307,8 @@ def max_pool2d_forward(x, kernel_size, stride, padding, dilation, device="cpu", 
         from gpugrad.kernels import pool_cuda
 
         pool_cuda.max_pool2d_forward(x, kh, kw, sy, sx, ph, pw, dy, dx, y, argmax, device)
+    elif _is_plain_2x2(geometry, (h, w), (out_h, out_w)):
+        _max_pool2d_2x2_forward_cpu(x, y, argmax)
     else:
         _max_pool2d_forward_cpu(x, kh, kw, sy, sx, ph, pw, dy, dx, y, argmax)
     return y, argmax
@@ -267,7 +354,10 @@ def max_pool2d_backward(gy, argmax, in_h, in_w, kernel_size, stride, padding, di
         pool_cuda.max_pool2d_backward(gy, argmax, kh, kw, sy, sx, ph, pw, dy, dx, gx, device)
         return gx
     misses = np.empty(n * c, dtype=np.int64)
-    _max_pool2d_backward_cpu(gy, argmax, sy, sx, ph, pw, dy, dx, kh, kw, gx, misses)
+    if _is_plain_2x2(geometry, (in_h, in_w), out_hw):
+        _max_pool2d_2x2_backward_cpu(gy, argmax, gx, misses)
+    else:
+        _max_pool2d_backward_cpu(gy, argmax, sy, sx, ph, pw, dy, dx, kh, kw, gx, misses)
     total = int(misses.sum())
     if total:
         raise ValueError(

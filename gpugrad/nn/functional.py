@@ -51,12 +51,28 @@ def _check_tensor(op: str, name: str, x) -> None:
         raise TypeError(f"{op}: {name} must be a gpugrad Tensor, got {type(x).__name__}")
 
 
+def _check_devices(op: str, **tensors) -> None:
+    """All given tensors (None skipped) on one device, checked before any constant is built."""
+    first = None
+    for name, t in tensors.items():
+        if t is None:
+            continue
+        if first is None:
+            first = (name, t.device)
+        elif t.device != first[1]:
+            raise RuntimeError(
+                f"{op}: expected all tensors on the same device, got {first[0]} on {first[1]} "
+                f"and {name} on {t.device}"
+            )
+
+
 # ----------------------------------------------------------------------------- linear, conv
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """y = input @ weight.T + bias, with weight of shape (out_features, in_features)."""
     _check_tensor("linear", "input", input)
+    _check_devices("linear", input=input, weight=weight, bias=bias)
     if weight.ndim not in (1, 2):
         raise RuntimeError(f"linear: weight must be 1-D or 2-D, got shape {weight.shape}")
     if input.ndim == 0 or input.shape[-1] != weight.shape[-1]:
@@ -234,6 +250,7 @@ def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
     reduction = _reduction("mse_loss", size_average, reduce, reduction)
     _check_tensor("mse_loss", "input", input)
     _check_tensor("mse_loss", "target", target)
+    _check_devices("mse_loss", input=input, target=target)
     if input.shape != target.shape:
         warnings.warn(
             f"mse_loss: using a target size ({target.shape}) that is different to the input "
@@ -259,6 +276,8 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight=None,
     reduction = _reduction("binary_cross_entropy_with_logits", size_average, reduce, reduction)
     _check_tensor("binary_cross_entropy_with_logits", "input", input)
     _check_tensor("binary_cross_entropy_with_logits", "target", target)
+    _check_devices("binary_cross_entropy_with_logits", input=input, target=target,
+                   weight=weight, pos_weight=pos_weight)
     if target.shape != input.shape:
         raise ValueError(
             f"binary_cross_entropy_with_logits: target size ({target.shape}) must be the same "
@@ -318,6 +337,7 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
         raise ValueError(
             f"{op}: expected a non-empty 1-D (C,) or 2-D (N, C) input, got shape {input.shape}"
         )
+    _check_devices(op, input=input, target=target, weight=weight)
     unbatched = input.ndim == 1
     n_classes = input.shape[-1]
     _check_class_targets(op, target, n_classes, None if unbatched else input.shape[0])

@@ -39,7 +39,14 @@ class BatchNorm(Function):
         axes, bshape, m = _layout(x.shape)
         self.training, self.eps = training, eps
         dt = x.dtype
-        if training:
+        if training and x.size == 0:
+            # An empty batch has no statistics: leave the running stats alone (as PyTorch)
+            # instead of writing the NaN mean of nothing into them.
+            with backend.device_context(self.device):
+                mean = xp.zeros(x.shape[1], dtype=dt)
+                invstd = xp.ones(x.shape[1], dtype=dt)
+            xc = x - mean.reshape(bshape)
+        elif training:
             mean = x.mean(axis=axes)
             xc = x - mean.reshape(bshape)
             var = xp.square(xc).mean(axis=axes)  # biased: the one that normalises
@@ -76,7 +83,7 @@ class BatchNorm(Function):
         gx = None
         if need_x:
             scale = (w.data * self.invstd).reshape(bshape)
-            if self.training:
+            if self.training and m > 0:
                 xhat *= (gw / m).reshape(bshape)
                 gx = g - xhat
                 gx -= (gb / m).reshape(bshape)

@@ -122,14 +122,41 @@ def test_overlapping_windows_sum_into_a_shared_max():
     np.testing.assert_array_equal(gx, expected)
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 8, 8), (2, 3, 7, 9), (1, 2, 2, 3), (3, 1, 5, 4)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_plain_2x2_twins_match_the_general_twins(rng, shape, dtype):
+    from gpugrad.kernels import pool
+
+    x = awkward_input(rng, shape, dtype)
+    out = (*shape[:2], shape[2] // 2, shape[3] // 2)
+    assert pool._is_plain_2x2(((2, 2), (2, 2), (0, 0), (1, 1)), shape[2:], out[2:])
+    y, arg = np.empty(out, dtype), np.empty(out, np.int64)
+    pool._max_pool2d_2x2_forward_cpu(x, y, arg)
+    ref_y, ref_arg = np.empty(out, dtype), np.empty(out, np.int64)
+    pool._max_pool2d_forward_cpu(x, 2, 2, 2, 2, 0, 0, 1, 1, ref_y, ref_arg)
+    np.testing.assert_array_equal(y, ref_y)
+    np.testing.assert_array_equal(arg, ref_arg)
+    gy = rng.standard_normal(out).astype(dtype)
+    gx = np.full(shape, 7, dtype)  # every pixel must be written, the uncovered ones with 0
+    misses = np.full(shape[0] * shape[1], -1)
+    pool._max_pool2d_2x2_backward_cpu(gy, arg, gx, misses)
+    ref_gx = np.empty(shape, dtype)
+    ref_misses = np.empty_like(misses)
+    pool._max_pool2d_backward_cpu(gy, arg, 2, 2, 0, 0, 1, 1, 2, 2, ref_gx, ref_misses)
+    np.testing.assert_array_equal(gx, ref_gx)
+    np.testing.assert_array_equal(misses, 0)
+    np.testing.assert_array_equal(ref_misses, 0)
+
+
 def test_reference_mode_routes_to_reference(rng, monkeypatch):
     from gpugrad.kernels import pool
 
     def broken(*args):
         raise AssertionError("the CPU twin ran in reference mode")
 
-    monkeypatch.setattr(pool, "_max_pool2d_forward_cpu", broken)
-    monkeypatch.setattr(pool, "_max_pool2d_backward_cpu", broken)
+    for name in ("_max_pool2d_forward_cpu", "_max_pool2d_backward_cpu",
+                 "_max_pool2d_2x2_forward_cpu", "_max_pool2d_2x2_backward_cpu"):
+        monkeypatch.setattr(pool, name, broken)
     x = rng.standard_normal((1, 2, 4, 4))
     with reference_mode():
         y, arg = max_pool2d_forward(x, 2, 2, 0, 1)
@@ -209,16 +236,17 @@ def test_backward_rejects_bad_input(rng):
 
 
 @pytest.mark.parametrize("bad", [-1, 4, 5 * 5, 2])
+@pytest.mark.parametrize("k, s, p", [(2, 2, 0), (3, 2, 1)], ids=["2x2-twin", "general-twin"])
 @pytest.mark.parametrize("use_reference", [False, True])
-def test_backward_rejects_argmax_outside_its_window(rng, bad, use_reference):
-    # Window (0, 0) of a 2x2/2 pool on 5x5 covers flat 0, 1, 5, 6: -1, 25 are off the image,
-    # 2 and 4 are in it but in other windows.
+def test_backward_rejects_argmax_outside_its_window(rng, bad, k, s, p, use_reference):
+    # Window (0, 0) covers flat 0, 1, 5, 6 of a 5x5 plane either way: -1 and 25 are off the
+    # image, 2 and 4 are on it but outside that window.
     x = rng.standard_normal((1, 1, 5, 5))
-    y, arg = max_pool2d_forward(x, 2, 2, 0, 1)
+    y, arg = max_pool2d_forward(x, k, s, p, 1)
     arg[0, 0, 0, 0] = bad
     with reference_mode(use_reference):
         with pytest.raises(ValueError, match="1 argmax entries are not in-image taps"):
-            max_pool2d_backward(np.ones_like(y), arg, 5, 5, 2, 2, 0, 1)
+            max_pool2d_backward(np.ones_like(y), arg, 5, 5, k, s, p, 1)
 
 
 # ----------------------------------------------------------------------------- CUDA kernels

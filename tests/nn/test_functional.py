@@ -404,3 +404,34 @@ def test_multi_margin_loss_gradcheck_and_errors():
         F.multi_margin_loss(gg.zeros(2, 3), gg.tensor([0, 1]), weight=gg.ones(2))
     with pytest.raises(RuntimeError, match="integer class-index"):
         F.multi_margin_loss(gg.zeros(2, 3), gg.zeros(2))
+
+
+def test_batch_norm_empty_batch_keeps_running_stats():
+    rm, rv = gg.zeros(3), gg.ones(3)
+    x = gg.randn(0, 3, 2, 2, requires_grad=True)
+    w, b = gg.ones(3, requires_grad=True), gg.zeros(3, requires_grad=True)
+    y = F.batch_norm(x, rm, rv, w, b, training=True)
+    assert y.shape == (0, 3, 2, 2)
+    assert rm.tolist() == [0.0] * 3 and rv.tolist() == [1.0] * 3
+    y.sum().backward()
+    assert w.grad.tolist() == [0.0] * 3 and b.grad.tolist() == [0.0] * 3
+
+
+def _tag_cuda(t):
+    # Device checks compare only the tag, so a CPU tensor tagged cuda:0 tests them anywhere.
+    t.device = gg.device("cuda", 0)
+    return t
+
+
+@pytest.mark.parametrize("call", [
+    lambda: F.linear(gg.randn(2, 3), _tag_cuda(gg.randn(4, 3))),
+    lambda: F.mse_loss(gg.randn(4), _tag_cuda(gg.randn(4))),
+    lambda: F.binary_cross_entropy_with_logits(gg.randn(4), _tag_cuda(gg.ones(4))),
+    lambda: F.binary_cross_entropy_with_logits(gg.randn(4), gg.ones(4),
+                                               pos_weight=_tag_cuda(gg.ones(4))),
+    lambda: F.multi_margin_loss(gg.randn(2, 3), _tag_cuda(gg.tensor([0, 1]))),
+    lambda: F.batch_norm(gg.randn(2, 3), _tag_cuda(gg.zeros(3)), gg.ones(3)),
+])
+def test_mixed_devices_are_refused_naming_both(call):
+    with pytest.raises(RuntimeError, match=r"(cpu.*cuda:0|cuda:0.*cpu)"):
+        call()

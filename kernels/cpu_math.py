@@ -65,7 +65,7 @@ def exp_fast(x):
     return math.exp(x)
 
 
-@overload(exp_fast, inline="always")
+@overload(exp_fast)
 def _exp_fast_overload(x):
     if x == types.float32:
         return lambda x: _expf(x)

@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="cpu")
 
     b = sub.add_parser("bench", help="benchmarks (gpugrad bench WHAT --help)")
-    b.add_argument("what", choices=["kernels", "step", "overhead"])
+    b.add_argument("what", choices=["kernels", "step", "overhead", "pool"])
 
     k = sub.add_parser("kernels", help="inspect the CUDA kernels")
     k.add_argument("--ptx", action="store_true", help="compile every kernel to PTX and list them")

@@ -1,11 +1,17 @@
 """Convolution: im2col and col2im as a linear adjoint pair, and conv2d built on them.
 
-conv2d = im2col + one batched GEMM + reshape. im2col's gradient is col2im and col2im's is
-im2col, so conv2d's gradient and its grad-of-grad come from the tape with no extra code.
+conv2d = im2col + one batched GEMM (+ bias, in place) + reshape. Its gradient is a triad of
+linear maps, each the others' adjoint, so every order of gradient stays on the tape:
+    Conv2d(x, w)          y  = W @ im2col(x)
+    ConvInputGrad(gy, w)  gx = col2im(W^T @ gy)
+    ConvWeightGrad(x, gy) gw = sum_n gy[n] @ im2col(x)[n]^T
+The backward of each is written with the other two (as PyTorch's convolution double backward).
+Im2Col and Col2Im are also ops of their own (pooling uses them), each the other's gradient.
 """
 
 from __future__ import annotations
 
+from gpugrad import backend
 from gpugrad.autograd.function import Function
 from gpugrad.kernels import conv as conv_kernels
 from gpugrad.tensor import Tensor
@@ -135,11 +141,123 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         padding = pair(op, "padding", padding, 0)
     oh, ow = output_size(op, (h, wd), (kh, kw), stride, padding, dilation)
 
-    cols = im2col(x, (kh, kw), stride, padding, dilation)  # (N, C, kh, kw, oh, ow)
-    ckk = cg * kh * kw
-    cols = cols.reshape(n, groups, ckk, oh * ow)
-    w2 = w.reshape(1, groups, oc // groups, ckk)
-    y = (w2 @ cols).reshape(n, oc, oh, ow)
-    if bias is not None:
-        y = y + bias.reshape(1, oc, 1, 1)
+    geometry = ((kh, kw), stride, padding, dilation, groups)
+    inputs = (x, w) if bias is None else (x, w, bias)
+    y = Conv2d.apply(*inputs, geometry=geometry)
     return y.reshape(oc, oh, ow) if unbatched else y
+
+
+def _columns(x, geometry, device):
+    """im2col of x as (N, groups, C/groups*kh*kw, out_h*out_w)."""
+    kernel, stride, padding, dilation, groups = geometry
+    cols = conv_kernels.im2col(x, kernel, stride, padding, dilation, device=device)
+    n, c, kh, kw, oh, ow = cols.shape
+    return cols.reshape(n, groups, (c // groups) * kh * kw, oh * ow), (oh, ow)
+
+
+def _grouped_weight(w, groups):
+    oc = w.shape[0]
+    return w.reshape(groups, oc // groups, -1)
+
+
+def _conv_forward(x, w, geometry, device, cols=None):
+    """y (N, OC, oh, ow) = W @ im2col(x), one GEMM per (image, group)."""
+    groups = geometry[4]
+    if cols is None:
+        cols, (oh, ow) = _columns(x, geometry, device)
+    else:
+        oh, ow = _out_hw(x.shape[2:], geometry)
+    xp = backend.array_module(x)
+    y = xp.matmul(_grouped_weight(w, groups), cols)  # (N, G, OC/G, P)
+    return y.reshape(x.shape[0], w.shape[0], oh, ow), cols
+
+
+def _out_hw(in_hw, geometry):
+    kernel, stride, padding, dilation, _ = geometry
+    return tuple(conv_kernels.conv_output_size(n, k, s, p, d)
+                 for n, k, s, p, d in zip(in_hw, kernel, stride, padding, dilation))
+
+
+def _conv_input_grad(gy, w, geometry, in_hw, device):
+    """gx = col2im(W^T @ gy): the adjoint of the forward in x."""
+    kernel, stride, padding, dilation, groups = geometry
+    xp = backend.array_module(gy)
+    n, oc = gy.shape[:2]
+    g3 = gy.reshape(n, groups, oc // groups, -1)
+    gcols = xp.matmul(_grouped_weight(w, groups).transpose(0, 2, 1), g3)  # (N, G, CKK/G, P)
+    c = w.shape[1] * groups
+    gcols = gcols.reshape(n, c, kernel[0], kernel[1], *_out_hw(in_hw, geometry))
+    return conv_kernels.col2im(gcols, in_hw[0], in_hw[1], stride, padding, dilation,
+                               device=device)
+
+
+def _conv_weight_grad(x, gy, geometry, w_shape, device, cols=None):
+    """gw = sum over images of gy[n] @ cols[n]^T: the adjoint of the forward in w."""
+    groups = geometry[4]
+    if cols is None:
+        cols, _ = _columns(x, geometry, device)
+    xp = backend.array_module(gy)
+    n, oc = gy.shape[:2]
+    g3 = gy.reshape(n, groups, oc // groups, -1)
+    per_image = xp.matmul(g3, cols.transpose(0, 1, 3, 2))  # (N, G, OC/G, CKK/G)
+    return per_image.sum(axis=0).reshape(w_shape)
+
+
+class Conv2d(Function):
+    """y = conv2d(x, w) (+ b): im2col, a batched GEMM, the bias added in place."""
+
+    def forward(self, x, w, b=None, geometry=None):
+        self.geometry = geometry
+        y, cols = _conv_forward(x, w, geometry, self.device)
+        # Keep the columns for the weight gradient instead of building them again.
+        self.cols = cols
+        if b is not None:
+            y += b.reshape(1, -1, 1, 1)
+        return y
+
+    def backward(self, gy):
+        x, w = self.inputs[:2]
+        needs = self.needs_input_grad
+        gx = gw = gb = None
+        if needs[0]:
+            gx = ConvInputGrad.apply(gy, w, geometry=self.geometry, in_hw=x.shape[2:])
+        if needs[1]:
+            gw = ConvWeightGrad.apply(x, gy, geometry=self.geometry, w_shape=w.shape,
+                                      cols=self.cols)
+        if len(needs) == 3 and needs[2]:
+            gb = gy.sum(dim=(0, 2, 3))
+        return (gx, gw) if len(needs) == 2 else (gx, gw, gb)
+
+
+class ConvInputGrad(Function):
+    """gx = col2im(W^T @ gy), linear in gy and in w."""
+
+    def forward(self, gy, w, geometry, in_hw):
+        self.geometry = geometry
+        return _conv_input_grad(gy, w, geometry, in_hw, self.device)
+
+    def backward(self, ggx):
+        gy, w = self.inputs
+        g_gy = g_w = None
+        if self.needs_input_grad[0]:
+            g_gy = Conv2d.apply(ggx, w, geometry=self.geometry)
+        if self.needs_input_grad[1]:
+            g_w = ConvWeightGrad.apply(ggx, gy, geometry=self.geometry, w_shape=w.shape)
+        return g_gy, g_w
+
+
+class ConvWeightGrad(Function):
+    """gw = sum_n gy[n] @ im2col(x)[n]^T, linear in x and in gy."""
+
+    def forward(self, x, gy, geometry, w_shape, cols=None):
+        self.geometry = geometry
+        return _conv_weight_grad(x, gy, geometry, w_shape, self.device, cols)
+
+    def backward(self, ggw):
+        x, gy = self.inputs
+        g_x = g_gy = None
+        if self.needs_input_grad[0]:
+            g_x = ConvInputGrad.apply(gy, ggw, geometry=self.geometry, in_hw=x.shape[2:])
+        if self.needs_input_grad[1]:
+            g_gy = Conv2d.apply(x, ggw, geometry=self.geometry)
+        return g_x, g_gy

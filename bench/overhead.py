@@ -8,14 +8,10 @@ medians and the ratio. Usage: gpugrad bench overhead [--rounds N] [--size S] [--
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import time
-from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from gpugrad.bench import common
 
 
 def chain(x, w, b):
@@ -50,50 +46,31 @@ def _step(xs):
     chain(*xs).backward()
 
 
-def _time_block(xs, iters):
-    start = time.perf_counter()
-    for _ in range(iters):
-        _step(xs)
-    return (time.perf_counter() - start) / iters
-
-
-def paired_rounds(fns: dict, rounds: int) -> dict:
-    """Run each timed function once per round, alternating; returns every sample per name."""
-    samples = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            samples[name].append(fn())
-    return samples
-
-
 def run(rounds=15, iters=200, size=8):
     import gpugrad as gg
 
     rng = np.random.default_rng(0)
-    fns = {"gpugrad": (lambda xs=_inputs(gg, size, rng): _time_block(xs, iters))}
+    gg_inputs = _inputs(gg, size, rng)
+    fns = {"gpugrad": lambda: _step(gg_inputs)}
     try:
         import torch
 
-        torch.set_num_threads(1)
-        fns["torch"] = lambda xs=_inputs(torch, size, rng): _time_block(xs, iters)
+        torch.set_num_threads(1)  # tiny tensors: threads only add overhead for PyTorch
+        torch_inputs = _inputs(torch, size, rng)
+        fns["torch"] = lambda: _step(torch_inputs)
     except ImportError:
         torch = None
-    for fn in fns.values():  # warm-up (first calls compile / allocate)
-        fn()
-    samples = paired_rounds(fns, rounds)
+    samples = common.paired_rounds(fns, rounds, number=iters, warmup=iters)
     result = {
         "benchmark": "per-op overhead (forward+backward, tiny tensors)",
         "size": size, "ops_per_step": N_OPS, "rounds": rounds, "iters_per_round": iters,
-        "machine": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
-        "torch": torch.__version__ if torch else None,
+        "machine": common.machine_info(),
     }
     for name, times in samples.items():
-        med = float(np.median(times))
+        med = common.median(times)
         result[name] = {"step_us": med * 1e6, "per_op_us": med * 1e6 / N_OPS}
-    if "torch" in result:
-        result["ratio_gpugrad_over_torch"] = (result["gpugrad"]["step_us"]
-                                              / result["torch"]["step_us"])
+    if "torch" in samples:
+        result["ratio_gpugrad_over_torch"] = common.paired_ratio(samples, "gpugrad", "torch")
     return result
 
 
@@ -102,16 +79,15 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--iters", type=int, default=200)
     parser.add_argument("--size", type=int, default=8)
-    parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--out", default=None, help="folder for the JSON (default bench/results)")
     args = parser.parse_args(argv)
     result = run(args.rounds, args.iters, args.size)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "overhead-cpu.json").write_text(json.dumps(result, indent=2))
+    path = common.write_json(common.results_path("overhead", "cpu", args.out), result)
     print(f"{'':10}{'step (us)':>12}{'per op (us)':>14}")
     for name in ("gpugrad", "torch"):
         if name in result:
             print(f"{name:10}{result[name]['step_us']:12.1f}{result[name]['per_op_us']:14.2f}")
     if "ratio_gpugrad_over_torch" in result:
         print(f"ratio gpugrad/torch: {result['ratio_gpugrad_over_torch']:.2f}x")
+    print(f"wrote {path}")
     return 0

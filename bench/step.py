@@ -1,0 +1,254 @@
+"""The training step: gpugrad against PyTorch, paired rounds in one process.
+
+LeNet-style (conv 1->32 3x3 pad 1, ReLU, maxpool 2; conv 32->64, ReLU, maxpool 2; fc 3136->128,
+ReLU; fc 128->10; cross-entropy; SGD momentum 0.9) at batch 64 and 128 on 28x28 inputs; on CUDA
+also a ResNet-18 (CIFAR variant) at batch 128 on 32x32 inputs. Both frameworks start from the
+same weights and see the same batch. Reports the median ms per step, the paired ratio
+gpugrad/PyTorch, and peak memory (CPU: the peak RSS of a child process running only that
+framework's steps; CUDA: the peak bytes held by each framework's allocator).
+
+    gpugrad bench step [--device cpu|cuda] [--rounds N] [--quick] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from gpugrad.bench import common
+
+
+def _gg_model(name):
+    from gpugrad.models import LeNet, resnet18
+
+    return LeNet() if name == "lenet" else resnet18(in_channels=3)
+
+
+def _torch_model(name):
+    import torch.nn as tnn
+
+    if name == "lenet":
+        return tnn.Sequential(
+            tnn.Conv2d(1, 32, 3, padding=1), tnn.ReLU(), tnn.MaxPool2d(2),
+            tnn.Conv2d(32, 64, 3, padding=1), tnn.ReLU(), tnn.MaxPool2d(2),
+            tnn.Flatten(), tnn.Linear(3136, 128), tnn.ReLU(), tnn.Linear(128, 10),
+        )
+    return _torch_resnet18()
+
+
+def _torch_resnet18():
+    """The same CIFAR ResNet-18 as gpugrad.models.resnet18, in PyTorch (parameter order too)."""
+    import torch.nn as tnn
+
+    class Block(tnn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.conv1 = tnn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.bn1 = tnn.BatchNorm2d(cout)
+            self.conv2 = tnn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.bn2 = tnn.BatchNorm2d(cout)
+            self.relu = tnn.ReLU()
+            self.shortcut = tnn.Identity()
+            if stride != 1 or cin != cout:
+                self.shortcut = tnn.Sequential(tnn.Conv2d(cin, cout, 1, stride, bias=False),
+                                               tnn.BatchNorm2d(cout))
+
+        def forward(self, x):
+            out = self.relu(self.bn1(self.conv1(x)))
+            return self.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+    class Net(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = tnn.Sequential(tnn.Conv2d(3, 64, 3, padding=1, bias=False),
+                                       tnn.BatchNorm2d(64), tnn.ReLU())
+            layers, cin = [], 64
+            for i, width in enumerate((64, 128, 256, 512)):
+                for j in range(2):
+                    layers.append(Block(cin, width, 2 if i > 0 and j == 0 else 1))
+                    cin = width
+            self.layers = tnn.Sequential(*layers)
+            self.pool = tnn.AdaptiveAvgPool2d(1)
+            self.fc = tnn.Linear(512, 10)
+
+        def forward(self, x):
+            return self.fc(self.pool(self.layers(self.stem(x))).flatten(1))
+
+    return Net()
+
+
+def _input_shape(name, batch):
+    return (batch, 1, 28, 28) if name == "lenet" else (batch, 3, 32, 32)
+
+
+def make_steps(name, batch, device):
+    """(gpugrad step, torch step or None, sync) sharing weights and one batch."""
+    import gpugrad as gg
+    import gpugrad.nn.functional as F
+
+    rng = np.random.default_rng(0)
+    images = rng.standard_normal(_input_shape(name, batch)).astype(np.float32)
+    labels = rng.integers(0, 10, batch)
+    model = _gg_model(name).to(device)
+    opt = gg.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x, y = gg.tensor(images, device=device), gg.tensor(labels, device=device)
+
+    def gg_step():
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    try:
+        import torch
+    except ImportError:
+        return gg_step, None, lambda: gg.cuda.synchronize() if device != "cpu" else None
+    tdev = "cuda" if device.startswith("cuda") else "cpu"
+    tmodel = _torch_model(name)
+    with torch.no_grad():
+        for p, tp in zip(model.parameters(), tmodel.parameters()):
+            tp.copy_(torch.from_numpy(p.numpy().copy()))
+    tmodel = tmodel.to(tdev)
+    topt = torch.optim.SGD(tmodel.parameters(), lr=0.01, momentum=0.9)
+    tx, ty = torch.from_numpy(images).to(tdev), torch.from_numpy(labels).to(tdev)
+
+    def torch_step():
+        loss = torch.nn.functional.cross_entropy(tmodel(tx), ty)
+        topt.zero_grad()
+        loss.backward()
+        topt.step()
+
+    def sync():
+        if tdev == "cuda":
+            gg.cuda.synchronize()
+            torch.cuda.synchronize()
+
+    return gg_step, torch_step, sync
+
+
+_CHILD = """
+import resource, sys
+from gpugrad.bench.step import make_steps
+name, batch, framework = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+gg_step, torch_step, _ = make_steps(name, batch, "cpu")
+step = gg_step if framework == "gpugrad" else torch_step
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+for _ in range(5):
+    step()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, before)
+"""
+
+
+def cpu_peak_rss_mb(name, batch, framework) -> float | None:
+    """Peak RSS (MB) of a child process that builds both models and runs only `framework`."""
+    try:
+        out = subprocess.run([sys.executable, "-c", _CHILD, name, str(batch), framework],
+                             capture_output=True, text=True, timeout=600, check=True).stdout
+    except (subprocess.SubprocessError, OSError):
+        return None
+    peak_kb, _ = map(int, out.split()[-2:])
+    return peak_kb / 1024
+
+
+def _cuda_peaks(gg_step, torch_step, sync):
+    from gpugrad import backend
+
+    cp = backend.cupy_module()
+    pool = cp.get_default_memory_pool()
+    pool.free_all_blocks()
+    gg_step()
+    sync()
+    gg_peak = pool.total_bytes() / 2**20
+    import torch
+
+    torch.cuda.reset_peak_memory_stats()
+    torch_step()
+    sync()
+    return gg_peak, torch.cuda.max_memory_allocated() / 2**20
+
+
+def run(device="cpu", rounds=15, quick=False):
+    import gpugrad as gg
+
+    cases = [("lenet", 64), ("lenet", 128)]
+    if device.startswith("cuda"):
+        cases.append(("resnet18", 128))
+    if quick:
+        cases, rounds = [("lenet", 16)], 3
+    results = {"benchmark": "training step", "device": device,
+               "machine": common.machine_info(), "cases": []}
+    if device.startswith("cuda") and gg.backend.cupy_module() is not None:
+        props = gg.backend.cupy_module().cuda.runtime.getDeviceProperties(0)
+        results["machine"]["gpu"] = props["name"].decode()
+    for name, batch in cases:
+        gg_step, torch_step, sync = make_steps(name, batch, device)
+        fns = {"gpugrad": gg_step}
+        if torch_step is not None:
+            fns["torch"] = torch_step
+        samples = common.paired_rounds(fns, rounds, warmup=2, sync=sync)
+        case = {"model": name, "batch": batch}
+        for fw, secs in samples.items():
+            case[fw] = common.summarize(secs)
+        if "torch" in samples:
+            case["ratio_gpugrad_over_torch"] = common.paired_ratio(samples, "gpugrad", "torch")
+        if device == "cpu" and not quick:
+            case["peak_rss_mb"] = {fw: cpu_peak_rss_mb(name, batch, fw) for fw in fns}
+        elif device.startswith("cuda") and torch_step is not None:
+            gg_mb, torch_mb = _cuda_peaks(gg_step, torch_step, sync)
+            case["peak_device_mb"] = {"gpugrad": gg_mb, "torch": torch_mb}
+        results["cases"].append(case)
+    return results
+
+
+def plot(results, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cases = results["cases"]
+    labels = [f"{c['model']}\nbatch {c['batch']}" for c in cases]
+    xs = np.arange(len(cases))
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(cases), 3.5))
+    for i, fw in enumerate(("gpugrad", "torch")):
+        vals = [c[fw]["median_ms"] if fw in c else 0 for c in cases]
+        ax.bar(xs + (i - 0.5) * 0.38, vals, 0.38, label=fw)
+    ax.set_xticks(xs, labels)
+    ax.set_ylabel("ms per training step (median)")
+    ax.set_title(f"training step on {results['device']}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="gpugrad bench step", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--quick", action="store_true", help="one tiny case (smoke test)")
+    parser.add_argument("--out", default=None, help="folder for JSON and PNG "
+                                                    "(default bench/results)")
+    args = parser.parse_args(argv)
+    results = run(args.device, args.rounds, args.quick)
+    tag = args.device.replace(":", "") + ("-quick" if args.quick else "")
+    path = common.write_json(common.results_path("step", tag, args.out), results)
+    plot(results, common.results_path("step", tag, args.out, suffix=".png"))
+    rows = []
+    for c in results["cases"]:
+        rows.append([f"{c['model']} b{c['batch']}", c["gpugrad"]["median_ms"],
+                     c.get("torch", {}).get("median_ms", float("nan")),
+                     c.get("ratio_gpugrad_over_torch", float("nan")),
+                     json.dumps(c.get("peak_rss_mb") or c.get("peak_device_mb"))])
+    print(common.format_table(["case", "gpugrad ms", "torch ms", "ratio", "peak MB"], rows))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

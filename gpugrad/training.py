@@ -126,6 +126,8 @@ def plot_curves(metrics: list[dict], path: Path) -> None:
     ax2.plot(epochs, [100 * m["test_accuracy"] for m in metrics], "o-", color="tab:green")
     ax2.set_xlabel("epoch")
     ax2.set_ylabel("test accuracy (%)")
+    for ax in (ax1, ax2):
+        ax.set_xticks(epochs)
     fig.tight_layout()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
     os.close(fd)

@@ -123,7 +123,7 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, targets=None
             return
         if x._hooks:
             g = _run_hooks(x, g)
-        if not create_graph:
+        if not create_graph and g.grad_fn is not None:
             g = g.detach()
         if x.grad is None:
             x.grad = g
@@ -178,9 +178,9 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, targets=None
             for x, gx, needed in zip(fn.inputs, gxs, fn.needs_input_grad):
                 parent = x.grad_fn
                 if gx is not None and needed:
-                    if gx.shape != x.shape:
+                    if gx.data.shape != x.data.shape:
                         gx = sum_to(gx, x.shape)
-                    if gx.dtype != x.dtype:
+                    if gx.data.dtype is not x.data.dtype and gx.data.dtype != x.data.dtype:
                         gx = gx.to(x.dtype)
                     if parent is None:
                         deliver_leaf(x, gx)

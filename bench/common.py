@@ -51,17 +51,34 @@ def paired_rounds(
     Returns {name: [seconds per round]}. `warmup` untimed calls per function come first (JIT
     compilation, caches, allocator pools).
     """
-    names = list(fns)
-    for name in names:
-        for _ in range(warmup):
-            fns[name]()
+    return interleaved_rounds({None: fns}, rounds, number, warmup, sync)[None]
+
+
+def interleaved_rounds(
+    groups: dict,
+    rounds: int,
+    number: int = 1,
+    warmup: int = 1,
+    sync: Callable[[], None] | None = None,
+) -> dict:
+    """paired_rounds for several groups of contenders at once: {group: {name: fn}}.
+
+    Every round visits every group, so a burst of other work on the machine lands on one round
+    of each group instead of on every round of one group. Returns {group: {name: [seconds]}}.
+    """
+    for fns in groups.values():
+        for fn in fns.values():
+            for _ in range(warmup):
+                fn()
     if sync is not None:
         sync()
-    samples = {name: [] for name in names}
+    samples = {key: {name: [] for name in fns} for key, fns in groups.items()}
     for r in range(rounds):
-        shift = r % len(names)
-        for name in names[shift:] + names[:shift]:
-            samples[name].append(time_call(fns[name], number, sync))
+        for key, fns in groups.items():
+            names = list(fns)
+            shift = r % len(names)
+            for name in names[shift:] + names[:shift]:
+                samples[key][name].append(time_call(fns[name], number, sync))
     return samples
 
 
@@ -76,8 +93,18 @@ def paired_ratio(samples: dict, numerator: str, denominator: str) -> float:
     return median(ratios)
 
 
-def summarize(seconds: list, nbytes: int | None = None, copy_gbps: float | None = None) -> dict:
-    """Median and spread in ms, plus GB/s and % of copy bandwidth when bytes are known."""
+def summarize(
+    seconds: list,
+    nbytes: int | None = None,
+    copy_gbps: float | None = None,
+    new_array_copy_gbps: float | None = None,
+) -> dict:
+    """Median and spread in ms, plus GB/s and % of copy bandwidth when bytes are known.
+
+    `copy_gbps` is a copy into an existing array (the machine's peak); `new_array_copy_gbps` a
+    copy that allocates its result, which pays the same page faults as any op returning a new
+    array.
+    """
     ms = np.asarray(seconds) * 1e3
     out = {
         "median_ms": float(np.median(ms)),
@@ -91,6 +118,8 @@ def summarize(seconds: list, nbytes: int | None = None, copy_gbps: float | None 
         out["gbps"] = gbps
         if copy_gbps:
             out["pct_copy_bandwidth"] = 100.0 * gbps / copy_gbps
+        if new_array_copy_gbps:
+            out["pct_new_array_copy_bandwidth"] = 100.0 * gbps / new_array_copy_gbps
     return out
 
 

@@ -5,9 +5,10 @@
 For each kernel (fused softmax cross-entropy, im2col, col2im, the conv2d im2col+GEMM path, ReLU),
 forward and backward, in float32: gpugrad's dispatcher against the NumPy composition, PyTorch
 (CPU, or CUDA on a GPU), and on a GPU the same composition in CuPy. Paired rounds in one process,
-medians. Memory-bound kernels also report the bytes they must move, as GB/s and as a percentage
-of the copy bandwidth measured in the same run. On a GPU the per-launch overhead of a Numba
-kernel fed CuPy arrays is measured too. Writes bench/results/kernels-<device>.json and .png.
+interleaved across cases, medians. Memory-bound kernels also report the bytes they must move, as
+GB/s and as a percentage of the copy bandwidth measured in the same run. On a GPU the per-launch
+overhead of a Numba kernel fed CuPy arrays is measured too. Writes
+bench/results/kernels-<device>.json and .png.
 
 Numba (system libgomp) and PyTorch (its own bundled libgomp) each keep an OpenMP thread pool
 that spins after every parallel region; in one process on 2 cores the two pools steal the cores
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -310,8 +312,10 @@ def relu_cases(s: Setup) -> list:
 def measure_copy_bandwidth(device: str, quick: bool, rounds: int, sync) -> dict:
     """GB/s of a large array copy (read + write) on this device, the bar for memory-bound kernels.
 
-    On the CPU both a single-threaded NumPy copy and a Numba copy on all threads run; the better
-    one is the bar. The array matches the ReLU case (16M floats), so both see the same caches.
+    Two bars: a copy into an existing array (the peak), and a copy that returns a new array,
+    which pays for faulting in fresh pages as every kernel that returns a new array does. On the
+    CPU a single-threaded NumPy copy and a Numba copy on all threads both run and the better one
+    sets each bar. The array matches the ReLU case (16M floats), so both see the same caches.
     """
     from gpugrad import backend
 
@@ -320,16 +324,25 @@ def measure_copy_bandwidth(device: str, quick: bool, rounds: int, sync) -> dict:
         cp = backend.cupy_module()
         src = cp.ones(size * 4, DTYPE)
         dst = cp.empty_like(src)
-        copies = {"cupy copyto": lambda: cp.copyto(dst, src)}
-        return common.copy_bandwidth(copies, 2 * src.nbytes, rounds, sync=sync)
-    src = np.ones(size, DTYPE)
-    dst = np.empty_like(src)
-    parallel_copy = _numba_parallel_copy()
-    copies = {
-        "numpy copyto": lambda: np.copyto(dst, src),
-        "numba parallel copy": lambda: parallel_copy(src, dst),
+        existing = {"cupy copyto": lambda: cp.copyto(dst, src)}
+        new = {"cupy copy": lambda: src.copy()}
+    else:
+        src = np.ones(size, DTYPE)
+        dst = np.empty_like(src)
+        parallel_copy = _numba_parallel_copy()
+        existing = {
+            "numpy copyto": lambda: np.copyto(dst, src),
+            "numba parallel copy": lambda: parallel_copy(src, dst),
+        }
+        new = {
+            "numpy copy": lambda: src.copy(),
+            "numba parallel copy": lambda: parallel_copy(src, np.empty_like(src)),
+        }
+    nbytes = 2 * src.nbytes
+    return {
+        "into_existing_array": common.copy_bandwidth(existing, nbytes, rounds, sync=sync),
+        "into_new_array": common.copy_bandwidth(new, nbytes, rounds, sync=sync),
     }
-    return common.copy_bandwidth(copies, 2 * src.nbytes, rounds)
 
 
 def _numba_parallel_copy():
@@ -358,7 +371,9 @@ def measure_launch_overhead(calls: int = 2000) -> dict:
     tiny = cp.ones(1, DTYPE)
     out = cp.empty_like(tiny)
     stream = cuda.external_stream(cp.cuda.get_current_stream().ptr)
-    kernel = activation_cuda.relu_forward_kernel
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Numba's low-occupancy warning for a 1-block grid
+        raw_launch = activation_cuda.relu_forward_kernel[1, 32, stream]
     fns = {
         "gpugrad relu_forward (checks + alloc + launch)": lambda: activation.relu_forward(
             tiny, device="cuda"
@@ -366,7 +381,7 @@ def measure_launch_overhead(calls: int = 2000) -> dict:
         "gpugrad launch helper (as_cuda_array, no sync)": lambda: activation_cuda.relu_forward(
             tiny, out, "cuda"
         ),
-        "numba kernel on raw CuPy arrays": lambda: kernel[1, 32, stream](tiny, out),
+        "numba kernel on raw CuPy arrays (syncs the stream)": lambda: raw_launch(tiny, out),
         "cupy ufunc (maximum, out=)": lambda: cp.maximum(tiny, 0, out=out),
     }
     samples = common.paired_rounds(fns, rounds=5, number=calls, sync=backend.synchronize)
@@ -406,18 +421,29 @@ def evaluate_targets(results: list) -> list:
     s = speedup(r, "torch")
     if s is not None:
         add("relu forward+backward: speedup vs PyTorch", s, ">= 1", s >= 1)
-    if r is not None and "pct_copy_bandwidth" in r["contenders"]["gpugrad"]:
-        pct = r["contenders"]["gpugrad"]["pct_copy_bandwidth"]
-        add("relu forward+backward: % of copy bandwidth", pct, ">= 50", pct >= 50)
+    ours = r["contenders"]["gpugrad"] if r is not None else {}
+    # Both bars: ReLU returns new arrays, so it pays the page faults a copy into a new array
+    # pays; a copy into an existing array is the machine's peak.
+    for key, bar in [("pct_new_array_copy_bandwidth", "a copy into a new array"),
+                     ("pct_copy_bandwidth", "a copy into an existing array")]:  # fmt: skip
+        if key in ours:
+            add(f"relu forward+backward: % of {bar}", ours[key], ">= 50", ours[key] >= 50)
     return goals
 
 
 # ----------------------------------------------------------------------------- report
 
 
-def run_case(case: Case, rounds: int, copy_gbps: float, sync) -> dict:
-    samples = common.paired_rounds(case.fns, rounds, warmup=WARMUP, sync=sync)
-    contenders = {name: common.summarize(s, case.nbytes, copy_gbps) for name, s in samples.items()}
+def run_cases(cases: list, rounds: int, copy: dict, sync) -> list:
+    """Time every case in interleaved paired rounds; one result row per case."""
+    groups = {k: case.fns for k, case in enumerate(cases)}
+    all_samples = common.interleaved_rounds(groups, rounds, warmup=WARMUP, sync=sync)
+    return [summarize_case(case, all_samples[k], copy) for k, case in enumerate(cases)]
+
+
+def summarize_case(case: Case, samples: dict, copy: dict) -> dict:
+    bars = (copy["into_existing_array"]["best"], copy["into_new_array"]["best"])
+    contenders = {name: common.summarize(s, case.nbytes, *bars) for name, s in samples.items()}
     speedup = {
         f"vs_{name}": common.paired_ratio(samples, name, "gpugrad")
         for name in samples
@@ -439,21 +465,23 @@ def format_report(report: dict) -> str:
     present = [n for n in names if any(n in r["contenders"] for r in report["results"])]
     header = ["kernel", "phase", "shape"]
     header += [f"{n} ms" for n in present]
-    header += ["gpugrad GB/s", "% copy"] + [f"x vs {n}" for n in present[1:]]
+    header += ["gpugrad GB/s", "% copy", "% new-array copy"]
+    header += [f"x vs {n}" for n in present[1:]]
     rows = []
     for r in report["results"]:
         ours = r["contenders"]["gpugrad"]
         row = [r["kernel"], r["phase"], r["shape"]]
         row += [r["contenders"].get(n, {}).get("median_ms", "-") for n in present]
         row += [ours.get("gbps", "-"), ours.get("pct_copy_bandwidth", "-")]
+        row += [ours.get("pct_new_array_copy_bandwidth", "-")]
         row += [r["speedup"].get(f"vs_{n}", "-") for n in present[1:]]
         rows.append(row)
     lines = [common.format_table(header, rows)]
-    bw = report["copy_bandwidth_gbps"]
-    lines.append(
-        "copy bandwidth (GB/s, read+write): "
-        + ", ".join(f"{k} {v:.1f}" for k, v in bw.items() if k != "bytes")
-    )
+    for kind, bw in report["copy_bandwidth_gbps"].items():
+        lines.append(
+            f"copy bandwidth {kind.replace('_', ' ')} (GB/s, read+write): "
+            + ", ".join(f"{k} {v:.1f}" for k, v in bw.items() if k != "bytes")
+        )
     if report.get("launch_overhead_us"):
         lines.append("launch overhead (us/call):")
         lines += [f"  {k}: {v:.1f}" for k, v in report["launch_overhead_us"].items()]
@@ -475,7 +503,7 @@ def plot(report: dict, path) -> None:
     names = [n for n in ("gpugrad", "numpy", "cupy", "torch")
              if any(n in r["contenders"] for r in results)]  # fmt: skip
     labels = [f"{r['kernel']}\n{r['phase']}" for r in results]
-    fig, ax = plt.subplots(figsize=(10, 0.55 * len(results) * len(names) + 1.5))
+    fig, ax = plt.subplots(figsize=(10, 0.25 * len(results) * len(names) + 1.5))
     height = 0.8 / len(names)
     for k, name in enumerate(names):
         ms = [r["contenders"].get(name, {}).get("median_ms", np.nan) for r in results]
@@ -548,7 +576,6 @@ def main(argv=None) -> int:
 
     load_before = common.load_average()
     copy = measure_copy_bandwidth(device, args.quick, max(rounds, 5), sync)
-    results = []
     setup = Setup(
         device=device,
         quick=args.quick,
@@ -557,9 +584,7 @@ def main(argv=None) -> int:
         torch_device=torch_device,
         rng=np.random.default_rng(0),
     )
-    for case in build_cases(setup):
-        results.append(run_case(case, rounds, copy["best"], sync))
-        print(f"  {case.kernel} {case.phase}: done", file=sys.stderr)
+    results = run_cases(build_cases(setup), rounds, copy, sync)
     report = {
         "benchmark": "kernels",
         "device": device,

@@ -1,4 +1,4 @@
-"""How a kernel dispatcher picks its path, and how a CUDA kernel is launched.
+"""How a kernel dispatcher picks its path, and how a CPU twin or a CUDA kernel is launched.
 
 Every dispatcher asks ``choose_path`` first: the NumPy reference when reference mode is on, the
 CUDA kernel for a "cuda" device, else the CPU twin. ``numba.cuda`` is imported only here and in
@@ -8,6 +8,10 @@ on a CPU-only machine and never compiles anything.
 
 from __future__ import annotations
 
+import functools
+import warnings
+
+import numba
 import numpy as np
 
 from gpugrad import backend
@@ -20,6 +24,12 @@ CUDA = "cuda"
 # Elementwise kernels: threads per block, and a grid cap past which grid-stride loops take over.
 THREADS_PER_BLOCK = 256
 MAX_BLOCKS = 8192
+
+# CPU twins touching fewer elements than this run on the calling thread alone. Waking Numba's
+# OpenMP pool costs a fixed ~75 us with passive waiting (gpugrad's default) on the 2-core bench
+# VM, against ~4 us on one thread; a 2-thread ReLU only wins from ~500k floats, exp-heavy
+# kernels (cross-entropy) from ~100k.
+PARALLEL_MIN_WORK = 1 << 17
 
 # The simulator runs one Python thread per CUDA thread. A tiny grid keeps it fast and makes the
 # grid-stride loops wrap around many times, so the simulated tests exercise them.
@@ -51,6 +61,21 @@ def choose_path(op: str, device, *arrays) -> str:
     return CUDA
 
 
+def run_cpu_twin(twin, work: int, *args):
+    """Call a parallel Numba twin, on all threads only when `work` elements repay waking them."""
+    if work >= PARALLEL_MIN_WORK:
+        return twin(*args)
+    threads = numba.get_num_threads()
+    if threads == 1:
+        return twin(*args)
+    # Numba's thread count is per calling thread, so this does not leak into other threads.
+    numba.set_num_threads(1)
+    try:
+        return twin(*args)
+    finally:
+        numba.set_num_threads(threads)
+
+
 def launch_elementwise(kernel, n_items: int, device, *args) -> None:
     """Launch a grid-stride kernel that covers `n_items` work items."""
     if backend.uses_simulated_cuda():
@@ -79,8 +104,22 @@ def _launch(kernel, blocks: int, threads: int, device, args) -> None:
     cp = backend.cupy_module()
     index = backend.as_device(device).index
     with cuda.gpus[index], cp.cuda.Device(index):
-        stream = cuda.external_stream(cp.cuda.get_current_stream().ptr)
-        kernel[blocks, threads, stream](*[_as_numba_array(cuda, a) for a in args])
+        stream_ptr = cp.cuda.get_current_stream().ptr
+        launcher = _configured(kernel, blocks, threads, index, stream_ptr)
+        launcher(*[_as_numba_array(cuda, a) for a in args])
+
+
+@functools.lru_cache(maxsize=4096)
+def _configured(kernel, blocks, threads, device_index, stream_ptr):
+    """``kernel[blocks, threads, stream]`` on CuPy's stream `stream_ptr`, built once per shape."""
+    from numba import cuda
+
+    stream = cuda.external_stream(stream_ptr)
+    # Numba warns about every grid under 128 blocks; small grids are deliberate here (small
+    # tensors), and the warning would repeat for every new tensor size.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Grid size \d+ will likely result in GPU")
+        return kernel[blocks, threads, stream]
 
 
 def _as_numba_array(cuda, a):

@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit, prange
 
 from gpugrad import backend
-from gpugrad.kernels._launch import CUDA, REFERENCE, choose_path
+from gpugrad.kernels._launch import CUDA, REFERENCE, choose_path, run_cpu_twin
 from gpugrad.kernels.checks import check_float_array
 
 
@@ -61,9 +61,13 @@ def col2im_reference(cols, in_h, in_w, stride, padding, dilation):
 # Numba over NumPy here: the reference makes kh*kw strided copies of a padded image, each a
 # separate pass over memory; the twin walks each (n, c) plane once per tap with the in-image
 # range of every output row worked out up front, so the inner loop has no bounds tests. On the
-# bench shape (64x32x14x14, 3x3, pad 1) it is several times faster (see bench/results/).
-# Parallel over (n, c) planes: each plane is written by one thread only, so col2im's sums
-# are deterministic and match the CUDA gather bit for bit (same (ky, kx) order per pixel).
+# bench shape (64x32x14x14, 3x3, pad 1, 2 threads) im2col is 3.5x and col2im 6x faster than
+# NumPy (bench/results/kernels-cpu.json). Parallel over (n, c) planes: each plane is written by one
+# thread only, so col2im's sums are deterministic and match the CUDA gather bit for bit (same
+# (ky, kx) order per pixel).
+#
+# The twins index flat views with unsigned offsets: for a signed index Numba tests for a
+# negative value (Python's wraparound) on every access, which made these loops 3x slower.
 
 
 @njit(cache=True)
@@ -74,56 +78,57 @@ def _valid_range(offset, stride, size, out_size):
     return lo, max(lo, hi)
 
 
+@njit(cache=True, inline="always")
+def _fill(flat, start, count, value):
+    for j in range(count):
+        flat[start + np.uint64(j)] = value
+
+
 @njit(parallel=True, cache=True)
 def _im2col_cpu(x, kh, kw, sy, sx, ph, pw, dy, dx, pad_value, cols):
-    n_img, n_ch = x.shape[0], x.shape[1]
-    h, w = x.shape[2], x.shape[3]
+    n_img, n_ch, h, w = x.shape
     out_h, out_w = cols.shape[4], cols.shape[5]
+    src = x.reshape(-1)
+    dst = cols.reshape(-1)
     for plane in prange(n_img * n_ch):
-        n = plane // n_ch
-        c = plane % n_ch
-        img = x[n, c]
         for ky in range(kh):
             oy_lo, oy_hi = _valid_range(ky * dy - ph, sy, h, out_h)
             for kx in range(kw):
                 ox_lo, ox_hi = _valid_range(kx * dx - pw, sx, w, out_w)
-                dst = cols[n, c, ky, kx]
                 for oy in range(out_h):
+                    d = np.uint64((((plane * kh + ky) * kw + kx) * out_h + oy) * out_w)
                     if oy < oy_lo or oy >= oy_hi:
-                        for ox in range(out_w):
-                            dst[oy, ox] = pad_value
+                        _fill(dst, d, out_w, pad_value)
                         continue
+                    # Input offset of the first in-image tap of this output row.
                     iy = oy * sy + ky * dy - ph
-                    for ox in range(ox_lo):
-                        dst[oy, ox] = pad_value
-                    for ox in range(ox_lo, ox_hi):
-                        dst[oy, ox] = img[iy, ox * sx + kx * dx - pw]
-                    for ox in range(ox_hi, out_w):
-                        dst[oy, ox] = pad_value
+                    s = np.uint64((plane * h + iy) * w + ox_lo * sx + kx * dx - pw)
+                    _fill(dst, d, ox_lo, pad_value)
+                    d_in = d + np.uint64(ox_lo)
+                    for j in range(ox_hi - ox_lo):
+                        dst[d_in + np.uint64(j)] = src[s + np.uint64(j * sx)]
+                    _fill(dst, d + np.uint64(ox_hi), out_w - ox_hi, pad_value)
 
 
 @njit(parallel=True, cache=True)
 def _col2im_cpu(cols, sy, sx, ph, pw, dy, dx, x):
-    n_img, n_ch, kh, kw = cols.shape[0], cols.shape[1], cols.shape[2], cols.shape[3]
-    out_h, out_w = cols.shape[4], cols.shape[5]
+    n_img, n_ch, kh, kw, out_h, out_w = cols.shape
     h, w = x.shape[2], x.shape[3]
+    src = cols.reshape(-1)
+    img = x.reshape(-1)
     zero = x.dtype.type(0)
     for plane in prange(n_img * n_ch):
-        n = plane // n_ch
-        c = plane % n_ch
-        img = x[n, c]
-        for iy in range(h):
-            for ix in range(w):
-                img[iy, ix] = zero
+        _fill(img, np.uint64(plane * h * w), h * w, zero)
         for ky in range(kh):
             oy_lo, oy_hi = _valid_range(ky * dy - ph, sy, h, out_h)
             for kx in range(kw):
                 ox_lo, ox_hi = _valid_range(kx * dx - pw, sx, w, out_w)
-                src = cols[n, c, ky, kx]
                 for oy in range(oy_lo, oy_hi):
+                    c = np.uint64((((plane * kh + ky) * kw + kx) * out_h + oy) * out_w + ox_lo)
                     iy = oy * sy + ky * dy - ph
-                    for ox in range(ox_lo, ox_hi):
-                        img[iy, ox * sx + kx * dx - pw] += src[oy, ox]
+                    s = np.uint64((plane * h + iy) * w + ox_lo * sx + kx * dx - pw)
+                    for j in range(ox_hi - ox_lo):
+                        img[s + np.uint64(j * sx)] += src[c + np.uint64(j)]
 
 
 # ----------------------------------------------------------------------------- dispatchers
@@ -149,7 +154,7 @@ def im2col(x, kernel_size, stride, padding, dilation, pad_value=0.0, device="cpu
 
         conv_cuda.im2col(x, kh, kw, sy, sx, ph, pw, dy, dx, fill, cols, device)
     else:
-        _im2col_cpu(x, kh, kw, sy, sx, ph, pw, dy, dx, fill, cols)
+        run_cpu_twin(_im2col_cpu, cols.size, x, kh, kw, sy, sx, ph, pw, dy, dx, fill, cols)
     return cols
 
 
@@ -179,7 +184,7 @@ def col2im(cols, in_h, in_w, stride, padding, dilation, device="cpu"):
 
         conv_cuda.col2im(cols, sy, sx, ph, pw, dy, dx, x, device)
     else:
-        _col2im_cpu(cols, sy, sx, ph, pw, dy, dx, x)
+        run_cpu_twin(_col2im_cpu, cols.size, cols, sy, sx, ph, pw, dy, dx, x)
     return x
 
 

@@ -11,9 +11,10 @@ import re
 
 from numba import cuda
 
-from gpugrad.kernels import activation_cuda, conv_cuda, loss_cuda
+from gpugrad.kernels import activation_cuda, conv_cuda, loss_cuda, pool_cuda
 
-KERNEL_MODULES = (conv_cuda, loss_cuda, activation_cuda)
+# Every module of CUDA kernels; each lists its kernels and launch signatures in signatures(dtype).
+KERNEL_MODULES = (conv_cuda, loss_cuda, activation_cuda, pool_cuda)
 DTYPES = ("float32", "float64")
 
 # A float64 arithmetic, comparison or conversion instruction (``cvt`` covers both directions:

@@ -23,7 +23,7 @@ def rng():
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_relu_matches_reference(rng, shape, dtype):
+def test_relu_matches_reference(rng, twin_threads, shape, dtype):
     x = with_kinks(rng.standard_normal(shape).astype(dtype))
     gy = rng.standard_normal(shape).astype(dtype)
     y = relu_forward(x)
@@ -35,7 +35,7 @@ def test_relu_matches_reference(rng, shape, dtype):
 
 
 @pytest.mark.parametrize("size", [5, 40001])
-def test_relu_kinks_follow_pytorch(size):
+def test_relu_kinks_follow_pytorch(twin_threads, size):
     x = np.zeros(size, np.float32)
     x[:4] = [0.0, -0.0, np.nan, 2.0]
     y = relu_forward(x)

@@ -36,7 +36,7 @@ def rng():
 
 @pytest.mark.parametrize("shape, ksize, stride, pad, dil", GEOMETRIES)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_im2col_cpu_matches_reference(rng, shape, ksize, stride, pad, dil, dtype):
+def test_im2col_cpu_matches_reference(rng, twin_threads, shape, ksize, stride, pad, dil, dtype):
     x = rng.standard_normal(shape).astype(dtype)
     cols = im2col(x, ksize, stride, pad, dil)
     expected = im2col_reference(x, ksize, stride, pad, dil)
@@ -58,7 +58,7 @@ def test_im2col_pad_value_fills_only_off_image_taps(rng, pad_value):
 
 @pytest.mark.parametrize("shape, ksize, stride, pad, dil", GEOMETRIES)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_col2im_cpu_matches_reference(rng, shape, ksize, stride, pad, dil, dtype):
+def test_col2im_cpu_matches_reference(rng, twin_threads, shape, ksize, stride, pad, dil, dtype):
     h, w = shape[2:]
     out_h = conv_output_size(h, ksize[0], stride[0], pad[0], dil[0])
     out_w = conv_output_size(w, ksize[1], stride[1], pad[1], dil[1])

@@ -100,3 +100,22 @@ def test_cuda_kernels_reachable_from_family_modules():
     assert activation.relu_backward_kernel is not None
     with pytest.raises(AttributeError):
         conv.no_such_kernel  # noqa: B018
+
+
+def test_small_cpu_work_runs_on_the_calling_thread():
+    import numba
+
+    seen = []
+
+    def twin(fail=False):
+        seen.append(numba.get_num_threads())
+        if fail:
+            raise ValueError("boom")
+
+    before = numba.get_num_threads()
+    _launch.run_cpu_twin(twin, 10)
+    _launch.run_cpu_twin(twin, _launch.PARALLEL_MIN_WORK)
+    with pytest.raises(ValueError):
+        _launch.run_cpu_twin(twin, 10, True)
+    assert seen == [1, before, 1]
+    assert numba.get_num_threads() == before

@@ -52,7 +52,9 @@ def rng():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("weighted, eps, ignore_index", OPTIONS)
-def test_cpu_twin_matches_reference(rng, dtype, reduction, weighted, eps, ignore_index):
+def test_cpu_twin_matches_reference(
+    rng, twin_threads, dtype, reduction, weighted, eps, ignore_index
+):
     # 37 x 29: neither a multiple of the 16 SIMD lanes nor of a CUDA block.
     logits, target, weight = make_problem(rng, 37, 29, dtype, weighted, ignore_index)
     gloss = incoming_gradient(rng, reduction, 37, dtype)
@@ -74,7 +76,7 @@ def test_cpu_twin_matches_reference(rng, dtype, reduction, weighted, eps, ignore
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("eps", [0.0, 0.1])
-def test_logits_of_magnitude_1e4_stay_finite_and_exact(rng, dtype, eps):
+def test_logits_of_magnitude_1e4_stay_finite_and_exact(rng, twin_threads, dtype, eps):
     logits, target, weight = make_problem(rng, 19, 23, dtype, True, -100, scale=1e4)
     logits[0] = dtype(1e4)  # a row of equal logits: every class ties for the max
     logits[1, 3] = dtype(-1e4)

@@ -11,6 +11,8 @@ EXPECTED_KERNELS = {
     "softmax_cross_entropy_backward_kernel",
     "relu_forward_kernel",
     "relu_backward_kernel",
+    "max_pool2d_forward_kernel",
+    "max_pool2d_backward_kernel",
 }
 
 
@@ -37,7 +39,7 @@ def test_float32_kernels_do_no_float64_arithmetic(records):
 
 def test_detector_sees_float64_math(records):
     # Positive control: the float64 kernels do float64 math, so the detector must fire on them
-    # (all but im2col, which only loads and stores).
+    # (all but im2col, which only loads and stores). Max-pool compares, so it counts.
     for r in records:
         if r["dtype"] == "float64" and r["kernel"] != "im2col_kernel":
             assert ptx.has_f64_arithmetic(r["ptx"]), r["kernel"]

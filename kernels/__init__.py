@@ -1,7 +1,7 @@
 """gpugrad's hot-path kernels (installed as ``gpugrad.kernels``).
 
 One module per family: ``conv`` (im2col / col2im), ``loss`` (fused softmax cross-entropy),
-``activation`` (ReLU). Each has a NumPy reference (the test oracle), a Numba CPU twin and a
+``activation`` (ReLU), ``pool`` (max-pooling). Each has a NumPy reference (the test oracle), a Numba CPU twin and a
 dispatcher that picks by device; the Numba CUDA kernels sit in the matching ``*_cuda`` module,
 imported on the first CUDA call. Importing this package compiles nothing and needs no GPU.
 
@@ -23,6 +23,13 @@ from gpugrad.kernels.conv import (
     im2col,
     im2col_reference,
 )
+from gpugrad.kernels.pool import (
+    max_pool2d_backward,
+    max_pool2d_backward_reference,
+    max_pool2d_forward,
+    max_pool2d_reference,
+    pool_output_size,
+)
 from gpugrad.kernels.loss import (
     check_targets,
     softmax_cross_entropy_backward,
@@ -38,6 +45,11 @@ __all__ = [
     "conv_output_size",
     "im2col",
     "im2col_reference",
+    "max_pool2d_backward",
+    "max_pool2d_backward_reference",
+    "max_pool2d_forward",
+    "max_pool2d_reference",
+    "pool_output_size",
     "reference_enabled",
     "reference_mode",
     "relu_backward",

@@ -56,7 +56,8 @@ def relu_forward(x, device="cpu"):
     if path == REFERENCE:
         return relu_reference(x)
     xp = backend.array_module(x)
-    x = xp.ascontiguousarray(x)
+    # ascontiguousarray makes a 0-d array 1-d; the reshape gives the shape back.
+    x = xp.ascontiguousarray(x).reshape(x.shape)
     y = xp.empty_like(x)
     if path == CUDA:
         from gpugrad.kernels import activation_cuda
@@ -77,8 +78,8 @@ def relu_backward(y, gy, device="cpu"):
     if path == REFERENCE:
         return relu_backward_reference(y, gy)
     xp = backend.array_module(y)
-    y = xp.ascontiguousarray(y)
-    gy = xp.ascontiguousarray(gy)
+    y = xp.ascontiguousarray(y).reshape(y.shape)
+    gy = xp.ascontiguousarray(gy).reshape(gy.shape)
     gx = xp.empty_like(gy)
     if path == CUDA:
         from gpugrad.kernels import activation_cuda

@@ -5,11 +5,15 @@ from __future__ import annotations
 import contextlib
 import threading
 
-_local = threading.local()
+class _State(threading.local):
+    enabled = True  # per thread, as in PyTorch
+
+
+_local = _State()
 
 
 def is_grad_enabled() -> bool:
-    return getattr(_local, "enabled", True)
+    return _local.enabled
 
 
 def _set(enabled: bool) -> None:

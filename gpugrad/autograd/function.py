@@ -42,7 +42,6 @@ class Function:
     def apply(cls, *inputs: Tensor, **params):
         fn = cls()
         dev = inputs[0].device
-        needs = tuple(t._requires_grad for t in inputs)
         for t in inputs:
             if t.device is not dev and t.device != dev:
                 raise RuntimeError(
@@ -58,7 +57,10 @@ class Function:
         multi = type(ys) is tuple
         ys_tuple = ys if multi else (ys,)
         outputs = tuple([Tensor(y, dev) for y in ys_tuple])
-        if True in needs and grad_mode.is_grad_enabled():
+        needs = None
+        if grad_mode.is_grad_enabled():
+            needs = tuple([t._requires_grad for t in inputs])
+        if needs is not None and True in needs:
             fn.inputs = inputs
             fn.needs_input_grad = needs
             fn.outputs = tuple([weakref.ref(o) for o in outputs])

@@ -56,6 +56,8 @@ def operands(op: str, a, b) -> tuple[Tensor, Tensor]:
     """Make tensors of a binary op's operands, promoting dtypes as PyTorch does."""
     a_is, b_is = isinstance(a, Tensor), isinstance(b, Tensor)
     if a_is and b_is:
+        if a.data.shape == b.data.shape and a.data.dtype is b.data.dtype and a.device is b.device:
+            return a, b  # the common case: nothing to promote or check
         if a.device != b.device:
             raise RuntimeError(
                 f"{op}: expected both operands on the same device, got {a.device} and {b.device}"

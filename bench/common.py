@@ -8,17 +8,17 @@ rounds, and speedups are the median of the per-round ratios, not a ratio of medi
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from gpugrad.fileio import write_json_atomic
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -190,18 +190,7 @@ def results_path(name: str, device: str, out_dir=None, suffix=".json") -> Path:
 
 def write_json(path, data) -> Path:
     """Write `data` as indented JSON atomically (temp file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return path
+    return write_json_atomic(path, data)
 
 
 def format_table(header, rows) -> str:

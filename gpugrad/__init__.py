@@ -12,8 +12,7 @@ import os as _os
 # batch 64, 2 cores). It must be set before Numba's first parallel call; a user's value wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
-from gpugrad import backend as _backend  # noqa: E402
-from gpugrad.backend import (  # noqa: F401
+from gpugrad.backend import (  # noqa: F401,E402
     bool_ as bool, device, float16, float32, float64, get_default_dtype, int8, int16, int32,
     int64, manual_seed, set_default_dtype, uint8,
 )
@@ -32,7 +31,7 @@ from gpugrad.factory import (  # noqa: F401
     ones, ones_like, rand, randint, randn, randperm, tensor, zeros, zeros_like,
 )
 from gpugrad.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
-from gpugrad import autograd, cuda, data, nn, optim, profiler  # noqa: F401
+from gpugrad import autograd, backend, cuda, data, nn, optim, profiler  # noqa: F401
 from gpugrad.serialization import load, save  # noqa: F401
 
 __version__ = "0.1.0"

@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gpugrad.fileio import fsync_dir
+
 FORMAT = "gpugrad-checkpoint/1"
 METADATA_KEY = "gpugrad"
 
@@ -208,7 +210,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
         if tmp.exists():
             tmp.unlink()
         raise
-    _fsync_dir(folder)
+    fsync_dir(folder)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -252,17 +254,6 @@ def _process_alive(pid: int) -> bool:
     except OSError:
         return False
     return True
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename durable; directories cannot be opened for fsync on Windows."""
-    if os.name == "nt":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # ----------------------------------------------------------------------------- loading

@@ -181,18 +181,7 @@ class Tensor:
 
     def to(self, *args, **kwargs) -> Tensor:
         """`.to(device)`, `.to(dtype)`, `.to(device, dtype)` or `.to(other_tensor)`."""
-        dev = kwargs.pop("device", None)
-        dtype = kwargs.pop("dtype", None)
-        kwargs.pop("non_blocking", None)
-        if kwargs:
-            raise TypeError(f"to: unexpected arguments {sorted(kwargs)}")
-        for a in args:
-            if isinstance(a, Tensor):
-                dev, dtype = a.device, a.dtype
-            elif isinstance(a, (str, backend.device)):
-                dev = a
-            else:
-                dtype = a
+        dev, dtype = parse_to_args(args, kwargs)
         out = self
         if dtype is not None and np.dtype(dtype) != out.dtype:
             out = ops.cast(out, np.dtype(dtype))
@@ -438,6 +427,24 @@ class Tensor:
         gen = backend.generator(self.device)
         self.data[...] = _draw(gen.random, self.shape, self.dtype) * (b - a) + a
         return self
+
+
+def parse_to_args(args, kwargs):
+    """The (device, dtype) of a `.to(...)` call; either may be None (Modules use it too)."""
+    kwargs = dict(kwargs)
+    device = kwargs.pop("device", None)
+    dtype = kwargs.pop("dtype", None)
+    kwargs.pop("non_blocking", None)
+    if kwargs:
+        raise TypeError(f"to: unexpected arguments {sorted(kwargs)}")
+    for a in args:
+        if isinstance(a, Tensor):
+            device, dtype = a.device, a.dtype
+        elif isinstance(a, (str, backend.device)):
+            device = a
+        elif a is not None:
+            dtype = a
+    return device, dtype
 
 
 class _HookHandle:

@@ -8,8 +8,6 @@ continues from that checkpoint and, on the CPU, reproduces the uninterrupted run
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,8 +15,9 @@ from pathlib import Path
 import numpy as np
 
 import gpugrad as gg
-from gpugrad import backend, nn, optim
+from gpugrad import backend, optim
 from gpugrad.data import DataLoader, get_dataset
+from gpugrad.fileio import save_figure_atomic, write_json_atomic
 from gpugrad.models import build_model
 from gpugrad.nn import functional as F
 from gpugrad.serialization import load, save
@@ -100,15 +99,6 @@ def _progress(iterable, total, enabled, desc):
     return tqdm(iterable, total=total, desc=desc, unit="batch", leave=False, dynamic_ncols=True)
 
 
-def write_json_atomic(path: Path, obj) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def plot_curves(metrics: list[dict], path: Path) -> None:
     """Loss and accuracy per epoch, as a PNG."""
     import matplotlib
@@ -129,11 +119,8 @@ def plot_curves(metrics: list[dict], path: Path) -> None:
     for ax in (ax1, ax2):
         ax.set_xticks(epochs)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    fig.savefig(tmp, dpi=100)
+    save_figure_atomic(fig, path)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def train(config: TrainConfig, log=print) -> dict:

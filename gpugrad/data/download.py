@@ -20,6 +20,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from gpugrad.fileio import fsync_dir
+
 # Tried in order; every URL is mirror + file name.
 MIRRORS: dict[str, list[str]] = {
     "mnist": [
@@ -106,7 +108,7 @@ def download_file(
                 failures.append(f"{url}: MD5 mismatch (expected {md5}, got {got}); file deleted")
                 continue
             os.replace(tmp, target)
-            _fsync_dir(folder)
+            fsync_dir(folder)
             return target
         except (urllib.error.URLError, OSError, ValueError) as e:
             # URLError covers HTTP errors and unreachable hosts; ValueError a malformed URL.
@@ -139,14 +141,3 @@ def download_dataset(name: str, folder, filenames=None, quiet: bool = False) -> 
             download_file(filename, folder, MIRRORS[name], md5s[filename], quiet=quiet)
         paths.append(target)
     return paths
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename durable; directories cannot be opened for fsync on Windows."""
-    if os.name == "nt":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

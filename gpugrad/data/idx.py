@@ -10,12 +10,13 @@ gzip-compressed; we decide by the gzip magic bytes, not by the file name.
 from __future__ import annotations
 
 import gzip
-import os
 import struct
 import zlib
 from pathlib import Path
 
 import numpy as np
+
+from gpugrad.fileio import write_bytes_atomic
 
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049
@@ -133,14 +134,4 @@ def write_idx(path, array: np.ndarray, compress: bool | None = None) -> None:
     path = Path(path)
     if compress is None:
         compress = path.suffix == ".gz"
-    data = encode_idx(array, compress)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    write_bytes_atomic(path, encode_idx(array, compress))

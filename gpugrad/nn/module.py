@@ -14,7 +14,7 @@ import numpy as np
 from gpugrad import backend
 from gpugrad import grad_mode
 from gpugrad.nn.parameter import Parameter
-from gpugrad.tensor import Tensor
+from gpugrad.tensor import Tensor, parse_to_args
 
 
 class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
@@ -58,18 +58,7 @@ def _addindent(s: str, spaces: int) -> str:
 
 def _parse_to(args, kwargs):
     """`.to(device)`, `.to(dtype)`, `.to(device, dtype)`, `.to(tensor)` -> (device, dtype)."""
-    device = kwargs.pop("device", None)
-    dtype = kwargs.pop("dtype", None)
-    kwargs.pop("non_blocking", None)
-    if kwargs:
-        raise TypeError(f"to: unexpected arguments {sorted(kwargs)}")
-    for a in args:
-        if isinstance(a, Tensor):
-            device, dtype = a.device, a.dtype
-        elif isinstance(a, (str, backend.device)):
-            device = a
-        elif a is not None:
-            dtype = a
+    device, dtype = parse_to_args(args, kwargs)
     if device is not None:
         device = backend.as_device(device)
     if dtype is not None:

@@ -183,7 +183,7 @@ def _conv_input_grad(gy, w, geometry, in_hw, device):
     kernel, stride, padding, dilation, groups = geometry
     xp = backend.array_module(gy)
     n, oc = gy.shape[:2]
-    g3 = gy.reshape(n, groups, oc // groups, -1)
+    g3 = gy.reshape(n, groups, oc // groups, gy.shape[2] * gy.shape[3])
     gcols = xp.matmul(_grouped_weight(w, groups).transpose(0, 2, 1), g3)  # (N, G, CKK/G, P)
     c = w.shape[1] * groups
     gcols = gcols.reshape(n, c, kernel[0], kernel[1], *_out_hw(in_hw, geometry))
@@ -198,7 +198,7 @@ def _conv_weight_grad(x, gy, geometry, w_shape, device, cols=None):
         cols, _ = _columns(x, geometry, device)
     xp = backend.array_module(gy)
     n, oc = gy.shape[:2]
-    g3 = gy.reshape(n, groups, oc // groups, -1)
+    g3 = gy.reshape(n, groups, oc // groups, gy.shape[2] * gy.shape[3])
     per_image = xp.matmul(g3, cols.transpose(0, 1, 3, 2))  # (N, G, OC/G, CKK/G)
     return per_image.sum(axis=0).reshape(w_shape)
 

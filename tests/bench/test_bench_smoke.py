@@ -1,0 +1,21 @@
+"""The benchmarks run end to end and write their result files (tiny sizes: no timing asserted)."""
+
+import json
+
+from gpugrad.cli import main
+
+
+def test_bench_step_quick_writes_json_and_png(tmp_path, capsys):
+    assert main(["bench", "step", "--quick", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "step-cpu-quick.json").read_text())
+    case = result["cases"][0]
+    assert case["model"] == "lenet" and case["gpugrad"]["median_ms"] > 0
+    assert case["peak_mb"]["gpugrad"] > 0
+    assert (tmp_path / "step-cpu-quick.png").read_bytes()[:4] == b"\x89PNG"
+    assert "lenet" in capsys.readouterr().out
+
+
+def test_bench_overhead_writes_json(tmp_path):
+    assert main(["bench", "overhead", "--rounds", "2", "--iters", "5", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "overhead-cpu.json").read_text())
+    assert result["gpugrad"]["per_op_us"] > 0 and result["ops_per_step"] == 12

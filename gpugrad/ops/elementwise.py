@@ -32,7 +32,11 @@ class Sub(Function):
         return a - b
 
     def backward(self, gy):
-        return gy, -gy
+        return gy, Neg.apply(gy) if self.needs_input_grad[1] else None
+
+
+# Backward formulas call Function.apply directly where both operands are already tensors of
+# the gradient's dtype: the operand checks of the public functions would only add overhead.
 
 
 class Mul(Function):
@@ -41,8 +45,8 @@ class Mul(Function):
 
     def backward(self, gy):
         a, b = self.inputs
-        ga = gy * b if self.needs_input_grad[0] else None
-        gb = gy * a if self.needs_input_grad[1] else None
+        ga = Mul.apply(gy, b) if self.needs_input_grad[0] else None
+        gb = Mul.apply(gy, a) if self.needs_input_grad[1] else None
         return ga, gb
 
 
@@ -52,7 +56,7 @@ class Div(Function):
 
     def backward(self, gy):
         a, b = self.inputs
-        ga = gy / b if self.needs_input_grad[0] else None
+        ga = Div.apply(gy, b) if self.needs_input_grad[0] else None
         gb = -gy * a / (b * b) if self.needs_input_grad[1] else None
         return ga, gb
 
@@ -167,7 +171,7 @@ class Exp(Function):
         return _xp(x).exp(x)
 
     def backward(self, gy):
-        return (gy * self.saved_output(),)
+        return (Mul.apply(gy, self.saved_output()),)
 
 
 class Log(Function):
@@ -176,7 +180,7 @@ class Log(Function):
 
     def backward(self, gy):
         (x,) = self.inputs
-        return (gy / x,)
+        return (Div.apply(gy, x),)
 
 
 class Log1p(Function):

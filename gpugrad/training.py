@@ -73,6 +73,13 @@ def make_scheduler(name, optimizer, lr, epochs, steps_per_epoch):
     raise ValueError(f"unknown schedule {name!r}; choose onecycle, cosine or none")
 
 
+def _model_for(name, dataset):
+    """The named model, shaped for the dataset's images (channels, side) and 10 classes."""
+    image = dataset[0][0]
+    return build_model(name, in_channels=image.shape[0], num_classes=10,
+                       image_size=image.shape[-1])
+
+
 def evaluate(model, loader, device) -> tuple[float, float]:
     """(mean loss, accuracy) of `model` over `loader`, in eval mode without recording."""
     was_training = model.training
@@ -134,9 +141,7 @@ def train(config: TrainConfig, log=print) -> dict:
     train_set = get_dataset(config.dataset, config.data_dir, train=True)
     test_set = get_dataset(config.dataset, config.data_dir, train=False)
     gg.manual_seed(config.seed)
-    image = train_set[0][0]
-    model = build_model(config.model, in_channels=image.shape[0], num_classes=10,
-                        image_size=image.shape[-1]).to(device)
+    model = _model_for(config.model, train_set).to(device)
     train_loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True,
                               drop_last=True, seed=config.seed)
     test_loader = DataLoader(test_set, batch_size=1000)
@@ -248,9 +253,7 @@ def evaluate_checkpoint(path, dataset=None, data_dir=None, device="cpu", log=pri
     config = json.loads(state["config"])
     dataset = dataset or config["dataset"]
     test_set = get_dataset(dataset, data_dir or config.get("data_dir"), train=False)
-    image = test_set[0][0]
-    model = build_model(config["model"], in_channels=image.shape[0], num_classes=10,
-                        image_size=image.shape[-1])
+    model = _model_for(config["model"], test_set)
     model.load_state_dict(state["model"])
     dev = backend.as_device(device)
     model.to(dev)

@@ -160,22 +160,13 @@ def _grouped_weight(w, groups):
     return w.reshape(groups, oc // groups, -1)
 
 
-def _conv_forward(x, w, geometry, device, cols=None):
+def _conv_forward(x, w, geometry, device):
     """y (N, OC, oh, ow) = W @ im2col(x), one GEMM per (image, group)."""
     groups = geometry[4]
-    if cols is None:
-        cols, (oh, ow) = _columns(x, geometry, device)
-    else:
-        oh, ow = _out_hw(x.shape[2:], geometry)
+    cols, (oh, ow) = _columns(x, geometry, device)
     xp = backend.array_module(x)
     y = xp.matmul(_grouped_weight(w, groups), cols)  # (N, G, OC/G, P)
     return y.reshape(x.shape[0], w.shape[0], oh, ow), cols
-
-
-def _out_hw(in_hw, geometry):
-    kernel, stride, padding, dilation, _ = geometry
-    return tuple(conv_kernels.conv_output_size(n, k, s, p, d)
-                 for n, k, s, p, d in zip(in_hw, kernel, stride, padding, dilation))
 
 
 def _conv_input_grad(gy, w, geometry, in_hw, device):
@@ -186,7 +177,7 @@ def _conv_input_grad(gy, w, geometry, in_hw, device):
     g3 = gy.reshape(n, groups, oc // groups, gy.shape[2] * gy.shape[3])
     gcols = xp.matmul(_grouped_weight(w, groups).transpose(0, 2, 1), g3)  # (N, G, CKK/G, P)
     c = w.shape[1] * groups
-    gcols = gcols.reshape(n, c, kernel[0], kernel[1], *_out_hw(in_hw, geometry))
+    gcols = gcols.reshape(n, c, kernel[0], kernel[1], gy.shape[2], gy.shape[3])
     return conv_kernels.col2im(gcols, in_hw[0], in_hw[1], stride, padding, dilation,
                                device=device)
 

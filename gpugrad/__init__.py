@@ -6,11 +6,22 @@
 """
 
 import os as _os
+import sys as _sys
 
 # Numba's OpenMP workers spin after every parallel loop by default and then fight NumPy's BLAS
 # threads for the cores: passive waiting halves the CPU training step (78 -> 37 ms, LeNet,
 # batch 64, 2 cores). It must be set before Numba's first parallel call; a user's value wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+# OpenBLAS (NumPy's BLAS) keeps its threads spinning for 2**28 cycles (~0.1 s) after every GEMM,
+# so the Numba kernel that follows (im2col, col2im, ReLU, pooling) runs on cores those threads
+# are burning: on 2 cores im2col took 2.0 ms instead of 1.15. 2**18 cycles (~0.1 ms) still keeps
+# the threads warm across back-to-back GEMMs. The LeNet CPU step went from ~38 to ~33 ms.
+# OpenBLAS reads this when NumPy is first imported: it has no effect if NumPy came first
+# (`gpugrad info` says which); a user's value wins.
+_BLAS_TIMEOUT_TOO_LATE = (
+    "numpy" in _sys.modules and "OPENBLAS_THREAD_TIMEOUT" not in _os.environ
+)
+_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "18")
 
 from gpugrad.backend import (  # noqa: F401,E402
     bool_ as bool, device, float16, float32, float64, get_default_dtype, int8, int16, int32,

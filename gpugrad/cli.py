@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 
@@ -91,6 +92,13 @@ def info_lines() -> list[str]:
                      f"{cp.cuda.runtime.driverGetVersion()}")
     else:
         lines.append(f"CUDA         unavailable: {backend.cuda_unavailable_reason()}")
+    import numba
+
+    blas = os.environ.get("OPENBLAS_THREAD_TIMEOUT", "unset")
+    if gg._BLAS_TIMEOUT_TOO_LATE:
+        blas += " (not applied: NumPy was imported before gpugrad)"
+    lines.append(f"cpu threads  Numba {numba.get_num_threads()}, OMP_WAIT_POLICY="
+                 f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}, OPENBLAS_THREAD_TIMEOUT={blas}")
     from gpugrad.kernels import reference_enabled
 
     lines.append(f"kernels      {'NumPy reference (forced)' if reference_enabled() else 'Numba'}")

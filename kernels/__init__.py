@@ -17,6 +17,7 @@ from gpugrad.kernels.activation import (
 )
 from gpugrad.kernels.config import reference_enabled, reference_mode, use_reference
 from gpugrad.kernels.conv import (
+    LAYOUTS,
     col2im,
     col2im_reference,
     conv_output_size,
@@ -39,6 +40,7 @@ from gpugrad.kernels.loss import (
 )
 
 __all__ = [
+    "LAYOUTS",
     "check_targets",
     "col2im",
     "col2im_reference",

@@ -4,7 +4,13 @@
 ``x[n, c, oy*sy - ph + ky*dy, ox*sx - pw + kx*dx]``, or ``pad_value`` where that tap falls outside
 the image. col2im is the adjoint of im2col with
 pad_value 0: every pixel receives the sum of the columns that read it. Groups are the caller's
-business (it slices C). The CUDA kernels live in ``conv_cuda`` and are imported on first use;
+business (it slices C).
+
+Two memory layouts of the same columns:
+    layout="batch"    (N, C, kh, kw, out_h, out_w)  one (C*kh*kw, out_h*out_w) matrix per image
+    layout="channel"  (C, kh, kw, N, out_h, out_w)  one (C*kh*kw, N*out_h*out_w) matrix
+conv2d uses "channel": each of its three GEMMs is then one large product instead of N small
+ones (a batched matmul), which BLAS and cuBLAS run faster (bench/results/kernels-cpu.json). The CUDA kernels live in ``conv_cuda`` and are imported on first use;
 ``im2col_kernel`` and ``col2im_kernel`` are still reachable as attributes of this module.
 """
 
@@ -26,7 +32,22 @@ def conv_output_size(in_size: int, k: int, s: int, p: int, d: int) -> int:
 # ----------------------------------------------------------------------------- NumPy reference
 
 
-def im2col_reference(x, kernel_size, stride, padding, dilation, pad_value=0.0):
+LAYOUTS = ("batch", "channel")
+
+
+def _to_layout(cols, layout):
+    """Batch-layout columns in `layout` (a contiguous copy for "channel")."""
+    if layout == "batch":
+        return cols
+    return backend.array_module(cols).ascontiguousarray(cols.transpose(1, 2, 3, 0, 4, 5))
+
+
+def _from_layout(cols, layout):
+    """Columns in `layout` as a batch-layout view."""
+    return cols if layout == "batch" else cols.transpose(3, 0, 1, 2, 4, 5)
+
+
+def im2col_reference(x, kernel_size, stride, padding, dilation, pad_value=0.0, layout="batch"):
     """im2col by strided slices of a padded copy (Chainer's im2col_cpu); works with CuPy too."""
     xp = backend.array_module(x)
     n, c, h, w = x.shape
@@ -40,12 +61,13 @@ def im2col_reference(x, kernel_size, stride, padding, dilation, pad_value=0.0):
         for kx in range(kw):
             x0 = kx * dx
             cols[:, :, ky, kx] = img[:, :, y0 : y0 + sy * out_h : sy, x0 : x0 + sx * out_w : sx]
-    return cols
+    return _to_layout(cols, layout)
 
 
-def col2im_reference(cols, in_h, in_w, stride, padding, dilation):
+def col2im_reference(cols, in_h, in_w, stride, padding, dilation, layout="batch"):
     """col2im by strided slice-adds into a padded image, cropped at the end."""
     xp = backend.array_module(cols)
+    cols = _from_layout(cols, layout)
     n, c, kh, kw, out_h, out_w = cols.shape
     (sy, sx), (ph, pw), (dy, dx) = stride, padding, dilation
     img = xp.zeros((n, c, in_h + 2 * ph, in_w + 2 * pw), dtype=cols.dtype)
@@ -72,8 +94,10 @@ def col2im_reference(cols, in_h, in_w, stride, padding, dilation):
 
 @njit(cache=True)
 def _valid_range(offset, stride, size, out_size):
-    """The outputs o in [lo, hi) whose tap o*stride + offset lands inside [0, size)."""
-    lo = max(0, -(offset // stride))
+    """The outputs o in [lo, hi) whose tap o*stride + offset lands inside [0, size).
+
+    lo is clamped to out_size: callers pad [0, lo) of a row, which must not run past it."""
+    lo = min(max(0, -(offset // stride)), out_size)
     hi = min(out_size, (size - 1 - offset) // stride + 1)
     return lo, max(lo, hi)
 
@@ -84,19 +108,39 @@ def _fill(flat, start, count, value):
         flat[start + np.uint64(j)] = value
 
 
+@njit(cache=True, inline="always")
+def _plane(p, n_img, n_ch, channel_major):
+    """(n, c) of the p-th plane a twin visits: in the order of the columns' memory, so that
+    consecutive planes read or write consecutive column rows (c-major in the channel layout)."""
+    if channel_major:
+        return p % n_img, p // n_img
+    return p // n_ch, p % n_ch
+
+
+@njit(cache=True, inline="always")
+def _tap_start(n, c, n_img, n_ch, kh, kw, ky, kx, out_h, out_w, channel_major):
+    """Flat offset in the columns of tap (ky, kx) of image plane (n, c)."""
+    if channel_major:  # (C, kh, kw, N, out_h, out_w)
+        return (((c * kh + ky) * kw + kx) * n_img + n) * out_h * out_w
+    return (((n * n_ch + c) * kh + ky) * kw + kx) * out_h * out_w  # (N, C, kh, kw, oh, ow)
+
+
 @njit(parallel=True, cache=True)
-def _im2col_cpu(x, kh, kw, sy, sx, ph, pw, dy, dx, pad_value, cols):
+def _im2col_cpu(x, kh, kw, sy, sx, ph, pw, dy, dx, pad_value, channel_major, cols):
     n_img, n_ch, h, w = x.shape
     out_h, out_w = cols.shape[4], cols.shape[5]
     src = x.reshape(-1)
     dst = cols.reshape(-1)
-    for plane in prange(n_img * n_ch):
+    for p in prange(n_img * n_ch):
+        n, c = _plane(p, n_img, n_ch, channel_major)
+        plane = n * n_ch + c
         for ky in range(kh):
             oy_lo, oy_hi = _valid_range(ky * dy - ph, sy, h, out_h)
             for kx in range(kw):
                 ox_lo, ox_hi = _valid_range(kx * dx - pw, sx, w, out_w)
+                tap = _tap_start(n, c, n_img, n_ch, kh, kw, ky, kx, out_h, out_w, channel_major)
                 for oy in range(out_h):
-                    d = np.uint64((((plane * kh + ky) * kw + kx) * out_h + oy) * out_w)
+                    d = np.uint64(tap + oy * out_w)
                     if oy < oy_lo or oy >= oy_hi:
                         _fill(dst, d, out_w, pad_value)
                         continue
@@ -111,59 +155,72 @@ def _im2col_cpu(x, kh, kw, sy, sx, ph, pw, dy, dx, pad_value, cols):
 
 
 @njit(parallel=True, cache=True)
-def _col2im_cpu(cols, sy, sx, ph, pw, dy, dx, x):
-    n_img, n_ch, kh, kw, out_h, out_w = cols.shape
-    h, w = x.shape[2], x.shape[3]
+def _col2im_cpu(cols, kh, kw, sy, sx, ph, pw, dy, dx, channel_major, x):
+    n_img, n_ch, h, w = x.shape
+    out_h, out_w = cols.shape[4], cols.shape[5]
     src = cols.reshape(-1)
     img = x.reshape(-1)
     zero = x.dtype.type(0)
-    for plane in prange(n_img * n_ch):
+    for p in prange(n_img * n_ch):
+        n, c = _plane(p, n_img, n_ch, channel_major)
+        plane = n * n_ch + c
         _fill(img, np.uint64(plane * h * w), h * w, zero)
         for ky in range(kh):
             oy_lo, oy_hi = _valid_range(ky * dy - ph, sy, h, out_h)
             for kx in range(kw):
                 ox_lo, ox_hi = _valid_range(kx * dx - pw, sx, w, out_w)
+                tap = _tap_start(n, c, n_img, n_ch, kh, kw, ky, kx, out_h, out_w, channel_major)
                 for oy in range(oy_lo, oy_hi):
-                    c = np.uint64((((plane * kh + ky) * kw + kx) * out_h + oy) * out_w + ox_lo)
+                    col = np.uint64(tap + oy * out_w + ox_lo)
                     iy = oy * sy + ky * dy - ph
                     s = np.uint64((plane * h + iy) * w + ox_lo * sx + kx * dx - pw)
                     for j in range(ox_hi - ox_lo):
-                        img[s + np.uint64(j * sx)] += src[c + np.uint64(j)]
+                        img[s + np.uint64(j * sx)] += src[col + np.uint64(j)]
 
 
 # ----------------------------------------------------------------------------- dispatchers
 
 
-def im2col(x, kernel_size, stride, padding, dilation, pad_value=0.0, device="cpu"):
-    """Unfold NCHW `x` into cols of shape (N, C, kh, kw, out_h, out_w), same dtype as x."""
+def im2col(x, kernel_size, stride, padding, dilation, pad_value=0.0, device="cpu",
+           layout="batch"):
+    """Unfold NCHW `x` into columns, (N, C, kh, kw, out_h, out_w) or in the "channel" layout
+    (C, kh, kw, N, out_h, out_w); same dtype as x."""
     op = "im2col"
     path = choose_path(op, device, x)
     check_float_array(op, "x", x, ndim=4)
+    channel_major = _check_layout(op, layout)
     geometry = _check_geometry(op, kernel_size, stride, padding, dilation)
     (kh, kw), (sy, sx), (ph, pw), (dy, dx) = geometry
     n, c, h, w = x.shape
     out_h, out_w = _check_output_size(op, h, w, geometry)
     if path == REFERENCE:
-        return im2col_reference(x, *geometry, pad_value=pad_value)
+        return im2col_reference(x, *geometry, pad_value=pad_value, layout=layout)
     xp = backend.array_module(x)
     x = xp.ascontiguousarray(x)
-    cols = xp.empty((n, c, kh, kw, out_h, out_w), dtype=x.dtype)
+    shape = (c, kh, kw, n, out_h, out_w) if channel_major else (n, c, kh, kw, out_h, out_w)
+    cols = xp.empty(shape, dtype=x.dtype)
     fill = x.dtype.type(pad_value)
+    args = (x, kh, kw, sy, sx, ph, pw, dy, dx, fill, channel_major, cols)
     if path == CUDA:
         from gpugrad.kernels import conv_cuda
 
-        conv_cuda.im2col(x, kh, kw, sy, sx, ph, pw, dy, dx, fill, cols, device)
+        conv_cuda.im2col(*args, device)
     else:
-        run_cpu_twin(_im2col_cpu, cols.size, x, kh, kw, sy, sx, ph, pw, dy, dx, fill, cols)
+        run_cpu_twin(_im2col_cpu, cols.size, *args)
     return cols
 
 
-def col2im(cols, in_h, in_w, stride, padding, dilation, device="cpu"):
-    """Fold cols (N, C, kh, kw, out_h, out_w) back into an (N, C, in_h, in_w) image by summing."""
+def col2im(cols, in_h, in_w, stride, padding, dilation, device="cpu", layout="batch"):
+    """Fold columns, (N, C, kh, kw, out_h, out_w) or in the "channel" layout
+    (C, kh, kw, N, out_h, out_w), back into an (N, C, in_h, in_w) image by summing."""
     op = "col2im"
     path = choose_path(op, device, cols)
     check_float_array(op, "cols", cols, ndim=6)
-    n, c, kh, kw, out_h, out_w = cols.shape
+    channel_major = _check_layout(op, layout)
+    if channel_major:
+        c, kh, kw, n, out_h, out_w = cols.shape
+    else:
+        n, c, kh, kw, out_h, out_w = cols.shape
     geometry = _check_geometry(op, (kh, kw), stride, padding, dilation)
     _, (sy, sx), (ph, pw), (dy, dx) = geometry
     in_h, in_w = _check_positive_ints(op, "image size", (in_h, in_w))
@@ -175,16 +232,17 @@ def col2im(cols, in_h, in_w, stride, padding, dilation, device="cpu"):
             f"but cols has {out_h}x{out_w}"
         )
     if path == REFERENCE:
-        return col2im_reference(cols, in_h, in_w, *geometry[1:])
+        return col2im_reference(cols, in_h, in_w, *geometry[1:], layout=layout)
     xp = backend.array_module(cols)
     cols = xp.ascontiguousarray(cols)
     x = xp.empty((n, c, in_h, in_w), dtype=cols.dtype)
+    args = (cols, kh, kw, sy, sx, ph, pw, dy, dx, channel_major, x)
     if path == CUDA:
         from gpugrad.kernels import conv_cuda
 
-        conv_cuda.col2im(cols, sy, sx, ph, pw, dy, dx, x, device)
+        conv_cuda.col2im(*args, device)
     else:
-        run_cpu_twin(_col2im_cpu, cols.size, cols, sy, sx, ph, pw, dy, dx, x)
+        run_cpu_twin(_col2im_cpu, cols.size, *args)
     return x
 
 
@@ -199,6 +257,13 @@ def __getattr__(name):
 
 
 # ----------------------------------------------------------------------------- argument checks
+
+
+def _check_layout(op, layout):
+    """True for the channel-major layout."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"{op}: layout must be one of {LAYOUTS}, got {layout!r}")
+    return layout == "channel"
 
 
 def _check_positive_ints(op, what, pair, minimum=1):

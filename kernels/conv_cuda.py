@@ -11,34 +11,58 @@ from numba import cuda, types
 from gpugrad.kernels._launch import launch_elementwise
 
 
-@cuda.jit
-def im2col_kernel(x, kh, kw, sy, sx, ph, pw, dy, dx, pad_value, cols):
-    """One thread per column entry: copy the input tap it reads, or pad_value off the image."""
-    n_ch, h, w = x.shape[1], x.shape[2], x.shape[3]
-    out_h, out_w = cols.shape[4], cols.shape[5]
-    start = cuda.grid(1)
-    step = cuda.gridsize(1)
-    for i in range(start, cols.size, step):
-        ox = i % out_w
-        rest = i // out_w
-        oy = rest % out_h
-        rest //= out_h
+@cuda.jit(device=True, inline=True)
+def _column_index(i, n_img, n_ch, kh, kw, out_h, out_w, channel_major):
+    """(n, c, ky, kx, oy, ox) of flat column index i in either layout (see kernels/conv.py)."""
+    ox = i % out_w
+    rest = i // out_w
+    oy = rest % out_h
+    rest //= out_h
+    if channel_major:  # (C, kh, kw, N, out_h, out_w)
+        n = rest % n_img
+        rest //= n_img
+        kx = rest % kw
+        rest //= kw
+        ky = rest % kh
+        c = rest // kh
+    else:  # (N, C, kh, kw, out_h, out_w)
         kx = rest % kw
         rest //= kw
         ky = rest % kh
         rest //= kh
         c = rest % n_ch
         n = rest // n_ch
-        iy = oy * sy - ph + ky * dy
-        ix = ox * sx - pw + kx * dx
-        if 0 <= iy < h and 0 <= ix < w:
-            cols[n, c, ky, kx, oy, ox] = x[n, c, iy, ix]
-        else:
-            cols[n, c, ky, kx, oy, ox] = pad_value
+    return n, c, ky, kx, oy, ox
 
 
 @cuda.jit
-def col2im_kernel(cols, sy, sx, ph, pw, dy, dx, x):
+def im2col_kernel(x, kh, kw, sy, sx, ph, pw, dy, dx, pad_value, channel_major, cols):
+    """One thread per column entry: copy the input tap it reads, or pad_value off the image.
+
+    Consecutive threads write consecutive column entries (coalesced) and read along an image
+    row."""
+    n_img, n_ch, h, w = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
+    out_h, out_w = cols.shape[4], cols.shape[5]
+    start = cuda.grid(1)
+    step = cuda.gridsize(1)
+    for i in range(start, cols.size, step):
+        n, c, ky, kx, oy, ox = _column_index(i, n_img, n_ch, kh, kw, out_h, out_w,
+                                             channel_major)
+        iy = oy * sy - ph + ky * dy
+        ix = ox * sx - pw + kx * dx
+        value = pad_value
+        if 0 <= iy < h and 0 <= ix < w:
+            value = x[n, c, iy, ix]
+        # (No reshape to a flat view: Numba's reshape compares a signed and an unsigned size,
+        # which it does in float64, and float32 kernels must not touch f64.)
+        if channel_major:
+            cols[c, ky, kx, n, oy, ox] = value
+        else:
+            cols[n, c, ky, kx, oy, ox] = value
+
+
+@cuda.jit
+def col2im_kernel(cols, kh, kw, sy, sx, ph, pw, dy, dx, channel_major, x):
     """One thread per image pixel, summing the columns that read it.
 
     A gather rather than a scatter of columns into the image: each pixel is written by exactly
@@ -46,7 +70,6 @@ def col2im_kernel(cols, sy, sx, ph, pw, dy, dx, x):
     the result deterministic and equal to the CPU twin's.
     """
     n_ch, h, w = x.shape[1], x.shape[2], x.shape[3]
-    kh, kw = cols.shape[2], cols.shape[3]
     out_h, out_w = cols.shape[4], cols.shape[5]
     zero = x.dtype.type(0)
     start = cuda.grid(1)
@@ -69,27 +92,35 @@ def col2im_kernel(cols, sy, sx, ph, pw, dy, dx, x):
                 tx = ix + pw - kx * dx
                 if tx < 0 or tx % sx != 0 or tx // sx >= out_w:
                     continue
-                acc += cols[n, c, ky, kx, oy, tx // sx]
+                ox = tx // sx
+                if channel_major:
+                    acc += cols[c, ky, kx, n, oy, ox]
+                else:
+                    acc += cols[n, c, ky, kx, oy, ox]
         x[n, c, iy, ix] = acc
 
 
-def im2col(x, kh, kw, sy, sx, ph, pw, dy, dx, pad_value, cols, device) -> None:
+def im2col(x, kh, kw, sy, sx, ph, pw, dy, dx, pad_value, channel_major, cols, device) -> None:
     launch_elementwise(
-        im2col_kernel, cols.size, device, x, kh, kw, sy, sx, ph, pw, dy, dx, pad_value, cols
+        im2col_kernel, cols.size, device, x, kh, kw, sy, sx, ph, pw, dy, dx, pad_value,
+        channel_major, cols,
     )
 
 
-def col2im(cols, sy, sx, ph, pw, dy, dx, x, device) -> None:
-    launch_elementwise(col2im_kernel, x.size, device, cols, sy, sx, ph, pw, dy, dx, x)
+def col2im(cols, kh, kw, sy, sx, ph, pw, dy, dx, channel_major, x, device) -> None:
+    launch_elementwise(
+        col2im_kernel, x.size, device, cols, kh, kw, sy, sx, ph, pw, dy, dx, channel_major, x
+    )
 
 
 def signatures(dtype):
     """(name, kernel, argument types) for each kernel as the dispatchers launch it."""
     f = types.float64 if dtype == "float64" else types.float32
     i = types.int64
+    b = types.boolean
     x4 = types.Array(f, 4, "C")
     cols6 = types.Array(f, 6, "C")
     return [
-        ("im2col_kernel", im2col_kernel, (x4, i, i, i, i, i, i, i, i, f, cols6)),
-        ("col2im_kernel", col2im_kernel, (cols6, i, i, i, i, i, i, x4)),
+        ("im2col_kernel", im2col_kernel, (x4, i, i, i, i, i, i, i, i, f, b, cols6)),
+        ("col2im_kernel", col2im_kernel, (cols6, i, i, i, i, i, i, i, i, b, x4)),
     ]

@@ -1,7 +1,9 @@
 """Convolution: im2col and col2im as a linear adjoint pair, and conv2d built on them.
 
-conv2d = im2col + one batched GEMM (+ bias, in place) + reshape. Its gradient is a triad of
-linear maps, each the others' adjoint, so every order of gradient stays on the tape:
+conv2d = im2col + one GEMM per group (+ bias) + reshape. The columns are built channel-major,
+(C*kh*kw, N*oh*ow), so each GEMM covers the whole batch: one large product is faster than N
+small ones (conv2d forward+backward 64x32x14x14, 64 filters: see bench/results). Its gradient is
+a triad of linear maps, each the others' adjoint, so every order of gradient stays on the tape:
     Conv2d(x, w)          y  = W @ im2col(x)
     ConvInputGrad(gy, w)  gx = col2im(W^T @ gy)
     ConvWeightGrad(x, gy) gw = sum_n gy[n] @ im2col(x)[n]^T
@@ -148,11 +150,12 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
 
 def _columns(x, geometry, device):
-    """im2col of x as (N, groups, C/groups*kh*kw, out_h*out_w)."""
+    """im2col of x in the channel layout, as (groups, C/groups*kh*kw, N*out_h*out_w)."""
     kernel, stride, padding, dilation, groups = geometry
-    cols = conv_kernels.im2col(x, kernel, stride, padding, dilation, device=device)
-    n, c, kh, kw, oh, ow = cols.shape
-    return cols.reshape(n, groups, (c // groups) * kh * kw, oh * ow), (oh, ow)
+    cols = conv_kernels.im2col(x, kernel, stride, padding, dilation, device=device,
+                               layout="channel")
+    c, kh, kw, n, oh, ow = cols.shape
+    return cols.reshape(groups, (c // groups) * kh * kw, n * oh * ow), (oh, ow)
 
 
 def _grouped_weight(w, groups):
@@ -160,61 +163,71 @@ def _grouped_weight(w, groups):
     return w.reshape(groups, oc // groups, -1)
 
 
-def _conv_forward(x, w, geometry, device):
-    """y (N, OC, oh, ow) = W @ im2col(x), one GEMM per (image, group)."""
+def _channel_major(gy, groups):
+    """gy (N, OC, oh, ow) as (groups, OC/groups, N*oh*ow): the forward GEMM's output layout."""
+    n, oc, oh, ow = gy.shape
+    xp = backend.array_module(gy)
+    return xp.ascontiguousarray(gy.transpose(1, 0, 2, 3)).reshape(groups, oc // groups, -1)
+
+
+def _conv_forward(x, w, b, geometry, device):
+    """y (N, OC, oh, ow) = W @ im2col(x) (+ b): one GEMM per group over all images at once."""
     groups = geometry[4]
     cols, (oh, ow) = _columns(x, geometry, device)
     xp = backend.array_module(x)
-    y = xp.matmul(_grouped_weight(w, groups), cols)  # (N, G, OC/G, P)
-    return y.reshape(x.shape[0], w.shape[0], oh, ow), cols
+    n, oc = x.shape[0], w.shape[0]
+    y_cm = xp.matmul(_grouped_weight(w, groups), cols)  # (G, OC/G, N*P), channel-major
+    # Back to NCHW in one pass that also adds the bias.
+    y_cm = y_cm.reshape(oc, n, oh, ow).transpose(1, 0, 2, 3)
+    y = xp.empty((n, oc, oh, ow), dtype=y_cm.dtype)
+    if b is None:
+        y[...] = y_cm
+    else:
+        xp.add(y_cm, b.reshape(1, oc, 1, 1), out=y)
+    return y, cols
 
 
-def _conv_input_grad(gy, w, geometry, in_hw, device):
-    """gx = col2im(W^T @ gy): the adjoint of the forward in x."""
+def _conv_input_grad(gy_cm, w, geometry, n, out_hw, in_hw, device):
+    """gx = col2im(W^T @ gy): the adjoint of the forward in x. gy_cm from _channel_major."""
     kernel, stride, padding, dilation, groups = geometry
-    xp = backend.array_module(gy)
-    n, oc = gy.shape[:2]
-    g3 = gy.reshape(n, groups, oc // groups, gy.shape[2] * gy.shape[3])
-    gcols = xp.matmul(_grouped_weight(w, groups).transpose(0, 2, 1), g3)  # (N, G, CKK/G, P)
+    xp = backend.array_module(gy_cm)
+    gcols = xp.matmul(_grouped_weight(w, groups).transpose(0, 2, 1), gy_cm)  # (G, CKK/G, N*P)
     c = w.shape[1] * groups
-    gcols = gcols.reshape(n, c, kernel[0], kernel[1], gy.shape[2], gy.shape[3])
+    gcols = gcols.reshape(c, kernel[0], kernel[1], n, out_hw[0], out_hw[1])
     return conv_kernels.col2im(gcols, in_hw[0], in_hw[1], stride, padding, dilation,
-                               device=device)
+                               device=device, layout="channel")
 
 
-def _conv_weight_grad(x, gy, geometry, w_shape, device, cols=None):
-    """gw = sum over images of gy[n] @ cols[n]^T: the adjoint of the forward in w."""
-    groups = geometry[4]
+def _conv_weight_grad(x, gy_cm, geometry, w_shape, device, cols=None):
+    """gw = gy @ im2col(x)^T over all images at once: the adjoint of the forward in w."""
     if cols is None:
         cols, _ = _columns(x, geometry, device)
-    xp = backend.array_module(gy)
-    n, oc = gy.shape[:2]
-    g3 = gy.reshape(n, groups, oc // groups, gy.shape[2] * gy.shape[3])
-    per_image = xp.matmul(g3, cols.transpose(0, 1, 3, 2))  # (N, G, OC/G, CKK/G)
-    return per_image.sum(axis=0).reshape(w_shape)
+    xp = backend.array_module(gy_cm)
+    return xp.matmul(gy_cm, cols.transpose(0, 2, 1)).reshape(w_shape)  # (G, OC/G, CKK/G)
 
 
 class Conv2d(Function):
-    """y = conv2d(x, w) (+ b): im2col, a batched GEMM, the bias added in place."""
+    """y = conv2d(x, w) (+ b): im2col, one GEMM per group, the bias added in the same pass."""
 
     def forward(self, x, w, b=None, geometry=None):
         self.geometry = geometry
-        y, cols = _conv_forward(x, w, geometry, self.device)
+        y, cols = _conv_forward(x, w, b, geometry, self.device)
         # Keep the columns for the weight gradient instead of building them again.
         self.cols = cols
-        if b is not None:
-            y += b.reshape(1, -1, 1, 1)
         return y
 
     def backward(self, gy):
         x, w = self.inputs[:2]
         needs = self.needs_input_grad
         gx = gw = gb = None
+        # Both gradients read gy channel-major: transpose it once for the two.
+        gy_cm = _channel_major(gy.data, self.geometry[4]) if needs[0] and needs[1] else None
         if needs[0]:
-            gx = ConvInputGrad.apply(gy, w, geometry=self.geometry, in_hw=x.shape[2:])
+            gx = ConvInputGrad.apply(gy, w, geometry=self.geometry, in_hw=x.shape[2:],
+                                     gy_cm=gy_cm)
         if needs[1]:
             gw = ConvWeightGrad.apply(x, gy, geometry=self.geometry, w_shape=w.shape,
-                                      cols=self.cols)
+                                      cols=self.cols, gy_cm=gy_cm)
         if len(needs) == 3 and needs[2]:
             gb = gy.sum(dim=(0, 2, 3))
         return (gx, gw) if len(needs) == 2 else (gx, gw, gb)
@@ -223,9 +236,12 @@ class Conv2d(Function):
 class ConvInputGrad(Function):
     """gx = col2im(W^T @ gy), linear in gy and in w."""
 
-    def forward(self, gy, w, geometry, in_hw):
+    def forward(self, gy, w, geometry, in_hw, gy_cm=None):
         self.geometry = geometry
-        return _conv_input_grad(gy, w, geometry, in_hw, self.device)
+        if gy_cm is None:
+            gy_cm = _channel_major(gy, geometry[4])
+        return _conv_input_grad(gy_cm, w, geometry, gy.shape[0], gy.shape[2:], in_hw,
+                                self.device)
 
     def backward(self, ggx):
         gy, w = self.inputs
@@ -240,9 +256,11 @@ class ConvInputGrad(Function):
 class ConvWeightGrad(Function):
     """gw = sum_n gy[n] @ im2col(x)[n]^T, linear in x and in gy."""
 
-    def forward(self, x, gy, geometry, w_shape, cols=None):
+    def forward(self, x, gy, geometry, w_shape, cols=None, gy_cm=None):
         self.geometry = geometry
-        return _conv_weight_grad(x, gy, geometry, w_shape, self.device, cols)
+        if gy_cm is None:
+            gy_cm = _channel_major(gy, geometry[4])
+        return _conv_weight_grad(x, gy_cm, geometry, w_shape, self.device, cols)
 
     def backward(self, ggw):
         x, gy = self.inputs

@@ -69,6 +69,26 @@ def test_console_script_entry_point():
     assert result.returncode == 0 and "gpugrad" in result.stdout
 
 
+@pytest.mark.parametrize(
+    "first_import, env, expected",
+    [
+        ("gpugrad", {}, "OPENBLAS_THREAD_TIMEOUT=18\n"),
+        ("numpy", {}, "OPENBLAS_THREAD_TIMEOUT=18 (not applied: NumPy was imported before"),
+        ("numpy", {"OPENBLAS_THREAD_TIMEOUT": "20"}, "OPENBLAS_THREAD_TIMEOUT=20\n"),
+    ],
+)
+def test_info_says_whether_the_blas_spin_timeout_took_effect(first_import, env, expected):
+    # OpenBLAS reads the variable when NumPy loads it: gpugrad can only set it if it came first.
+    import os
+
+    code = f"import {first_import}\nfrom gpugrad.cli import main\nmain(['info'])"
+    clean = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, env={**clean, **env})
+    assert result.returncode == 0, result.stderr
+    assert expected in result.stdout
+
+
 @pytest.mark.parametrize("cc", ["8.0", "9.0"])
 def test_kernels_ptx_lists_every_kernel(cc, capsys):
     pytest.importorskip("numba.cuda")

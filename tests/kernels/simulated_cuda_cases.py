@@ -50,15 +50,17 @@ def test_the_simulator_is_what_runs():
 
 @pytest.mark.parametrize("shape, ksize, stride, pad, dil", GEOMETRIES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_im2col_col2im(rng, shape, ksize, stride, pad, dil, dtype):
+@pytest.mark.parametrize("layout", ["batch", "channel"])
+def test_im2col_col2im(rng, shape, ksize, stride, pad, dil, dtype, layout):
     x = rng.standard_normal(shape).astype(dtype)
-    cols = im2col(x, ksize, stride, pad, dil, pad_value=-np.inf, device="cuda")
-    np.testing.assert_array_equal(cols, im2col_reference(x, ksize, stride, pad, dil, -np.inf))
+    geo = (ksize, stride, pad, dil)
+    cols = im2col(x, *geo, pad_value=-np.inf, device="cuda", layout=layout)
+    np.testing.assert_array_equal(cols, im2col_reference(x, *geo, -np.inf, layout=layout))
     c = rng.standard_normal(cols.shape).astype(dtype)
-    img = col2im(c, shape[2], shape[3], stride, pad, dil, device="cuda")
+    img = col2im(c, *shape[2:], *geo[1:], device="cuda", layout=layout)
     # The gather sums in the same (ky, kx) order as the reference: equal to the bit.
-    np.testing.assert_array_equal(img, col2im_reference(c, shape[2], shape[3], stride, pad, dil))
-    np.testing.assert_array_equal(img, col2im(c, shape[2], shape[3], stride, pad, dil))
+    np.testing.assert_array_equal(img, col2im_reference(c, *shape[2:], *geo[1:], layout=layout))
+    np.testing.assert_array_equal(img, col2im(c, *shape[2:], *geo[1:], layout=layout))
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from gpugrad.kernels import (
+    LAYOUTS,
     col2im,
     col2im_reference,
     conv_output_size,
@@ -24,6 +25,9 @@ GEOMETRIES = [
     ((1, 1, 1, 1), (1, 1), (1, 1), (0, 0), (1, 1)),
     ((2, 5, 4, 17), (4, 4), (5, 5), (3, 3), (1, 1)),
     ((1, 3, 16, 15), (5, 3), (2, 2), (2, 1), (1, 1)),
+    # Taps whose first in-image output lies past the row's end (found by hypothesis: the
+    # twin's left padding ran into the next image's columns).
+    ((2, 1, 1, 1), (3, 3), (1, 1), (2, 2), (2, 2)),
 ]
 
 DTYPES = [np.float32, np.float64]
@@ -36,12 +40,30 @@ def rng():
 
 @pytest.mark.parametrize("shape, ksize, stride, pad, dil", GEOMETRIES)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_im2col_cpu_matches_reference(rng, twin_threads, shape, ksize, stride, pad, dil, dtype):
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_im2col_cpu_matches_reference(rng, twin_threads, shape, ksize, stride, pad, dil, dtype,
+                                      layout):
     x = rng.standard_normal(shape).astype(dtype)
-    cols = im2col(x, ksize, stride, pad, dil)
-    expected = im2col_reference(x, ksize, stride, pad, dil)
+    cols = im2col(x, ksize, stride, pad, dil, layout=layout)
+    expected = im2col_reference(x, ksize, stride, pad, dil, layout=layout)
     assert cols.dtype == dtype and cols.flags.c_contiguous
     np.testing.assert_array_equal(cols, expected)
+
+
+@pytest.mark.parametrize("shape, ksize, stride, pad, dil", GEOMETRIES[:3])
+def test_channel_layout_is_the_batch_layout_transposed(rng, shape, ksize, stride, pad, dil):
+    # (C, kh, kw, N, oh, ow) against (N, C, kh, kw, oh, ow): the same numbers, moved.
+    x = rng.standard_normal(shape)
+    batch = im2col(x, ksize, stride, pad, dil)
+    channel = im2col(x, ksize, stride, pad, dil, layout="channel")
+    assert channel.shape == (shape[1], *ksize, shape[0], *batch.shape[4:])
+    np.testing.assert_array_equal(channel, batch.transpose(1, 2, 3, 0, 4, 5))
+    c = rng.standard_normal(batch.shape)
+    np.testing.assert_array_equal(
+        col2im(np.ascontiguousarray(c.transpose(1, 2, 3, 0, 4, 5)), *shape[2:], stride, pad, dil,
+               layout="channel"),
+        col2im(c, *shape[2:], stride, pad, dil),
+    )
 
 
 @pytest.mark.parametrize("pad_value", [-np.inf, 7.5])
@@ -58,25 +80,30 @@ def test_im2col_pad_value_fills_only_off_image_taps(rng, pad_value):
 
 @pytest.mark.parametrize("shape, ksize, stride, pad, dil", GEOMETRIES)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_col2im_cpu_matches_reference(rng, twin_threads, shape, ksize, stride, pad, dil, dtype):
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_col2im_cpu_matches_reference(rng, twin_threads, shape, ksize, stride, pad, dil, dtype,
+                                      layout):
     h, w = shape[2:]
     out_h = conv_output_size(h, ksize[0], stride[0], pad[0], dil[0])
     out_w = conv_output_size(w, ksize[1], stride[1], pad[1], dil[1])
-    cols = rng.standard_normal((*shape[:2], *ksize, out_h, out_w)).astype(dtype)
-    x = col2im(cols, h, w, stride, pad, dil)
-    expected = col2im_reference(cols, h, w, stride, pad, dil)
+    n, c = shape[:2]
+    lead = (n, c, *ksize) if layout == "batch" else (c, *ksize, n)
+    cols = rng.standard_normal((*lead, out_h, out_w)).astype(dtype)
+    x = col2im(cols, h, w, stride, pad, dil, layout=layout)
+    expected = col2im_reference(cols, h, w, stride, pad, dil, layout=layout)
     assert x.shape == shape and x.dtype == dtype
     # Both add each pixel's columns in (ky, kx) order, so the sums agree to the bit.
     np.testing.assert_array_equal(x, expected)
 
 
 @pytest.mark.parametrize("shape, ksize, stride, pad, dil", GEOMETRIES)
-def test_col2im_is_the_adjoint_of_im2col(rng, shape, ksize, stride, pad, dil):
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_col2im_is_the_adjoint_of_im2col(rng, shape, ksize, stride, pad, dil, layout):
     # <im2col(x), c> == <x, col2im(c)> for random x and c, in float64.
     x = rng.standard_normal(shape)
-    cols = im2col(x, ksize, stride, pad, dil)
+    cols = im2col(x, ksize, stride, pad, dil, layout=layout)
     c = rng.standard_normal(cols.shape)
-    folded = col2im(c, shape[2], shape[3], stride, pad, dil)
+    folded = col2im(c, shape[2], shape[3], stride, pad, dil, layout=layout)
     lhs = np.vdot(cols, c)
     rhs = np.vdot(x, folded)
     assert lhs == pytest.approx(rhs, rel=1e-12, abs=1e-12)
@@ -165,6 +192,8 @@ def test_im2col_rejects_bad_input(rng):
         im2col(x, (3, 3), (1, 1), (0, 0), (2, 2))
     with pytest.raises(TypeError, match="kernel_size must be an int or a pair"):
         im2col(x, (2, 2, 2), (1, 1), (0, 0), (1, 1))
+    with pytest.raises(ValueError, match=r"im2col: layout must be one of .*got 'NCHW'"):
+        im2col(x, (2, 2), (1, 1), (0, 0), (1, 1), layout="NCHW")
 
 
 def test_col2im_rejects_mismatched_columns(rng):
@@ -173,6 +202,8 @@ def test_col2im_rejects_mismatched_columns(rng):
         col2im(cols, 5, 5, (1, 1), (0, 0), (1, 1))
     with pytest.raises(ValueError, match="col2im: cols must have 6 dimensions"):
         col2im(cols[0], 6, 6, (1, 1), (0, 0), (1, 1))
+    with pytest.raises(ValueError, match=r"col2im: layout must be one of .*got None"):
+        col2im(cols, 6, 6, (1, 1), (0, 0), (1, 1), layout=None)
 
 
 def test_cpu_device_rejects_cuda_device_without_gpu(rng):

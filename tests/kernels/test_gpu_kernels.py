@@ -30,16 +30,18 @@ def rng():
 
 @pytest.mark.parametrize("shape, ksize, stride, pad, dil", GEOMETRIES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_im2col_col2im_on_gpu(cp, rng, shape, ksize, stride, pad, dil, dtype):
+@pytest.mark.parametrize("layout", K.LAYOUTS)
+def test_im2col_col2im_on_gpu(cp, rng, shape, ksize, stride, pad, dil, dtype, layout):
     x = rng.standard_normal(shape).astype(dtype)
-    cols = K.im2col(cp.asarray(x), ksize, stride, pad, dil, pad_value=-np.inf, device="cuda")
+    geo = (ksize, stride, pad, dil)
+    cols = K.im2col(cp.asarray(x), *geo, pad_value=-np.inf, device="cuda", layout=layout)
     assert isinstance(cols, cp.ndarray)
     np.testing.assert_array_equal(
-        cp.asnumpy(cols), K.im2col_reference(x, ksize, stride, pad, dil, -np.inf)
+        cp.asnumpy(cols), K.im2col_reference(x, *geo, -np.inf, layout=layout)
     )
     c = rng.standard_normal(cols.shape).astype(dtype)
-    img = K.col2im(cp.asarray(c), shape[2], shape[3], stride, pad, dil, device="cuda")
-    expected = K.col2im_reference(c, shape[2], shape[3], stride, pad, dil)
+    img = K.col2im(cp.asarray(c), *shape[2:], *geo[1:], device="cuda", layout=layout)
+    expected = K.col2im_reference(c, *shape[2:], *geo[1:], layout=layout)
     # Same (ky, kx) summation order as the reference: equal to the bit, and deterministic.
     np.testing.assert_array_equal(cp.asnumpy(img), expected)
 

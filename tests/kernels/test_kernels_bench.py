@@ -24,7 +24,7 @@ def test_quick_kernels_bench_writes_json_and_chart(tmp_path, capsys, monkeypatch
         ("cross_entropy", "forward+backward"),
         ("im2col", "forward"),
         ("col2im", "forward"),
-        ("conv2d_im2col_gemm", "forward+backward"),
+        ("conv2d", "forward+backward"),
         ("relu", "forward"),
         ("relu", "backward"),
         ("relu", "forward+backward"),

@@ -137,9 +137,14 @@ def make_steps(name, batch, device, with_torch=True):
 
 def cpu_peak_mb(step) -> float:
     """Peak bytes (MB) NumPy allocates during one step: tracemalloc sees NumPy's arrays.
-    (PyTorch's CPU allocator is invisible to it, so the CPU comparison is gpugrad's only.)"""
+    (PyTorch's CPU allocator is invisible to it, so the CPU comparison is gpugrad's only.)
+    The CPU buffer cache is emptied first, so that every buffer the step uses is allocated,
+    and seen, during the step."""
     import tracemalloc
 
+    from gpugrad import host_cache
+
+    host_cache.empty_cache()
     tracemalloc.start()
     try:
         step()

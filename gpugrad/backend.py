@@ -14,6 +14,8 @@ import threading
 
 import numpy as np
 
+from gpugrad import host_cache
+
 # dtypes are NumPy dtypes; gpugrad re-exports them as gg.float32, gg.int64, ...
 float16 = np.dtype("float16")
 float32 = np.dtype("float32")
@@ -204,6 +206,19 @@ def device_of_array(a) -> device:
     if cp is not None and isinstance(a, cp.ndarray):
         return device("cuda", a.device.id)
     return CPU
+
+
+def empty(shape, dtype, like):
+    """An uninitialised C-contiguous array on the array module of `like`. Large CPU arrays
+    come from host_cache (reused pages, no page faults); CuPy has its own pool."""
+    if array_module(like) is np:
+        return host_cache.empty(shape, dtype)
+    return _cupy.empty(shape, dtype)
+
+
+def empty_like(a):
+    """empty(a.shape, a.dtype, like=a)."""
+    return empty(a.shape, a.dtype, a)
 
 
 class _NullContext:

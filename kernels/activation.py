@@ -58,7 +58,7 @@ def relu_forward(x, device="cpu"):
     xp = backend.array_module(x)
     # ascontiguousarray makes a 0-d array 1-d; the reshape gives the shape back.
     x = xp.ascontiguousarray(x).reshape(x.shape)
-    y = xp.empty_like(x)
+    y = backend.empty_like(x)
     if path == CUDA:
         from gpugrad.kernels import activation_cuda
 
@@ -80,7 +80,7 @@ def relu_backward(y, gy, device="cpu"):
     xp = backend.array_module(y)
     y = xp.ascontiguousarray(y).reshape(y.shape)
     gy = xp.ascontiguousarray(gy).reshape(gy.shape)
-    gx = xp.empty_like(gy)
+    gx = backend.empty_like(gy)
     if path == CUDA:
         from gpugrad.kernels import activation_cuda
 

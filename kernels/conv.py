@@ -198,7 +198,7 @@ def im2col(x, kernel_size, stride, padding, dilation, pad_value=0.0, device="cpu
     xp = backend.array_module(x)
     x = xp.ascontiguousarray(x)
     shape = (c, kh, kw, n, out_h, out_w) if channel_major else (n, c, kh, kw, out_h, out_w)
-    cols = xp.empty(shape, dtype=x.dtype)
+    cols = backend.empty(shape, x.dtype, like=x)
     fill = x.dtype.type(pad_value)
     args = (x, kh, kw, sy, sx, ph, pw, dy, dx, fill, channel_major, cols)
     if path == CUDA:
@@ -235,7 +235,7 @@ def col2im(cols, in_h, in_w, stride, padding, dilation, device="cpu", layout="ba
         return col2im_reference(cols, in_h, in_w, *geometry[1:], layout=layout)
     xp = backend.array_module(cols)
     cols = xp.ascontiguousarray(cols)
-    x = xp.empty((n, c, in_h, in_w), dtype=cols.dtype)
+    x = backend.empty((n, c, in_h, in_w), cols.dtype, like=cols)
     args = (cols, kh, kw, sy, sx, ph, pw, dy, dx, channel_major, x)
     if path == CUDA:
         from gpugrad.kernels import conv_cuda

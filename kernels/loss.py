@@ -331,7 +331,7 @@ def softmax_cross_entropy_backward(
     else:
         scale = gloss.astype(dtype)
     scale = xp.ascontiguousarray(xp.reshape(scale, (-1,)))
-    gx = xp.empty((n, c), dtype)
+    gx = backend.empty((n, c), dtype, like=logits)
     if path == CUDA:
         from gpugrad.kernels import loss_cuda
 

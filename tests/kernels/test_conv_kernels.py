@@ -214,3 +214,45 @@ def test_cpu_device_rejects_cuda_device_without_gpu(rng):
     x = rng.standard_normal((1, 1, 3, 3)).astype(np.float32)
     with pytest.raises(RuntimeError, match="CUDA is unavailable"):
         im2col(x, (2, 2), (1, 1), (0, 0), (1, 1), device="cuda")
+
+
+# ----------------------------------------------------------------------------- conv2d's layout moves
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (3, 5, 7, 2), (64, 32, 14, 14), (2, 70, 1, 9)])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_to_nchw_matches_reference(rng, twin_threads, shape, dtype, with_bias):
+    from gpugrad.kernels.conv import to_nchw, to_nchw_reference
+
+    y = rng.standard_normal(shape).astype(dtype)  # (C, N, H, W)
+    bias = rng.standard_normal(shape[0]).astype(dtype) if with_bias else None
+    out = to_nchw(y, bias)
+    assert out.shape == (shape[1], shape[0], *shape[2:]) and out.flags.c_contiguous
+    np.testing.assert_array_equal(out, to_nchw_reference(y, bias))
+    expected = y.transpose(1, 0, 2, 3) + (0 if bias is None else bias.reshape(1, -1, 1, 1))
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (3, 5, 7, 2), (64, 32, 14, 14), (2, 70, 1, 9)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_to_nhwc_matches_reference(rng, twin_threads, shape, dtype):
+    from gpugrad.kernels.conv import to_nhwc, to_nhwc_reference
+
+    x = rng.standard_normal(shape).astype(dtype)
+    out = to_nhwc(x)
+    assert out.shape == (shape[0], *shape[2:], shape[1]) and out.flags.c_contiguous
+    np.testing.assert_array_equal(out, to_nhwc_reference(x))
+    np.testing.assert_array_equal(out, x.transpose(0, 2, 3, 1))
+
+
+def test_layout_moves_reject_bad_input(rng):
+    from gpugrad.kernels.conv import to_nchw, to_nhwc
+
+    y = rng.standard_normal((2, 3, 4, 4)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"to_nchw: bias must have shape \(2,\), got \(3,\)"):
+        to_nchw(y, np.zeros(3, np.float32))
+    with pytest.raises(TypeError, match="to_nchw: bias must be float32 like the input, got float64"):
+        to_nchw(y, np.zeros(2, np.float64))
+    with pytest.raises(ValueError, match=r"to_nhwc: x must have 4 dimensions, got shape \(3, 4, 4\)"):
+        to_nhwc(y[0])

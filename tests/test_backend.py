@@ -44,3 +44,23 @@ def test_xp_and_transfers_on_cpu():
     a = np.arange(3)
     assert backend.to_device(a, gg.device("cpu")) is a
     assert backend.to_numpy(a) is a
+
+
+@pytest.mark.parametrize("a_shape, b_shape", [
+    ((3, 4), (4, 5)),
+    ((2, 3, 4), (2, 4, 5)),
+    ((2, 1, 3, 4), (5, 4, 6)),  # broadcast batch dims
+    ((1, 600, 700), (1, 700, 512)),  # large: the output comes from the buffer cache
+])
+@pytest.mark.parametrize("dtypes", [(np.float32, np.float32), (np.float32, np.float64)])
+def test_matmul_matches_numpy_and_caches_large_outputs(a_shape, b_shape, dtypes):
+    from gpugrad import host_cache
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal(a_shape).astype(dtypes[0])
+    b = rng.standard_normal(b_shape).astype(dtypes[1])
+    out = backend.matmul(a, b)
+    expected = np.matmul(a, b)
+    assert out.shape == expected.shape and out.dtype == expected.dtype
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-4)
+    assert out.flags.owndata == (out.nbytes < host_cache.MIN_BYTES)

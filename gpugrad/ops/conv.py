@@ -163,13 +163,6 @@ def _grouped_weight(w, groups):
     return w.reshape(groups, oc // groups, -1)
 
 
-def _matmul(a, b):
-    """a @ b for stacks of matrices (G, m, k) @ (G, k, n), into a cached buffer: these
-    outputs are MBs, allocated every step, and fresh pages would fault in on the first write."""
-    out = backend.empty((a.shape[0], a.shape[1], b.shape[2]), a.dtype, like=a)
-    return backend.array_module(a).matmul(a, b, out=out)
-
-
 def _pixel_rows(gy, groups, device):
     """gy (N, OC, oh, ow) as (groups, N*oh*ow, OC/groups): a row per output pixel (NHWC).
 
@@ -186,7 +179,7 @@ def _conv_forward(x, w, b, geometry, device):
     groups = geometry[4]
     cols, (oh, ow) = _columns(x, geometry, device)
     n, oc = x.shape[0], w.shape[0]
-    y_cm = _matmul(_grouped_weight(w, groups), cols)  # (G, OC/G, N*P), channel-major
+    y_cm = backend.matmul(_grouped_weight(w, groups), cols)  # (G, OC/G, N*P), channel-major
     # Back to NCHW in one pass that also adds the bias.
     y = conv_kernels.to_nchw(y_cm.reshape(oc, n, oh, ow), b, device=device)
     return y, cols
@@ -196,7 +189,7 @@ def _conv_input_grad(gy_rows, w, geometry, n, out_hw, in_hw, device):
     """gx = col2im(W^T @ gy): the adjoint of the forward in x. gy_rows from _pixel_rows."""
     kernel, stride, padding, dilation, groups = geometry
     w_t = _grouped_weight(w, groups).transpose(0, 2, 1)
-    gcols = _matmul(w_t, gy_rows.transpose(0, 2, 1))  # (G, CKK/G, N*P)
+    gcols = backend.matmul(w_t, gy_rows.transpose(0, 2, 1))  # (G, CKK/G, N*P)
     c = w.shape[1] * groups
     gcols = gcols.reshape(c, kernel[0], kernel[1], n, out_hw[0], out_hw[1])
     return conv_kernels.col2im(gcols, in_hw[0], in_hw[1], stride, padding, dilation,

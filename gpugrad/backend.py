@@ -213,7 +213,8 @@ def empty(shape, dtype, like):
     come from host_cache (reused pages, no page faults); CuPy has its own pool."""
     if array_module(like) is np:
         return host_cache.empty(shape, dtype)
-    return _cupy.empty(shape, dtype)
+    with like.device:  # on like's GPU, whichever is current
+        return _cupy.empty(shape, dtype)
 
 
 def empty_like(a):

@@ -61,6 +61,16 @@ def _version(module_name: str) -> str:
         return "not installed"
 
 
+def _numpy_blas() -> str:
+    """The BLAS NumPy was built against, as NumPy reports it ("unknown" if it does not)."""
+    import numpy as np
+
+    try:
+        return np.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"]
+    except Exception:  # noqa: BLE001 - older NumPy or a build without the record
+        return "unknown"
+
+
 def info_lines() -> list[str]:
     import gpugrad as gg
     from gpugrad import backend
@@ -94,11 +104,20 @@ def info_lines() -> list[str]:
         lines.append(f"CUDA         unavailable: {backend.cuda_unavailable_reason()}")
     import numba
 
-    blas = os.environ.get("OPENBLAS_THREAD_TIMEOUT", "unset")
-    if gg._BLAS_TIMEOUT_TOO_LATE:
-        blas += " (not applied: NumPy was imported before gpugrad)"
+    blas_name = _numpy_blas()
+    if "openblas" in blas_name.lower():
+        blas = f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT', 'unset')}"
+        if gg._BLAS_TIMEOUT_TOO_LATE:
+            blas += " (not applied: NumPy was imported before gpugrad)"
+    else:
+        blas = f"NumPy's BLAS is {blas_name} (OPENBLAS_THREAD_TIMEOUT does not apply)"
     lines.append(f"cpu threads  Numba {numba.get_num_threads()}, OMP_WAIT_POLICY="
-                 f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}, OPENBLAS_THREAD_TIMEOUT={blas}")
+                 f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}, {blas}")
+    from gpugrad import host_cache
+
+    cache = host_cache.info()
+    lines.append(f"cpu cache    {'on' if cache.get('enabled') else 'off'}, "
+                 f"limit {host_cache.get_limit() / 2**20:.0f} MiB of idle buffers")
     from gpugrad.kernels import reference_enabled
 
     lines.append(f"kernels      {'NumPy reference (forced)' if reference_enabled() else 'Numba'}")

@@ -7,11 +7,12 @@ pad_value 0: every pixel receives the sum of the columns that read it. Groups ar
 business (it slices C).
 
 Two memory layouts of the same columns:
-    layout="batch"    (N, C, kh, kw, out_h, out_w)  one (C*kh*kw, out_h*out_w) matrix per image
-    layout="channel"  (C, kh, kw, N, out_h, out_w)  one (C*kh*kw, N*out_h*out_w) matrix
+    "batch"    (N, C, kh, kw, out_h, out_w): a (C*kh*kw, out_h*out_w) matrix per image
+    "channel"  (C, kh, kw, N, out_h, out_w): one (C*kh*kw, N*out_h*out_w) matrix
 conv2d uses "channel": each of its three GEMMs is then one large product instead of N small
-ones (a batched matmul), which BLAS and cuBLAS run faster (bench/results/kernels-cpu.json). The CUDA kernels live in ``conv_cuda`` and are imported on first use;
-``im2col_kernel`` and ``col2im_kernel`` are still reachable as attributes of this module.
+ones (a batched matmul), which BLAS and cuBLAS run faster (bench/results/kernels-cpu.json).
+The CUDA kernels live in ``conv_cuda`` and are imported on first use; ``im2col_kernel`` and
+``col2im_kernel`` are still reachable as attributes of this module.
 """
 
 from __future__ import annotations
@@ -257,11 +258,10 @@ def col2im(cols, in_h, in_w, stride, padding, dilation, device="cpu", layout="ba
 
 def to_nchw_reference(y, bias=None):
     """(C, N, H, W) -> a C-contiguous (N, C, H, W), plus bias[c] when given."""
-    xp = backend.array_module(y)
-    out = y.transpose(1, 0, 2, 3)
+    out = y.transpose(1, 0, 2, 3).copy()  # a C-ordered copy, never y itself
     if bias is not None:
-        return xp.add(out, bias.reshape(1, -1, 1, 1))
-    return xp.ascontiguousarray(out)
+        out += bias.reshape(1, -1, 1, 1)
+    return out
 
 
 def to_nhwc_reference(x):
@@ -287,10 +287,11 @@ def _to_nchw_cpu(src, bias, has_bias, dst):
 @njit(parallel=True, cache=True)
 def _to_nhwc_cpu(src, dst):
     n_img, n_ch, hw = src.shape
-    for i in prange(n_img):
-        for j in range(hw):
-            for c in range(n_ch):
-                dst[i, j, c] = src[i, c, j]
+    for p in prange(n_img * hw):  # every pixel of every image: all threads even for N = 1
+        i = p // hw
+        j = p % hw
+        for c in range(n_ch):
+            dst[i, j, c] = src[i, c, j]
 
 
 def to_nchw(y, bias=None, device="cpu"):

@@ -164,3 +164,77 @@ def test_live_arrays_never_share_memory(ops):
         assert (a == value).all()
         for b, _ in live[i + 1:]:
             assert not np.shares_memory(a, b)
+
+
+def test_hits_trim_idle_buffers_beyond_the_limit():
+    # Requests that all hit must still give back what the limit does not allow.
+    nbytes = np.prod(BIG) * 4
+    host_cache.set_limit(3 * nbytes)
+    arrays = [host_cache.empty(BIG, np.float32) for _ in range(8)]
+    host_cache.set_limit(2 * nbytes)  # lowered while all 8 are in use
+    del arrays
+    for _ in range(2 * host_cache.TRIM_EVERY):
+        host_cache.empty(BIG, np.float32)  # hits only
+    assert host_cache.info()["idle_bytes"] <= 2 * nbytes
+
+
+def test_turning_the_cache_off_forgets_buffers_in_use():
+    a = host_cache.empty(BIG, np.float32)
+    host_cache.set_limit(0)
+    del a
+    info = host_cache.info()
+    assert info["buffers"] == 0 and info["held_bytes"] == 0 and not info["enabled"]
+
+
+def test_an_allocation_from_a_finalizer_inside_the_cache_does_not_deadlock():
+    # A garbage collection can run inside the cache's locked region; a __del__ that allocates
+    # then must not wait on the lock its own thread holds. Each finalizer leaves new cyclic
+    # garbage, so some collection is bound to run while the lock is held.
+    import gc as gc_module
+
+    depth = [0]
+    inside = []
+
+    class Node:
+        def __del__(self):
+            depth[0] += 1
+            if depth[0] > 50:
+                return
+            b = Node()
+            b.self = b
+            del b
+            inside.append(host_cache._lock.locked())
+            host_cache.empty((2 << 20,), np.uint8)
+
+    def work():
+        keep = [host_cache.empty((1 << 20,), np.uint8) for _ in range(3)]  # noqa: F841
+        a = Node()
+        a.self = a
+        del a
+        threshold = gc_module.get_threshold()
+        gc_module.set_threshold(1)
+        try:
+            host_cache.empty((4 << 20,), np.uint8)
+        finally:
+            gc_module.set_threshold(*threshold)
+
+    t = threading.Thread(target=work, daemon=True)
+    t.start()
+    t.join(timeout=30)
+    assert not t.is_alive(), "deadlocked"
+    assert any(inside)  # the finalizer did run inside the locked region
+
+
+def test_odd_requests_behave_like_np_empty():
+    a = host_cache.empty((1 << 18,), object)  # 2 MiB of references: not cacheable
+    assert a.dtype == object and a.shape == (1 << 18,)
+    before = host_cache.info()["buffers"]
+    with pytest.raises(ValueError):
+        host_cache.empty((-1024, -1024), np.float32)
+    assert host_cache.info()["buffers"] == before
+    assert host_cache.empty((0, 1 << 20), np.float32).shape == (0, 1 << 20)
+
+
+def test_the_interpreter_passed_the_self_test():
+    # On this CPython the reference counts tell an idle buffer from one in use.
+    assert host_cache._IDLE is not None and host_cache.info()["enabled"]

@@ -6,7 +6,7 @@ small ones (conv2d forward+backward 64x32x14x14, 64 filters: see bench/results).
 a triad of linear maps, each the others' adjoint, so every order of gradient stays on the tape:
     Conv2d(x, w)          y  = W @ im2col(x)
     ConvInputGrad(gy, w)  gx = col2im(W^T @ gy)
-    ConvWeightGrad(x, gy) gw = sum_n gy[n] @ im2col(x)[n]^T
+    ConvWeightGrad(x, gy) gw = gy @ im2col(x)^T  (one product over all images)
 The backward of each is written with the other two (as PyTorch's convolution double backward).
 Im2Col and Col2Im are also ops of their own (pooling uses them), each the other's gradient.
 """
@@ -254,7 +254,7 @@ class ConvInputGrad(Function):
 
 
 class ConvWeightGrad(Function):
-    """gw = sum_n gy[n] @ im2col(x)[n]^T, linear in x and in gy."""
+    """gw = gy @ im2col(x)^T over all images, linear in x and in gy."""
 
     def forward(self, x, gy, geometry, w_shape, cols=None, gy_rows=None):
         self.geometry = geometry

@@ -226,10 +226,14 @@ def test_to_nchw_matches_reference(rng, twin_threads, shape, dtype, with_bias):
     from gpugrad.kernels.conv import to_nchw, to_nchw_reference
 
     y = rng.standard_normal(shape).astype(dtype)  # (C, N, H, W)
+    y_before = y.copy()
     bias = rng.standard_normal(shape[0]).astype(dtype) if with_bias else None
     out = to_nchw(y, bias)
     assert out.shape == (shape[1], shape[0], *shape[2:]) and out.flags.c_contiguous
-    np.testing.assert_array_equal(out, to_nchw_reference(y, bias))
+    reference = to_nchw_reference(y, bias)
+    assert reference.flags.c_contiguous
+    np.testing.assert_array_equal(y, y_before)  # neither touched its input
+    np.testing.assert_array_equal(out, reference)
     expected = y.transpose(1, 0, 2, 3) + (0 if bias is None else bias.reshape(1, -1, 1, 1))
     np.testing.assert_array_equal(out, expected)
 

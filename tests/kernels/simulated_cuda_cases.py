@@ -33,6 +33,8 @@ from gpugrad.kernels import (  # noqa: E402
 GEOMETRIES = [
     ((2, 3, 5, 6), (3, 2), (2, 1), (1, 2), (1, 2)),
     ((1, 2, 7, 4), (1, 1), (3, 2), (0, 1), (1, 1)),
+    # N > 2 with C > 1 and a real kernel: every index of the channel layout is exercised.
+    ((3, 2, 4, 5), (2, 3), (1, 1), (1, 1), (1, 1)),
 ]
 
 

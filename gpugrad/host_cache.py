@@ -43,6 +43,18 @@ _buffers: dict[int, list[np.ndarray]] = {}
 _stats = {"hits": 0, "misses": 0}
 
 
+def _reset_after_fork() -> None:
+    # A fork copies the lock in whatever state another thread had it; the child has only the
+    # forking thread, so it starts with a fresh lock.
+    global _lock, _state
+    _lock = threading.Lock()
+    _state = threading.local()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
 def _limit_from_env() -> int:
     value = os.environ.get("GPUGRAD_CPU_CACHE_BYTES", "")
     if not value:

@@ -238,3 +238,34 @@ def test_odd_requests_behave_like_np_empty():
 def test_the_interpreter_passed_the_self_test():
     # On this CPython the reference counts tell an idle buffer from one in use.
     assert host_cache._IDLE is not None and host_cache.info()["enabled"]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_child_forked_while_another_thread_holds_the_lock_can_allocate():
+    import os
+
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold():
+        with host_cache._lock:
+            held.set()
+            release.wait(10)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    held.wait(10)
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: without the reset this would wait forever
+            import signal
+
+            signal.alarm(20)
+            a = host_cache.empty(BIG, np.float32)
+            a[...] = 1.0
+            os._exit(0 if float(a.sum()) == a.size else 1)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        release.set()
+        t.join()
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0

@@ -222,10 +222,13 @@ def empty_like(a):
     return empty(a.shape, a.dtype, a)
 
 
-def matmul(a, b):
-    """a @ b for arrays of 2 or more dimensions. On the CPU a large product lands in a cached
-    buffer (conv2d's GEMM outputs are MBs, every step); CuPy allocates from its own pool."""
+def matmul(a, b, out=None):
+    """a @ b for arrays of 2 or more dimensions, into `out` when given. On the CPU a large
+    product lands in a cached buffer (conv2d's GEMM outputs are MBs, every step); CuPy
+    allocates from its own pool."""
     xp = array_module(a)
+    if out is not None:
+        return xp.matmul(a, b, out=out)
     if xp is not np or a.ndim < 2 or b.ndim < 2:
         return xp.matmul(a, b)
     shape = (*np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), a.shape[-2], b.shape[-1])

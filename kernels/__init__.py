@@ -1,12 +1,15 @@
 """gpugrad's hot-path kernels (installed as ``gpugrad.kernels``).
 
-One module per family: ``conv`` (im2col / col2im), ``loss`` (fused softmax cross-entropy),
+One module per family: ``conv`` (im2col / col2im), ``conv_winograd`` (Winograd F(2x2, 3x3)
+transforms, CPU only), ``loss`` (fused softmax cross-entropy),
 ``activation`` (ReLU), ``pool`` (max-pooling). Each has a NumPy reference (the test oracle), a Numba CPU twin and a
 dispatcher that picks by device; the Numba CUDA kernels sit in the matching ``*_cuda`` module,
 imported on the first CUDA call. Importing this package compiles nothing and needs no GPU.
 
 ``GPUGRAD_KERNELS=reference`` (read at import), ``use_reference(True)`` or ``with
 reference_mode():`` send every call to the NumPy reference instead, on either device.
+``GPUGRAD_CONV_ALGO`` / ``use_conv_algorithm`` choose conv2d's CPU algorithm (auto, im2col,
+winograd).
 """
 
 from gpugrad.kernels.activation import (
@@ -15,7 +18,15 @@ from gpugrad.kernels.activation import (
     relu_forward,
     relu_reference,
 )
-from gpugrad.kernels.config import reference_enabled, reference_mode, use_reference
+from gpugrad.kernels.config import (
+    CONV_ALGORITHMS,
+    conv_algorithm,
+    conv_algorithm_mode,
+    reference_enabled,
+    reference_mode,
+    use_conv_algorithm,
+    use_reference,
+)
 from gpugrad.kernels.conv import (
     LAYOUTS,
     col2im,
@@ -40,10 +51,13 @@ from gpugrad.kernels.loss import (
 )
 
 __all__ = [
+    "CONV_ALGORITHMS",
     "LAYOUTS",
     "check_targets",
     "col2im",
     "col2im_reference",
+    "conv_algorithm",
+    "conv_algorithm_mode",
     "conv_output_size",
     "im2col",
     "im2col_reference",
@@ -62,5 +76,6 @@ __all__ = [
     "softmax_cross_entropy_backward_reference",
     "softmax_cross_entropy_forward",
     "softmax_cross_entropy_forward_reference",
+    "use_conv_algorithm",
     "use_reference",
 ]

@@ -1,8 +1,15 @@
-"""The switch that forces every kernel dispatcher onto its plain NumPy reference.
+"""The kernels' two run-time switches.
 
-The reference path is the test oracle; switching to it on purpose is how a user rules the
-compiled kernels in or out when a result looks wrong. ``GPUGRAD_KERNELS=reference`` in the
-environment turns it on at import; ``use_reference`` and ``reference_mode`` change it at run time.
+Reference mode forces every kernel dispatcher onto its plain NumPy reference. The reference path
+is the test oracle; switching to it on purpose is how a user rules the compiled kernels in or
+out when a result looks wrong. ``GPUGRAD_KERNELS=reference`` in the environment turns it on at
+import; ``use_reference`` and ``reference_mode`` change it at run time.
+
+The conv algorithm picks how conv2d computes on the CPU: "auto" (Winograd F(2x2, 3x3) for 3x3,
+stride-1, undilated convolutions with at least 8 channels in and out per group, im2col + GEMM
+otherwise), "im2col" (always im2col), or "winograd" (Winograd wherever it applies, whatever the
+channel count). CUDA devices and reference mode always use im2col. ``GPUGRAD_CONV_ALGO`` sets it
+at import; ``use_conv_algorithm`` and ``conv_algorithm_mode`` change it at run time.
 """
 
 from __future__ import annotations
@@ -12,6 +19,8 @@ import os
 
 _ENV_VAR = "GPUGRAD_KERNELS"
 _ENV_CHOICES = ("", "auto", "reference")
+_CONV_ENV_VAR = "GPUGRAD_CONV_ALGO"
+CONV_ALGORITHMS = ("auto", "im2col", "winograd")
 
 
 def _reference_from_env() -> bool:
@@ -45,3 +54,35 @@ def reference_mode(flag: bool = True):
         yield
     finally:
         use_reference(previous)
+
+
+def _check_conv_algorithm(name, source):
+    value = name.strip().lower() if isinstance(name, str) else name
+    if value not in CONV_ALGORITHMS:
+        raise ValueError(f"{source}: expected one of {CONV_ALGORITHMS}, got {name!r}")
+    return value
+
+
+_conv_algorithm = _check_conv_algorithm(os.environ.get(_CONV_ENV_VAR, "") or "auto",
+                                        _CONV_ENV_VAR)
+
+
+def use_conv_algorithm(name: str) -> None:
+    """How conv2d computes on the CPU: "auto", "im2col" or "winograd" (see the module doc)."""
+    global _conv_algorithm
+    _conv_algorithm = _check_conv_algorithm(name, "use_conv_algorithm")
+
+
+def conv_algorithm() -> str:
+    return _conv_algorithm
+
+
+@contextlib.contextmanager
+def conv_algorithm_mode(name: str):
+    """Run the block with conv2d's algorithm set to `name`, then restore the old one."""
+    previous = _conv_algorithm
+    use_conv_algorithm(name)
+    try:
+        yield
+    finally:
+        use_conv_algorithm(previous)

@@ -1,13 +1,16 @@
 """Convolution: im2col and col2im as a linear adjoint pair, and conv2d built on them.
 
-conv2d = im2col + one GEMM per group (+ bias) + reshape. The columns are built channel-major,
-(C*kh*kw, N*oh*ow), so each GEMM covers the whole batch: one large product is faster than N
-small ones (conv2d forward+backward 64x32x14x14, 64 filters: see bench/results). Its gradient is
-a triad of linear maps, each the others' adjoint, so every order of gradient stays on the tape:
-    Conv2d(x, w)          y  = W @ im2col(x)
-    ConvInputGrad(gy, w)  gx = col2im(W^T @ gy)
-    ConvWeightGrad(x, gy) gw = gy @ im2col(x)^T  (one product over all images)
+conv2d's gradient is a triad of linear maps, each the others' adjoint, so every order of
+gradient stays on the tape:
+    Conv2d(x, w)          y  = conv2d(x, w)
+    ConvInputGrad(gy, w)  gx = its adjoint in x applied to gy  (col2im(W^T @ gy))
+    ConvWeightGrad(x, gy) gw = its adjoint in w                (gy @ im2col(x)^T)
 The backward of each is written with the other two (as PyTorch's convolution double backward).
+Each computes its numbers with one of two algorithms, modules with the same four functions:
+    conv_gemm      im2col + one GEMM per group over the whole batch: every convolution
+    conv_winograd  Winograd F(2x2, 3x3): 3x3, stride 1, dilation 1, on the CPU, with enough
+                   channels; 2.25x fewer multiply-adds
+chosen by _choose_algorithm (``gpugrad.kernels.use_conv_algorithm`` / GPUGRAD_CONV_ALGO).
 Im2Col and Col2Im are also ops of their own (pooling uses them), each the other's gradient.
 """
 
@@ -15,8 +18,13 @@ from __future__ import annotations
 
 from gpugrad import backend
 from gpugrad.autograd.function import Function
+from gpugrad.kernels import config as kernel_config
 from gpugrad.kernels import conv as conv_kernels
+from gpugrad.ops import conv_gemm, conv_winograd
 from gpugrad.tensor import Tensor
+
+# auto uses Winograd only when both C/groups and OC/groups reach this (see _choose_algorithm).
+WINOGRAD_MIN_CHANNELS = 8
 
 
 def pair(op: str, name: str, value, minimum: int) -> tuple[int, int]:
@@ -149,99 +157,71 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return y.reshape(oc, oh, ow) if unbatched else y
 
 
-def _columns(x, geometry, device):
-    """im2col of x in the channel layout, as (groups, C/groups*kh*kw, N*out_h*out_w)."""
-    kernel, stride, padding, dilation, groups = geometry
-    cols = conv_kernels.im2col(x, kernel, stride, padding, dilation, device=device,
-                               layout="channel")
-    c, kh, kw, n, oh, ow = cols.shape
-    return cols.reshape(groups, (c // groups) * kh * kw, n * oh * ow), (oh, ow)
-
-
-def _grouped_weight(w, groups):
-    oc = w.shape[0]
-    return w.reshape(groups, oc // groups, -1)
-
-
-def _pixel_rows(gy, groups, device):
-    """gy (N, OC, oh, ow) as (groups, N*oh*ow, OC/groups): a row per output pixel (NHWC).
-
-    Both gradient GEMMs read gy this way: gw = cols @ rows runs at 230 GFLOP/s on the bench
-    machine where rows^T @ cols^T (the same product) ran at 160; W^T @ rows^T is as fast as
-    with a channel-major gy."""
-    n, oc, oh, ow = gy.shape
-    rows = conv_kernels.to_nhwc(gy, device=device)
-    return rows.reshape(n * oh * ow, groups, oc // groups).transpose(1, 0, 2)
-
-
-def _conv_forward(x, w, b, geometry, device):
-    """y (N, OC, oh, ow) = W @ im2col(x) (+ b): one GEMM per group over all images at once."""
+def _choose_algorithm(geometry, device, x_shape, w_shape):
+    """conv_gemm or conv_winograd for this convolution (the switch: kernels.config)."""
+    setting = kernel_config.conv_algorithm()
+    if (
+        setting == "im2col"
+        or kernel_config.reference_enabled()  # the reference path is im2col's
+        or backend.as_device(device).type != "cpu"  # cuBLAS on im2col's columns
+        or not conv_winograd.applies(geometry)
+    ):
+        return conv_gemm
+    if setting == "winograd":
+        return conv_winograd
+    # Winograd's 16 GEMMs have C/groups as their inner size and OC/groups rows: with few
+    # channels they run far below BLAS's peak and the transforms dominate (measured:
+    # bench/results/conv-algorithms-cpu.json).
     groups = geometry[4]
-    cols, (oh, ow) = _columns(x, geometry, device)
-    n, oc = x.shape[0], w.shape[0]
-    y_cm = backend.matmul(_grouped_weight(w, groups), cols)  # (G, OC/G, N*P), channel-major
-    # Back to NCHW in one pass that also adds the bias.
-    y = conv_kernels.to_nchw(y_cm.reshape(oc, n, oh, ow), b, device=device)
-    return y, cols
-
-
-def _conv_input_grad(gy_rows, w, geometry, n, out_hw, in_hw, device):
-    """gx = col2im(W^T @ gy): the adjoint of the forward in x. gy_rows from _pixel_rows."""
-    kernel, stride, padding, dilation, groups = geometry
-    w_t = _grouped_weight(w, groups).transpose(0, 2, 1)
-    gcols = backend.matmul(w_t, gy_rows.transpose(0, 2, 1))  # (G, CKK/G, N*P)
-    c = w.shape[1] * groups
-    gcols = gcols.reshape(c, kernel[0], kernel[1], n, out_hw[0], out_hw[1])
-    return conv_kernels.col2im(gcols, in_hw[0], in_hw[1], stride, padding, dilation,
-                               device=device, layout="channel")
-
-
-def _conv_weight_grad(x, gy_rows, geometry, w_shape, device, cols=None):
-    """gw = gy @ im2col(x)^T over all images at once: the adjoint of the forward in w."""
-    if cols is None:
-        cols, _ = _columns(x, geometry, device)
-    xp = backend.array_module(gy_rows)
-    gw_t = xp.matmul(cols, gy_rows)  # (G, CKK/G, OC/G)
-    return xp.ascontiguousarray(gw_t.transpose(0, 2, 1)).reshape(w_shape)
+    c_per_group, oc_per_group = x_shape[1] // groups, w_shape[0] // groups
+    if min(c_per_group, oc_per_group) < WINOGRAD_MIN_CHANNELS:
+        return conv_gemm
+    return conv_winograd
 
 
 class Conv2d(Function):
-    """y = conv2d(x, w) (+ b): im2col, one GEMM per group, the bias added in the same pass."""
+    """y = conv2d(x, w) (+ b) by the chosen algorithm, the bias added in its last pass."""
 
-    def forward(self, x, w, b=None, geometry=None):
+    def forward(self, x, w, b=None, geometry=None, algorithm=None):
         self.geometry = geometry
-        y, cols = _conv_forward(x, w, b, geometry, self.device)
-        # Keep the columns for the weight gradient instead of building them again.
-        self.cols = cols
+        self.algorithm = algorithm or _choose_algorithm(geometry, self.device, x.shape, w.shape)
+        y, saved = self.algorithm.forward(x, w, b, geometry, self.device)
+        # Keep the columns (or Winograd's V) for the weight gradient instead of building them
+        # again.
+        self.saved = saved
         return y
 
     def backward(self, gy):
         x, w = self.inputs[:2]
         needs = self.needs_input_grad
         gx = gw = gb = None
-        # Both gradients read gy a row per pixel: transpose it once for the two.
+        algorithm = self.algorithm
+        # Both gradients read gy in the same prepared form (NHWC rows, or A gy A^T): build it
+        # once for the two.
         both = needs[0] and needs[1]
-        gy_rows = _pixel_rows(gy.data, self.geometry[4], self.device) if both else None
+        prepared = algorithm.prepare_gy(gy.data, self.geometry, self.device) if both else None
         if needs[0]:
             gx = ConvInputGrad.apply(gy, w, geometry=self.geometry, in_hw=x.shape[2:],
-                                     gy_rows=gy_rows)
+                                     algorithm=algorithm, prepared=prepared)
         if needs[1]:
             gw = ConvWeightGrad.apply(x, gy, geometry=self.geometry, w_shape=w.shape,
-                                      cols=self.cols, gy_rows=gy_rows)
+                                      algorithm=algorithm, saved=self.saved, prepared=prepared)
         if len(needs) == 3 and needs[2]:
             gb = gy.sum(dim=(0, 2, 3))
         return (gx, gw) if len(needs) == 2 else (gx, gw, gb)
 
 
 class ConvInputGrad(Function):
-    """gx = col2im(W^T @ gy), linear in gy and in w."""
+    """gx = the adjoint of conv2d in x applied to gy (col2im(W^T @ gy)), linear in gy and w."""
 
-    def forward(self, gy, w, geometry, in_hw, gy_rows=None):
+    def forward(self, gy, w, geometry, in_hw, algorithm=None, prepared=None):
         self.geometry = geometry
-        if gy_rows is None:
-            gy_rows = _pixel_rows(gy, geometry[4], self.device)
-        return _conv_input_grad(gy_rows, w, geometry, gy.shape[0], gy.shape[2:], in_hw,
-                                self.device)
+        n, oc = gy.shape[:2]
+        x_shape = (n, w.shape[1] * geometry[4], *in_hw)
+        algorithm = algorithm or _choose_algorithm(geometry, self.device, x_shape, w.shape)
+        if prepared is None:
+            prepared = algorithm.prepare_gy(gy, geometry, self.device)
+        return algorithm.input_grad(prepared, w, geometry, n, gy.shape[2:], in_hw, self.device)
 
     def backward(self, ggx):
         gy, w = self.inputs
@@ -254,13 +234,14 @@ class ConvInputGrad(Function):
 
 
 class ConvWeightGrad(Function):
-    """gw = gy @ im2col(x)^T over all images, linear in x and in gy."""
+    """gw = the adjoint of conv2d in w (gy @ im2col(x)^T over all images), linear in x and gy."""
 
-    def forward(self, x, gy, geometry, w_shape, cols=None, gy_rows=None):
+    def forward(self, x, gy, geometry, w_shape, algorithm=None, saved=None, prepared=None):
         self.geometry = geometry
-        if gy_rows is None:
-            gy_rows = _pixel_rows(gy, geometry[4], self.device)
-        return _conv_weight_grad(x, gy_rows, geometry, w_shape, self.device, cols)
+        algorithm = algorithm or _choose_algorithm(geometry, self.device, x.shape, w_shape)
+        if prepared is None:
+            prepared = algorithm.prepare_gy(gy, geometry, self.device)
+        return algorithm.weight_grad(x, prepared, geometry, w_shape, self.device, saved)
 
     def backward(self, ggw):
         x, gy = self.inputs

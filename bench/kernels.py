@@ -2,7 +2,8 @@
 
 ``gpugrad bench kernels [--device cpu|cuda] [--quick] [--rounds N] [--out DIR]``
 
-For each kernel (fused softmax cross-entropy, im2col, col2im, the conv2d im2col+GEMM path, ReLU),
+For each kernel (fused softmax cross-entropy, im2col, col2im, conv2d as "auto" picks it and forced
+to im2col + GEMM, ReLU),
 forward and backward, in float32: gpugrad's dispatcher against the NumPy composition, PyTorch
 (CPU, or CUDA on a GPU), and on a GPU the same composition in CuPy. Paired rounds in one process,
 interleaved across cases, medians. Memory-bound kernels also report the bytes they must move, as
@@ -223,6 +224,12 @@ def conv_cases(s: Setup) -> list:
         y = gg.nn.functional.conv2d(g_x, g_w, padding=1)
         return gg.autograd.grad(y, (g_x, g_w), g_gy)
 
+    # The same call with the algorithm switch on im2col + GEMM (on the CPU "auto" picks
+    # Winograd F(2x2, 3x3) for this 3x3 stride-1 layer; on a GPU both rows are im2col).
+    def ours_conv_im2col():
+        with K.conv_algorithm_mode("im2col"):
+            return ours_conv()
+
     def reference_fold(a):
         return K.col2im_reference(a, h, w, *geo[1:])
 
@@ -261,6 +268,12 @@ def conv_cases(s: Setup) -> list:
         )),
         Case("conv2d", "forward+backward", f"{shape} F={f}", None, s.contenders(
             ours_conv,
+            lambda: conv_im2col_gemm(np, reference_unfold, reference_fold, x_h, w_h, gy_h),
+            lambda: conv_im2col_gemm(xp, reference_unfold, reference_fold, x, wt, gy),
+            torch_conv,
+        )),
+        Case("conv2d_im2col", "forward+backward", f"{shape} F={f}", None, s.contenders(
+            ours_conv_im2col,
             lambda: conv_im2col_gemm(np, reference_unfold, reference_fold, x_h, w_h, gy_h),
             lambda: conv_im2col_gemm(xp, reference_unfold, reference_fold, x, wt, gy),
             torch_conv,

@@ -118,9 +118,11 @@ def info_lines() -> list[str]:
     cache = host_cache.info()
     lines.append(f"cpu cache    {'on' if cache.get('enabled') else 'off'}, "
                  f"limit {host_cache.get_limit() / 2**20:.0f} MiB of idle buffers")
-    from gpugrad.kernels import reference_enabled
+    from gpugrad.kernels import conv_algorithm, reference_enabled
 
     lines.append(f"kernels      {'NumPy reference (forced)' if reference_enabled() else 'Numba'}")
+    lines.append(f"conv2d       {conv_algorithm()} (GPUGRAD_CONV_ALGO; auto: Winograd F(2x2,3x3) "
+                 "for 3x3 stride-1 CPU convs with >= 8 channels, else im2col + GEMM)")
     return lines
 
 
@@ -163,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="cpu")
 
     b = sub.add_parser("bench", help="benchmarks (gpugrad bench WHAT --help)")
-    b.add_argument("what", choices=["kernels", "step", "overhead", "pool"])
+    b.add_argument("what", choices=["kernels", "conv", "step", "overhead", "pool"])
 
     k = sub.add_parser("kernels", help="inspect the CUDA kernels")
     k.add_argument("--ptx", action="store_true", help="compile every kernel to PTX and list them")

@@ -163,7 +163,7 @@ def _choose_algorithm(geometry, device, x_shape, w_shape):
     if (
         setting == "im2col"
         or kernel_config.reference_enabled()  # the reference path is im2col's
-        or backend.as_device(device).type != "cpu"  # cuBLAS on im2col's columns
+        or backend.device(str(device)).type != "cpu"  # cuBLAS on im2col's columns
         or not conv_winograd.applies(geometry)
     ):
         return conv_gemm

@@ -19,3 +19,16 @@ def test_bench_overhead_writes_json(tmp_path):
     assert main(["bench", "overhead", "--rounds", "2", "--iters", "5", "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "overhead-cpu.json").read_text())
     assert result["gpugrad"]["per_op_us"] > 0 and result["ops_per_step"] == 12
+
+
+def test_bench_conv_quick_compares_the_algorithms_and_writes_json(tmp_path, capsys):
+    assert main(["bench", "conv", "--quick", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "conv-cpu.json").read_text())
+    rows = result["results"]
+    # 8 channels reach auto's Winograd threshold, an RGB-like 3 does not.
+    assert [r["auto_picks"] for r in rows] == ["winograd", "im2col"]
+    for r in rows:
+        assert {"auto", "im2col", "winograd"} <= set(r["median_ms"])
+        assert all(ms > 0 for ms in r["median_ms"].values())
+        assert r["speedup"]["winograd_vs_im2col"] > 0
+    assert "auto picks" in capsys.readouterr().out

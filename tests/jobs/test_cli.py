@@ -16,6 +16,14 @@ def test_info_prints_versions_and_devices(capsys):
         assert word in out
 
 
+def test_info_shows_the_conv_algorithm_setting(capsys):
+    from gpugrad import kernels
+
+    with kernels.conv_algorithm_mode("im2col"):
+        assert main(["info"]) == 0
+    assert "conv2d       im2col (GPUGRAD_CONV_ALGO" in capsys.readouterr().out
+
+
 def test_train_writes_checkpoint_metrics_and_plot_then_evaluate(tmp_path, capsys):
     out = tmp_path / "run"
     code = main(["train", "--epochs", "2", "--limit-batches", "4", "--batch-size", "32",

@@ -25,6 +25,7 @@ def test_quick_kernels_bench_writes_json_and_chart(tmp_path, capsys, monkeypatch
         ("im2col", "forward"),
         ("col2im", "forward"),
         ("conv2d", "forward+backward"),
+        ("conv2d_im2col", "forward+backward"),
         ("relu", "forward"),
         ("relu", "backward"),
         ("relu", "forward+backward"),

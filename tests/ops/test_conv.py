@@ -1,0 +1,205 @@
+"""conv2d (gpugrad.ops.conv) under both algorithms: gradcheck, gradgradcheck, PyTorch, and
+which algorithm runs when."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import gpugrad as gg
+from gpugrad import kernels
+from gpugrad.autograd import gradcheck, gradgradcheck
+from gpugrad.ops import conv as conv_op
+from gpugrad.ops import conv_gemm, conv_winograd
+
+# (input shape, weight shape, bias?, stride, padding, dilation, groups)
+CASES = [
+    ((2, 3, 5, 6), (4, 3, 3, 3), True, 1, 1, 1, 1),
+    ((1, 2, 4, 4), (3, 2, 3, 3), False, 1, 0, 1, 1),
+    ((2, 4, 5, 3), (4, 2, 3, 3), True, 1, (2, 1), 1, 2),  # groups, asymmetric padding
+    ((1, 1, 1, 1), (2, 1, 3, 3), True, 1, 1, 1, 1),  # a 1x1 image, all padding
+    ((2, 2, 6, 5), (3, 2, 3, 3), True, 1, 3, 1, 1),  # padding beyond the kernel
+    ((2, 3, 7, 6), (2, 3, 3, 2), True, (2, 1), (1, 0), 1, 1),  # stride, non-square: im2col
+    ((1, 2, 7, 7), (2, 2, 3, 3), False, 1, 2, 2, 1),  # dilation: im2col
+    ((3, 5, 6), (2, 3, 3, 3), True, 1, 1, 1, 1),  # unbatched
+]
+ALGORITHMS = ["im2col", "winograd"]
+
+
+def _inputs(x_shape, w_shape, bias, seed):
+    rng = np.random.default_rng(seed)
+    x = gg.tensor(rng.standard_normal(x_shape), requires_grad=True)
+    w = gg.tensor(rng.standard_normal(w_shape), requires_grad=True)
+    b = gg.tensor(rng.standard_normal(w_shape[0]), requires_grad=True) if bias else None
+    return x, w, b
+
+
+def _conv(stride, padding, dilation, groups):
+    def fn(x, w, b=None):
+        return gg.nn.functional.conv2d(x, w, b, stride=stride, padding=padding,
+                                       dilation=dilation, groups=groups)
+    return fn
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("x_shape, w_shape, bias, stride, padding, dilation, groups", CASES)
+def test_conv2d_gradcheck_and_gradgradcheck(algorithm, x_shape, w_shape, bias, stride, padding,
+                                            dilation, groups):
+    inputs = [t for t in _inputs(x_shape, w_shape, bias, 0) if t is not None]
+    fn = _conv(stride, padding, dilation, groups)
+    with kernels.conv_algorithm_mode(algorithm):
+        assert gradcheck(fn, inputs)
+        assert gradgradcheck(fn, inputs)
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 2e-5)])
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("x_shape, w_shape, bias, stride, padding, dilation, groups", CASES)
+def test_conv2d_matches_torch(algorithm, dtype, tol, x_shape, w_shape, bias, stride, padding,
+                              dilation, groups):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    arrays = [rng.standard_normal(x_shape).astype(dtype),
+              rng.standard_normal(w_shape).astype(dtype)]
+    if bias:
+        arrays.append(rng.standard_normal(w_shape[0]).astype(dtype))
+    ours = [gg.tensor(a, requires_grad=True) for a in arrays]
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    with kernels.conv_algorithm_mode(algorithm):
+        y = gg.nn.functional.conv2d(*ours, **kwargs)
+    y_t = torch.nn.functional.conv2d(*theirs, **kwargs)
+    np.testing.assert_allclose(y.numpy(), y_t.detach().numpy(), rtol=tol, atol=tol)
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    with kernels.conv_algorithm_mode(algorithm):
+        y.backward(gg.tensor(gy))
+    y_t.backward(torch.tensor(gy))
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=tol, atol=tol)
+
+
+def test_winograd_agrees_with_im2col_on_a_real_layer_in_float32():
+    """64 channels in and out: Winograd's transforms add a few float32 roundings, no more."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((4, 64, 9, 10)).astype(np.float32)
+    w = (rng.standard_normal((64, 64, 3, 3)) * 0.05).astype(np.float32)
+    gy = rng.standard_normal((4, 64, 9, 10)).astype(np.float32)
+    exact = None
+    results = {}
+    for algorithm in ALGORITHMS:
+        xt, wt = gg.tensor(x, requires_grad=True), gg.tensor(w, requires_grad=True)
+        with kernels.conv_algorithm_mode(algorithm):
+            y = gg.nn.functional.conv2d(xt, wt, padding=1)
+            y.backward(gg.tensor(gy))
+        results[algorithm] = (y.numpy(), xt.grad.numpy(), wt.grad.numpy())
+    xt, wt = gg.tensor(x.astype(np.float64), requires_grad=True), gg.tensor(w.astype(np.float64),
+                                                                            requires_grad=True)
+    y = gg.nn.functional.conv2d(xt, wt, padding=1)
+    y.backward(gg.tensor(gy.astype(np.float64)))
+    exact = (y.numpy(), xt.grad.numpy(), wt.grad.numpy())
+    for algorithm, got in results.items():
+        for g, e in zip(got, exact):
+            scale = np.abs(e).max()
+            assert np.abs(g - e).max() <= 2e-6 * scale, algorithm
+
+
+def test_double_backward_through_winograd_matches_im2col():
+    """A gradient-penalty style second derivative, both ways, in float64."""
+    results = []
+    for algorithm in ALGORITHMS:
+        x, w, b = _inputs((2, 8, 5, 5), (8, 8, 3, 3), True, 3)
+        with kernels.conv_algorithm_mode(algorithm):
+            y = gg.nn.functional.conv2d(x, w, b, padding=1)
+            (gx,) = gg.autograd.grad((y * y).sum(), (x,), create_graph=True)
+            (gx * gx).sum().backward()
+        results.append((w.grad.numpy(), b.grad.numpy(), x.grad.numpy()))
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+
+
+# ----------------------------------------------------------------------------- which algorithm
+
+
+def _chosen(x_shape, w_shape, stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1,
+            device="cpu"):
+    geometry = (tuple(w_shape[2:]), stride, padding, dilation, groups)
+    return conv_op._choose_algorithm(geometry, device, x_shape, w_shape)
+
+
+def test_auto_picks_winograd_for_3x3_stride_1_with_enough_channels():
+    assert _chosen((8, 32, 14, 14), (64, 32, 3, 3)) is conv_winograd
+    assert _chosen((8, 8, 14, 14), (8, 8, 3, 3)) is conv_winograd
+    assert _chosen((8, 32, 14, 14), (64, 32, 3, 3), padding=(0, 0)) is conv_winograd
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kwargs", [
+    ((8, 32, 14, 14), (64, 32, 5, 5), {}),  # not 3x3
+    ((8, 32, 14, 14), (64, 32, 3, 3), dict(stride=(2, 2))),
+    ((8, 32, 14, 14), (64, 32, 3, 3), dict(dilation=(2, 2))),
+    ((8, 3, 32, 32), (16, 3, 3, 3), {}),  # few input channels (an RGB first layer)
+    ((8, 32, 14, 14), (4, 32, 3, 3), {}),  # few output channels
+    ((8, 32, 14, 14), (32, 1, 3, 3), dict(groups=32)),  # depthwise
+    ((8, 32, 14, 14), (64, 32, 3, 3), dict(device="cuda")),  # cuBLAS on the columns
+])
+def test_auto_keeps_im2col_elsewhere(x_shape, w_shape, kwargs):
+    assert _chosen(x_shape, w_shape, **kwargs) is conv_gemm
+
+
+def test_the_switch_forces_either_algorithm_where_winograd_applies():
+    with kernels.conv_algorithm_mode("im2col"):
+        assert _chosen((8, 32, 14, 14), (64, 32, 3, 3)) is conv_gemm
+    with kernels.conv_algorithm_mode("winograd"):
+        assert _chosen((8, 3, 32, 32), (16, 3, 3, 3)) is conv_winograd  # below the threshold
+        assert _chosen((8, 32, 14, 14), (64, 32, 3, 3), stride=(2, 2)) is conv_gemm
+        assert _chosen((8, 32, 14, 14), (64, 32, 3, 3), device="cuda") is conv_gemm
+    with kernels.conv_algorithm_mode("winograd"), kernels.reference_mode():
+        assert _chosen((8, 32, 14, 14), (64, 32, 3, 3)) is conv_gemm  # the oracle path
+
+
+def test_conv_algorithm_mode_restores_and_rejects_unknown_names():
+    before = kernels.conv_algorithm()
+    with pytest.raises(RuntimeError):
+        with kernels.conv_algorithm_mode("winograd"):
+            assert kernels.conv_algorithm() == "winograd"
+            raise RuntimeError
+    assert kernels.conv_algorithm() == before
+    with pytest.raises(ValueError, match=r"use_conv_algorithm: expected one of .*'winograd'.* "
+                                         r"got 'fft'"):
+        kernels.use_conv_algorithm("fft")
+    assert kernels.conv_algorithm() == before
+
+
+def test_a_backward_uses_the_forward_s_algorithm_even_if_the_switch_changed():
+    """Conv2d keeps Winograd's transformed input for the weight gradient: switching to im2col
+    between forward and backward must not hand it to the im2col code."""
+    x, w, b = _inputs((2, 8, 5, 5), (8, 8, 3, 3), True, 4)
+    with kernels.conv_algorithm_mode("winograd"):
+        y = gg.nn.functional.conv2d(x, w, b, padding=1)
+    with kernels.conv_algorithm_mode("im2col"):
+        y.sum().backward()
+        x2, w2, b2 = _inputs((2, 8, 5, 5), (8, 8, 3, 3), True, 4)
+        gg.nn.functional.conv2d(x2, w2, b2, padding=1).sum().backward()
+    for a, e in ((x, x2), (w, w2), (b, b2)):
+        np.testing.assert_allclose(a.grad.numpy(), e.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("value, expected", [("winograd", "winograd"), ("IM2COL", "im2col"),
+                                             ("", "auto")])
+def test_env_var_sets_the_algorithm_at_import(value, expected):
+    env = dict(os.environ, GPUGRAD_CONV_ALGO=value)
+    out = subprocess.run(
+        [sys.executable, "-c", "import gpugrad.kernels as k; print(k.conv_algorithm())"],
+        env=env, capture_output=True, text=True, check=True,
+    )
+    assert out.stdout.strip() == expected
+
+
+def test_env_var_with_an_unknown_value_fails_at_import_naming_it():
+    env = dict(os.environ, GPUGRAD_CONV_ALGO="fast")
+    out = subprocess.run([sys.executable, "-c", "import gpugrad.kernels"], env=env, capture_output=True,
+                         text=True)
+    assert out.returncode != 0
+    assert "GPUGRAD_CONV_ALGO: expected one of ('auto', 'im2col', 'winograd'), got 'fast'" in (
+        out.stderr)

@@ -14,7 +14,7 @@ import threading
 
 import numpy as np
 
-from gpugrad import host_cache
+from gpugrad import host_blas, host_cache
 
 # dtypes are NumPy dtypes; gpugrad re-exports them as gg.float32, gg.int64, ...
 float16 = np.dtype("float16")
@@ -234,6 +234,21 @@ def matmul(a, b, out=None):
     shape = (*np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), a.shape[-2], b.shape[-1])
     out = host_cache.empty(shape, np.result_type(a, b))
     return np.matmul(a, b, out=out)
+
+
+def matmul_batch(a, b, out=None):
+    """a @ b for a stack of many small products (a leading batch axis on both): on the CPU the
+    batch is split across threads with one BLAS thread each (see host_blas), into `out` or a
+    cached buffer; CuPy runs it as one batched cuBLAS call."""
+    xp = array_module(a)
+    if xp is not np:
+        return xp.matmul(a, b, out=out)
+    if out is None:
+        shape = (*np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), a.shape[-2], b.shape[-1])
+        out = host_cache.empty(shape, np.result_type(a, b))
+    a, b = np.broadcast_to(a, (*out.shape[:-2], *a.shape[-2:])), np.broadcast_to(
+        b, (*out.shape[:-2], *b.shape[-2:]))
+    return host_blas.batched_matmul(a, b, out)
 
 
 class _NullContext:

@@ -171,8 +171,10 @@ def input_grad_transform_reference(dv, n_img, in_hw, padding, tiles):
 
 
 # ----------------------------------------------------------------------------- CPU twins
-# Work items are (image, channel) planes, split into n_chunks contiguous runs, one prange step
-# each. A step keeps a small zero-bordered canvas of its plane (about 1 KiB: in L1), so the tile
+# Work items are (image, channel) planes, numbered channel-major (p = c * N + n) so that
+# consecutive planes sit next to each other in the tile arrays (long streams, which the hardware
+# prefetches: the output transform 2.46 -> 1.72 ms, the gy transform 2.01 -> 1.67 against
+# image-major order), split into n_chunks contiguous runs, one prange step each. A step keeps a small zero-bordered canvas of its plane (about 1 KiB: in L1), so the tile
 # loops read and write it without bounds checks, and edge tiles cost what inner tiles cost.
 # Tile arrays arrive as their (16, plane stride) rows (see _plane_rows) and are indexed
 # [xi, channel * n_tiles + t]: a unit inner stride Numba can see. Each plane is written by one
@@ -199,8 +201,8 @@ def _input_transform_cpu(x, ph, pw, th, tw, n_chunks, v):
         canvas = np.zeros((TILE * th + 2, TILE * tw + 2), x.dtype)  # the border stays zero
         lo, hi = _chunk(i, n_chunks, n_img * n_ch)
         for p in range(lo, hi):
-            n = p // n_ch
-            c = p % n_ch
+            n = p % n_img
+            c = p // n_img
             for r in range(h):  # the dispatcher checked that the image fits the canvas
                 for q in range(w):
                     canvas[ph + r, pw + q] = x[n, c, r, q]
@@ -239,8 +241,8 @@ def _output_transform_cpu(m, bias, th, tw, n_chunks, y):
         canvas = np.empty((TILE * th, TILE * tw), y.dtype)
         lo, hi = _chunk(i, n_chunks, n_img * n_k)
         for p in range(lo, hi):
-            n = p // n_k
-            k = p % n_k
+            n = p % n_img
+            k = p // n_img
             first = k * n_tiles + n * th * tw
             for ty in range(th):
                 top = canvas[TILE * ty]
@@ -274,8 +276,8 @@ def _gy_transform_cpu(gy, th, tw, n_chunks, dm):
         canvas = np.zeros((TILE * th, TILE * tw), gy.dtype)  # past an odd edge: zero
         lo, hi = _chunk(i, n_chunks, n_img * n_k)
         for p in range(lo, hi):
-            n = p // n_k
-            k = p % n_k
+            n = p % n_img
+            k = p // n_img
             for r in range(oh):
                 for q in range(ow):
                     canvas[r, q] = gy[n, k, r, q]
@@ -308,8 +310,8 @@ def _input_grad_transform_cpu(dv, ph, pw, th, tw, n_chunks, gx):
         canvas = np.empty((TILE * th + 2, TILE * tw + 2), gx.dtype)
         lo, hi = _chunk(i, n_chunks, n_img * n_ch)
         for p in range(lo, hi):
-            n = p // n_ch
-            c = p % n_ch
+            n = p % n_img
+            c = p // n_img
             canvas[:] = 0
             first = c * n_tiles + n * th * tw
             for ty in range(th):

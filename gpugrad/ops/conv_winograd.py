@@ -6,7 +6,8 @@ multiply-adds than im2col's one GEMM (the algorithm and the transforms: kernels/
     prepare_gy   dM = A gy A^T
     input_grad   gx = B (U^T @ dM) B^T, summed over overlapping patches
     weight_grad  gw = G^T (dM @ V^T) G
-Every product is one batched GEMM over the 16 positions and the groups. Same four functions as
+Every product is one batched GEMM over the 16 positions and the groups (backend.matmul_batch:
+the batch split across threads, one BLAS thread each). Same four functions as
 ``conv_gemm``; ``ops/conv.py`` chooses between them.
 """
 
@@ -45,7 +46,8 @@ def forward(x, w, b, geometry, device):
     out_hw = _out_hw(x.shape[2:], padding)
     v = wino.input_transform(x, padding, out_hw, device=device)  # (16, C, N*tiles)
     m = wino.tile_array(w.shape[0], v.shape[2], v.dtype, like=v)  # (16, OC, N*tiles)
-    backend.matmul(_filters(w, groups, device), _grouped(v, groups), out=_grouped(m, groups))
+    backend.matmul_batch(_filters(w, groups, device), _grouped(v, groups),
+                         out=_grouped(m, groups))
     return wino.output_transform(m, b, n, out_hw, device=device), v
 
 
@@ -59,7 +61,7 @@ def input_grad(dm, w, geometry, n, out_hw, in_hw, device):
     padding, groups = geometry[2], geometry[4]
     u_t = _filters(w, groups, device).transpose(0, 1, 3, 2)
     dv = wino.tile_array(w.shape[1] * groups, dm.shape[2], dm.dtype, like=dm)  # (16, C, N*tiles)
-    backend.matmul(u_t, _grouped(dm, groups), out=_grouped(dv, groups))
+    backend.matmul_batch(u_t, _grouped(dm, groups), out=_grouped(dv, groups))
     return wino.input_grad_transform(dv, n, in_hw, padding, out_hw, device=device)
 
 
@@ -70,7 +72,6 @@ def weight_grad(x, dm, geometry, w_shape, device, saved=None):
     v = saved
     if v is None:
         v = wino.input_transform(x, padding, _out_hw(x.shape[2:], padding), device=device)
-    xp = backend.array_module(dm)
-    du = xp.matmul(_grouped(dm, groups), _grouped(v, groups).transpose(0, 1, 3, 2))
+    du = backend.matmul_batch(_grouped(dm, groups), _grouped(v, groups).transpose(0, 1, 3, 2))
     du = du.reshape(du.shape[0], w_shape[0], w_shape[1])  # (16, OC, C/G)
     return wino.filter_grad_transform(du, device=device)

@@ -1,0 +1,90 @@
+"""host_blas.batched_matmul and backend.matmul_batch: the same numbers as np.matmul, and the BLAS
+thread count left as it was."""
+
+import os
+import signal
+import threading
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+from gpugrad import backend, host_blas
+
+
+def _blas_threads():
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
+@pytest.mark.parametrize("batch, m, k, n", [(16, 64, 32, 3136), (3, 70, 33, 900), (16, 2, 3, 4),
+                                            (1, 300, 40, 500), (5, 64, 64, 1)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batched_matmul_equals_numpy(batch, m, k, n, dtype):
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((batch, m, k)).astype(dtype)
+    b = rng.standard_normal((batch, k, n)).astype(dtype)
+    out = np.full((batch, m, n), np.nan, dtype)
+    before = _blas_threads()
+    assert host_blas.batched_matmul(a, b, out) is out
+    np.testing.assert_allclose(out, np.matmul(a, b), rtol=1e-5 if dtype == np.float32 else 1e-12,
+                               atol=1e-4 if dtype == np.float32 else 1e-10)
+    assert _blas_threads() == before
+
+
+def test_strided_operands_and_output():
+    """Winograd hands it transposed views and an output with padding between the matrices."""
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((16, 2, 8, 40))[..., :32]  # (16, 2, 8, 32), strided rows
+    b = rng.standard_normal((16, 2, 700, 32)).transpose(0, 1, 3, 2)  # (16, 2, 32, 700)
+    flat = np.zeros((16, 2 * 8 * 700 + 5))
+    out = flat[:, :2 * 8 * 700].reshape(16, 2, 8, 700)
+    host_blas.batched_matmul(a, b, out)
+    np.testing.assert_allclose(out, np.matmul(a, b), rtol=1e-12, atol=1e-10)
+    assert not flat[:, 2 * 8 * 700:].any()  # the padding is untouched
+
+
+def test_matmul_batch_broadcasts_and_allocates():
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((1, 64, 32))
+    b = rng.standard_normal((8, 32, 600))
+    np.testing.assert_allclose(backend.matmul_batch(a, b), np.matmul(a, b), rtol=1e-12,
+                               atol=1e-10)
+
+
+def test_concurrent_callers_get_right_answers_and_the_thread_count_survives():
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((16, 64, 32))
+    b = rng.standard_normal((16, 32, 1000))
+    expected = np.matmul(a, b)
+    before = _blas_threads()
+    errors = []
+
+    def worker():
+        out = np.empty_like(expected)
+        for _ in range(20):
+            host_blas.batched_matmul(a, b, out)
+            if not np.allclose(out, expected, rtol=1e-12, atol=1e-10):
+                errors.append("wrong product")
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert _blas_threads() == before
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_builds_its_own_pool():
+    a = np.random.default_rng(4).standard_normal((16, 64, 32))
+    b = np.random.default_rng(5).standard_normal((16, 32, 1000))
+    host_blas.batched_matmul(a, b, np.empty((16, 64, 1000)))  # the parent's pool exists
+    pid = os.fork()
+    if pid == 0:  # child: a pool inherited without its threads would hang here
+        signal.alarm(30)  # ... so a hang kills the child, and the test fails
+        out = np.empty((16, 64, 1000))
+        host_blas.batched_matmul(a, b, out)
+        os._exit(0 if np.allclose(out, np.matmul(a, b)) else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0

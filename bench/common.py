@@ -127,12 +127,13 @@ def gbps(nbytes: int, seconds: float) -> float:
     return nbytes / seconds / 1e9
 
 
-def copy_bandwidth(copies: dict, nbytes: int, rounds: int, sync=None) -> dict:
-    """GB/s of each copy function in `copies` (each moves `nbytes`, read + write), paired.
+def copy_bandwidth(copies: dict, nbytes: int, rounds: int, sync=None, number: int = 1) -> dict:
+    """GB/s of each copy function in `copies` (each moves `nbytes`, read + write), paired,
+    `number` calls per sample.
 
     Returns {name: GB/s at the median} plus "best": the highest, the bar kernels are held to.
     """
-    samples = paired_rounds(copies, rounds, sync=sync)
+    samples = paired_rounds(copies, rounds, number=number, sync=sync)
     result = {name: gbps(nbytes, median(s)) for name, s in samples.items()}
     result["best"] = max(result.values())
     result["bytes"] = int(nbytes)
@@ -160,6 +161,33 @@ def machine_info(**extra) -> dict:
         info["torch"] = torch.__version__
         info["torch_threads"] = torch.get_num_threads()
     info.update(extra)
+    return info
+
+
+def gpu_info() -> dict:
+    """The GPU and the CUDA stack the numbers were measured with."""
+    from gpugrad import backend
+
+    cp = backend.cupy_module()
+    if cp is None:
+        return {}
+    props = cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id)
+    name = props["name"]
+    info = {
+        "name": name.decode() if isinstance(name, bytes) else str(name),
+        "compute_capability": f"{props['major']}.{props['minor']}",
+        "multiprocessors": props["multiProcessorCount"],
+        "memory_gib": round(props["totalGlobalMem"] / 2**30, 1),
+        "driver": cp.cuda.runtime.driverGetVersion(),
+        "cuda_runtime": cp.cuda.runtime.runtimeGetVersion(),
+        "cupy": cp.__version__,
+    }
+    try:
+        from importlib.metadata import version
+
+        info["numba_cuda"] = version("numba-cuda")
+    except Exception:  # not installed as a distribution (numba's bundled CUDA target)
+        info["numba_cuda"] = None
     return info
 
 

@@ -25,11 +25,13 @@ step() {  # step NAME COMMAND...: run, tee the log into OUT_DIR/NAME.log, count 
 }
 
 step install python3 -m pip install --no-deps --no-build-isolation -e .
-step info gpugrad info
+# The console script lands beside python3; where that folder is not on PATH, run the module.
+if command -v gpugrad >/dev/null; then gpugrad=(gpugrad); else gpugrad=(python3 -m gpugrad); fi
+step info "${gpugrad[@]}" info
 step nvidia-smi nvidia-smi
 step gpu-tests python3 -m pytest -m gpu -q -p no:cacheprovider
-step bench-kernels gpugrad bench kernels --device cuda --out "$out"
-step bench-step gpugrad bench step --device cuda --out "$out"
-step train gpugrad train --device cuda --out "$out/train"
+step bench-kernels "${gpugrad[@]}" bench kernels --device cuda --out "$out"
+step bench-step "${gpugrad[@]}" bench step --device cuda --out "$out"
+step train "${gpugrad[@]}" train --device cuda --out "$out/train"
 echo "failed steps: $failed"
 exit "$failed"

@@ -33,13 +33,20 @@ from gpugrad.bench import common
 DTYPE = np.float32
 ITEM = np.dtype(DTYPE).itemsize
 
-# (full, quick) problem sizes.
+# Problem sizes by scale. "full" is the size the targets name (the CPU run); a GPU run adds
+# "large", where each kernel moves about a gigabyte and launch overhead no longer hides the
+# memory system; "quick" is the smoke test.
 SIZES = {
-    "cross_entropy": ((4096, 1000), (256, 100)),
-    "conv": ((64, 32, 14, 14, 64), (4, 8, 10, 10, 8)),  # N, C, H, W, filters; 3x3, pad 1
-    "relu": ((1 << 24,), (1 << 16,)),
+    "cross_entropy": {"full": (4096, 1000), "large": (262144, 1000), "quick": (256, 100)},
+    # N, C, H, W, filters; 3x3, pad 1
+    "conv": {"full": (64, 32, 14, 14, 64), "large": (128, 64, 56, 56, 64),
+             "quick": (4, 8, 10, 10, 8)},
+    "relu": {"full": (1 << 24,), "large": (1 << 28,), "quick": (1 << 16,)},
 }
 ROUNDS = (25, 3)
+# Calls per timed sample on a GPU: the launches queue back to back and one synchronization
+# ends the sample, so its fixed cost is split five ways.
+GPU_CALLS_PER_SAMPLE = 5
 # Untimed calls per contender before a case: JIT loading, allocator pools, and waking a thread
 # pool that went to sleep (an idle vCPU can take milliseconds to wake on a VM).
 WARMUP = 3
@@ -49,6 +56,7 @@ WARMUP = 3
 class Case:
     kernel: str
     phase: str  # "forward", "backward" or "forward+backward"
+    scale: str  # "full", "large" or "quick" (a key of SIZES)
     shape: str
     nbytes: int | None  # bytes the kernel must move at least; None when compute-bound
     fns: dict = field(default_factory=dict)
@@ -95,18 +103,22 @@ class Setup:
     """Where and how big: shared by the case builders below."""
 
     device: str  # "cpu" or "cuda"
-    quick: bool
+    scale: str  # a key of SIZES' entries
     xp: object  # numpy, or cupy on a GPU
     torch: object  # the torch module, or None
     torch_device: str | None
     rng: np.random.Generator
 
     def size(self, kernel):
-        return SIZES[kernel][1 if self.quick else 0]
+        return SIZES[kernel][self.scale]
 
     def contenders(self, ours, numpy_fn, xp_fn, torch_fn) -> dict:
-        """gpugrad, the NumPy composition, the CuPy one (GPU only), PyTorch (when importable)."""
-        fns = {"gpugrad": ours, "numpy": numpy_fn}
+        """gpugrad, the NumPy composition (not at the GPU's large scale, where the host would
+        spend seconds a call; the CPU run has those numbers), the CuPy one (GPU only),
+        PyTorch (when importable)."""
+        fns = {"gpugrad": ours}
+        if self.scale != "large":
+            fns["numpy"] = numpy_fn
         if self.device == "cuda":
             fns["cupy"] = xp_fn
         if self.torch is not None:
@@ -124,6 +136,8 @@ def build_cases(setup: Setup) -> list:
 def cross_entropy_cases(s: Setup) -> list:
     from gpugrad import kernels as K
 
+    from gpugrad import backend
+
     xp, device, torch = s.xp, s.device, s.torch
     n, c = s.size("cross_entropy")
     logits_h = s.rng.standard_normal((n, c)).astype(DTYPE) * DTYPE(3)
@@ -131,8 +145,8 @@ def cross_entropy_cases(s: Setup) -> list:
     logits, target = xp.asarray(logits_h), xp.asarray(target_h)
     gloss = xp.asarray(np.asarray(1.0, DTYPE))
     _, lse, tw = K.softmax_cross_entropy_forward(logits, target, device=device)
-    _, log_probs_h = ce_forward_composition(np, logits_h, target_h)
     _, log_probs = ce_forward_composition(xp, logits, target)
+    log_probs_h = backend.to_numpy(log_probs)
 
     def ours_fwd():
         return K.softmax_cross_entropy_forward(logits, target, device=device)
@@ -172,19 +186,19 @@ def cross_entropy_cases(s: Setup) -> list:
     fwd_bytes = n * c * ITEM + 2 * n * 8  # logits in; int64 targets in, float64 lse out
     bwd_bytes = 2 * n * c * ITEM + 2 * n * 8  # logits in, dlogits out; targets, lse in
     return [
-        Case("cross_entropy", "forward", shape, fwd_bytes, s.contenders(
+        Case("cross_entropy", "forward", s.scale, shape, fwd_bytes, s.contenders(
             ours_fwd,
             lambda: ce_forward_composition(np, logits_h, target_h),
             lambda: ce_forward_composition(xp, logits, target),
             torch_fwd,
         )),
-        Case("cross_entropy", "backward", shape, bwd_bytes, s.contenders(
+        Case("cross_entropy", "backward", s.scale, shape, bwd_bytes, s.contenders(
             ours_bwd,
             lambda: ce_backward_composition(np, log_probs_h, target_h),
             lambda: ce_backward_composition(xp, log_probs, target),
             torch_bwd,
         )),
-        Case("cross_entropy", "forward+backward", shape, fwd_bytes + bwd_bytes, s.contenders(
+        Case("cross_entropy", "forward+backward", s.scale, shape, fwd_bytes + bwd_bytes, s.contenders(  # noqa: E501
             ours_fwd_bwd,
             lambda: composition_fwd_bwd(np, logits_h, target_h),
             lambda: composition_fwd_bwd(xp, logits, target),
@@ -195,6 +209,7 @@ def cross_entropy_cases(s: Setup) -> list:
 
 def conv_cases(s: Setup) -> list:
     import gpugrad as gg
+    from gpugrad import backend
     from gpugrad import kernels as K
 
     xp, device, torch = s.xp, s.device, s.torch
@@ -203,8 +218,10 @@ def conv_cases(s: Setup) -> list:
     x_h = s.rng.standard_normal((n, c, h, w)).astype(DTYPE)
     w_h = (s.rng.standard_normal((f, c, 3, 3)) * 0.1).astype(DTYPE)
     gy_h = s.rng.standard_normal((n, f, h, w)).astype(DTYPE)
-    cols_h = K.im2col_reference(x_h, *geo)
-    x, wt, gy, cols = (xp.asarray(a) for a in (x_h, w_h, gy_h, cols_h))
+    x, wt, gy = (xp.asarray(a) for a in (x_h, w_h, gy_h))
+    with K.reference_mode():
+        cols = K.im2col(x, *geo, device=device)
+    cols_h = backend.to_numpy(cols)
 
     def ours_unfold(a):
         return K.im2col(a, *geo, device=device)
@@ -254,25 +271,25 @@ def conv_cases(s: Setup) -> list:
     cols_bytes = cols_h.size * ITEM
     shape = f"N={n} C={c} {h}x{w} k3 p1"
     return [
-        Case("im2col", "forward", shape, image_bytes + cols_bytes, s.contenders(
+        Case("im2col", "forward", s.scale, shape, image_bytes + cols_bytes, s.contenders(
             lambda: ours_unfold(x),
             lambda: reference_unfold(x_h),
             lambda: reference_unfold(x),
             torch_unfold,
         )),
-        Case("col2im", "forward", shape, image_bytes + cols_bytes, s.contenders(
+        Case("col2im", "forward", s.scale, shape, image_bytes + cols_bytes, s.contenders(
             lambda: ours_fold(cols),
             lambda: reference_fold(cols_h),
             lambda: reference_fold(cols),
             torch_fold,
         )),
-        Case("conv2d", "forward+backward", f"{shape} F={f}", None, s.contenders(
+        Case("conv2d", "forward+backward", s.scale, f"{shape} F={f}", None, s.contenders(
             ours_conv,
             lambda: conv_im2col_gemm(np, reference_unfold, reference_fold, x_h, w_h, gy_h),
             lambda: conv_im2col_gemm(xp, reference_unfold, reference_fold, x, wt, gy),
             torch_conv,
         )),
-        Case("conv2d_im2col", "forward+backward", f"{shape} F={f}", None, s.contenders(
+        Case("conv2d_im2col", "forward+backward", s.scale, f"{shape} F={f}", None, s.contenders(
             ours_conv_im2col,
             lambda: conv_im2col_gemm(np, reference_unfold, reference_fold, x_h, w_h, gy_h),
             lambda: conv_im2col_gemm(xp, reference_unfold, reference_fold, x, wt, gy),
@@ -308,19 +325,19 @@ def relu_cases(s: Setup) -> list:
 
     shape = f"{size} floats"
     return [
-        Case("relu", "forward", shape, 2 * size * ITEM, s.contenders(
+        Case("relu", "forward", s.scale, shape, 2 * size * ITEM, s.contenders(
             lambda: K.relu_forward(v, device=device),
             lambda: np.maximum(v_h, 0),
             lambda: xp.maximum(v, 0),
             torch_fwd,
         )),
-        Case("relu", "backward", shape, 3 * size * ITEM, s.contenders(
+        Case("relu", "backward", s.scale, shape, 3 * size * ITEM, s.contenders(
             lambda: K.relu_backward(y, g, device=device),
             lambda: g_h * (y_h > 0),
             lambda: g * (y > 0),
             torch_bwd,
         )),
-        Case("relu", "forward+backward", shape, 5 * size * ITEM, s.contenders(
+        Case("relu", "forward+backward", s.scale, shape, 5 * size * ITEM, s.contenders(
             lambda: K.relu_backward(K.relu_forward(v, device=device), g, device=device),
             lambda: g_h * (np.maximum(v_h, 0) > 0),
             lambda: g * (xp.maximum(v, 0) > 0),
@@ -332,20 +349,21 @@ def relu_cases(s: Setup) -> list:
 # ----------------------------------------------------------------------------- copy bandwidth
 
 
-def measure_copy_bandwidth(device: str, quick: bool, rounds: int, sync) -> dict:
+def measure_copy_bandwidth(device: str, scale: str, rounds: int, sync, number: int = 1) -> dict:
     """GB/s of a large array copy (read + write) on this device, the bar for memory-bound kernels.
 
     Two bars: a copy into an existing array (the peak), and a copy that returns a new array,
     which pays for faulting in fresh pages as every kernel that returns a new array does. On the
     CPU a single-threaded NumPy copy and a Numba copy on all threads both run and the better one
-    sets each bar. The array matches the ReLU case (16M floats), so both see the same caches.
+    sets each bar. The array matches the ReLU case of `scale` (the largest of the run), so both
+    see the same caches.
     """
     from gpugrad import backend
 
-    (size,) = SIZES["relu"][1 if quick else 0]
+    (size,) = SIZES["relu"][scale]
     if device == "cuda":
         cp = backend.cupy_module()
-        src = cp.ones(size * 4, DTYPE)
+        src = cp.ones(size, DTYPE)
         dst = cp.empty_like(src)
         existing = {"cupy copyto": lambda: cp.copyto(dst, src)}
         new = {"cupy copy": lambda: src.copy()}
@@ -363,8 +381,8 @@ def measure_copy_bandwidth(device: str, quick: bool, rounds: int, sync) -> dict:
         }
     nbytes = 2 * src.nbytes
     return {
-        "into_existing_array": common.copy_bandwidth(existing, nbytes, rounds, sync=sync),
-        "into_new_array": common.copy_bandwidth(new, nbytes, rounds, sync=sync),
+        "into_existing_array": common.copy_bandwidth(existing, nbytes, rounds, sync, number),
+        "into_new_array": common.copy_bandwidth(new, nbytes, rounds, sync, number),
     }
 
 
@@ -414,54 +432,81 @@ def measure_launch_overhead(calls: int = 2000) -> dict:
 # ----------------------------------------------------------------------------- targets
 
 
+def _row(results: list, kernel: str, phase: str, scale: str):
+    for r in results:
+        if r["kernel"] == kernel and r["phase"] == phase and r["scale"] == scale:
+            return r
+    return None
+
+
+def _goal(name, value, goal, ok) -> dict:
+    return {"target": name, "value": value, "goal": goal, "met": bool(ok)}
+
+
 def evaluate_targets(results: list) -> list:
-    """The goals set for this work, checked against the measured rows (CPU, float32)."""
-
-    def row(kernel, phase):
-        for r in results:
-            if r["kernel"] == kernel and r["phase"] == phase:
-                return r
-        return None
-
+    """The goals set for this work on the CPU, checked against the "full"-scale rows."""
     goals = []
-
-    def add(name, value, goal, ok):
-        goals.append({"target": name, "value": value, "goal": goal, "met": bool(ok)})
 
     def speedup(r, other):
         return r["speedup"].get(f"vs_{other}") if r else None
 
     for kernel, phase in [("cross_entropy", "forward+backward"), ("im2col", "forward"),
                           ("col2im", "forward")]:  # fmt: skip
-        r = row(kernel, phase)
+        r = _row(results, kernel, phase, "full")
         s = speedup(r, "numpy")
         if s is not None:
-            add(f"{kernel} {phase}: speedup vs NumPy", s, ">= 2", s >= 2)
+            goals.append(_goal(f"{kernel} {phase}: speedup vs NumPy", s, ">= 2", s >= 2))
         s = speedup(r, "torch")
         if s is not None:
-            add(f"{kernel} {phase}: speedup vs PyTorch", s, ">= 1", s >= 1)
+            goals.append(_goal(f"{kernel} {phase}: speedup vs PyTorch", s, ">= 1", s >= 1))
     for kernel in ("conv2d", "relu"):
-        s = speedup(row(kernel, "forward+backward"), "torch")
+        s = speedup(_row(results, kernel, "forward+backward", "full"), "torch")
         if s is not None:
-            add(f"{kernel} forward+backward: speedup vs PyTorch", s, ">= 1", s >= 1)
-    r = row("relu", "forward+backward")
+            goals.append(_goal(f"{kernel} forward+backward: speedup vs PyTorch", s, ">= 1",
+                               s >= 1))
+    r = _row(results, "relu", "forward+backward", "full")
     ours = r["contenders"]["gpugrad"] if r is not None else {}
     # Both bars: ReLU returns new arrays, so it pays the page faults a copy into a new array
     # pays; a copy into an existing array is the machine's peak.
     for key, bar in [("pct_new_array_copy_bandwidth", "a copy into a new array"),
                      ("pct_copy_bandwidth", "a copy into an existing array")]:  # fmt: skip
         if key in ours:
-            add(f"relu forward+backward: % of {bar}", ours[key], ">= 50", ours[key] >= 50)
+            goals.append(_goal(f"relu forward+backward: % of {bar}", ours[key], ">= 50",
+                               ours[key] >= 50))
+    return goals
+
+
+# The GPU goals: % of the device's copy bandwidth (into an existing array) at the large scale.
+GPU_BANDWIDTH_GOALS = [
+    ("cross_entropy", "forward", 70),
+    ("cross_entropy", "backward", 70),
+    ("cross_entropy", "forward+backward", 70),
+    ("relu", "backward", 70),
+    ("im2col", "forward", 50),
+]
+
+
+def evaluate_gpu_targets(results: list) -> list:
+    """The GPU goals, checked against the "large"-scale rows."""
+    goals = []
+    for kernel, phase, pct in GPU_BANDWIDTH_GOALS:
+        r = _row(results, kernel, phase, "large")
+        if r is None:
+            continue
+        value = r["contenders"]["gpugrad"]["pct_copy_bandwidth"]
+        goals.append(_goal(f"{kernel} {phase} ({r['shape']}): % of copy bandwidth", value,
+                           f">= {pct}", value >= pct))
     return goals
 
 
 # ----------------------------------------------------------------------------- report
 
 
-def run_cases(cases: list, rounds: int, copy: dict, sync) -> list:
-    """Time every case in interleaved paired rounds; one result row per case."""
+def run_cases(cases: list, rounds: int, copy: dict, sync, number: int = 1) -> list:
+    """Time every case in interleaved paired rounds (`number` calls per sample); one result row
+    per case."""
     groups = {k: case.fns for k, case in enumerate(cases)}
-    all_samples = common.interleaved_rounds(groups, rounds, warmup=WARMUP, sync=sync)
+    all_samples = common.interleaved_rounds(groups, rounds, number, warmup=WARMUP, sync=sync)
     return [summarize_case(case, all_samples[k], copy) for k, case in enumerate(cases)]
 
 
@@ -476,6 +521,7 @@ def summarize_case(case: Case, samples: dict, copy: dict) -> dict:
     return {
         "kernel": case.kernel,
         "phase": case.phase,
+        "scale": case.scale,
         "shape": case.shape,
         "dtype": np.dtype(DTYPE).name,
         "bytes": case.nbytes,
@@ -487,14 +533,14 @@ def summarize_case(case: Case, samples: dict, copy: dict) -> dict:
 def format_report(report: dict) -> str:
     names = ["gpugrad", "numpy", "cupy", "torch"]
     present = [n for n in names if any(n in r["contenders"] for r in report["results"])]
-    header = ["kernel", "phase", "shape"]
+    header = ["kernel", "phase", "scale", "shape"]
     header += [f"{n} ms" for n in present]
     header += ["gpugrad GB/s", "% copy", "% new-array copy"]
     header += [f"x vs {n}" for n in present[1:]]
     rows = []
     for r in report["results"]:
         ours = r["contenders"]["gpugrad"]
-        row = [r["kernel"], r["phase"], r["shape"]]
+        row = [r["kernel"], r["phase"], r["scale"], r["shape"]]
         row += [r["contenders"].get(n, {}).get("median_ms", "-") for n in present]
         row += [ours.get("gbps", "-"), ours.get("pct_copy_bandwidth", "-")]
         row += [ours.get("pct_new_array_copy_bandwidth", "-")]
@@ -526,7 +572,7 @@ def plot(report: dict, path) -> None:
     results = report["results"]
     names = [n for n in ("gpugrad", "numpy", "cupy", "torch")
              if any(n in r["contenders"] for r in results)]  # fmt: skip
-    labels = [f"{r['kernel']}\n{r['phase']}" for r in results]
+    labels = [f"{r['kernel']} {r['phase']}\n{r['shape']}" for r in results]
     fig, ax = plt.subplots(figsize=(10, 0.25 * len(results) * len(names) + 1.5))
     height = 0.8 / len(names)
     for k, name in enumerate(names):
@@ -598,22 +644,28 @@ def main(argv=None) -> int:
     else:
         sync = None
 
+    if args.quick:
+        scales = ["quick"]
+    elif device == "cuda":
+        scales = ["full", "large"]
+    else:
+        scales = ["full"]
+    number = GPU_CALLS_PER_SAMPLE if device == "cuda" else 1
     load_before = common.load_average()
-    copy = measure_copy_bandwidth(device, args.quick, max(rounds, 5), sync)
-    setup = Setup(
-        device=device,
-        quick=args.quick,
-        xp=backend.cupy_module() if device == "cuda" else np,
-        torch=torch,
-        torch_device=torch_device,
-        rng=np.random.default_rng(0),
-    )
-    results = run_cases(build_cases(setup), rounds, copy, sync)
+    copy = measure_copy_bandwidth(device, scales[-1], max(rounds, 5), sync, number)
+    rng = np.random.default_rng(0)
+    cases = []
+    for scale in scales:
+        xp = backend.cupy_module() if device == "cuda" else np
+        cases += build_cases(Setup(device, scale, xp, torch, torch_device, rng))
+    results = run_cases(cases, rounds, copy, sync, number)
     report = {
         "benchmark": "kernels",
         "device": device,
         "quick": args.quick,
+        "scales": scales,
         "rounds": rounds,
+        "calls_per_sample": number,
         "machine": common.machine_info(
             load_average_before=load_before, omp_wait_policy=os.environ["OMP_WAIT_POLICY"]
         ),
@@ -621,8 +673,10 @@ def main(argv=None) -> int:
         "results": results,
     }
     if device == "cuda":
+        report["gpu"] = common.gpu_info()
         report["launch_overhead_us"] = measure_launch_overhead()
-    if device == "cpu" and not args.quick:
+        report["targets"] = evaluate_gpu_targets(results)
+    elif not args.quick:
         report["targets"] = evaluate_targets(results)
     json_path = common.write_json(common.results_path("kernels", device, args.out), report)
     png_path = common.results_path("kernels", device, args.out, suffix=".png")

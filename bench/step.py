@@ -182,8 +182,7 @@ def run(device="cpu", rounds=15, quick=False):
     results = {"benchmark": "training step", "device": device,
                "machine": common.machine_info(), "cases": []}
     if device.startswith("cuda") and gg.backend.cupy_module() is not None:
-        props = gg.backend.cupy_module().cuda.runtime.getDeviceProperties(0)
-        results["machine"]["gpu"] = props["name"].decode()
+        results["machine"]["gpu"] = common.gpu_info()
     for name, batch in cases:
         gg_step, torch_step, sync = make_steps(name, batch, device)
         fns = {"gpugrad": gg_step}

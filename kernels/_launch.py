@@ -88,7 +88,8 @@ def launch_elementwise(kernel, n_items: int, device, *args) -> None:
 
 def launch_rows(kernel, n_rows: int, threads_per_row: int, device, *args) -> None:
     """Launch a kernel that gives each row a block of `threads_per_row` threads (grid-stride
-    over rows); `threads_per_row` is the block size the kernel's shared memory was sized for."""
+    over rows); the kernel reads its block size from blockDim, so `threads_per_row` is any size
+    its shared buffers allow (loss_cuda.row_threads)."""
     max_blocks = SIMULATOR_MAX_BLOCKS if backend.uses_simulated_cuda() else MAX_BLOCKS
     _launch(kernel, min(n_rows, max_blocks), threads_per_row, device, args)
 
@@ -97,6 +98,9 @@ def _launch(kernel, blocks: int, threads: int, device, args) -> None:
     if blocks == 0:
         return
     if backend.uses_simulated_cuda():
+        from gpugrad.kernels import _simulator
+
+        _simulator.install()
         kernel[blocks, threads](*args)
         return
     from numba import cuda

@@ -1,7 +1,8 @@
 """CUDA kernels for im2col / col2im (NCHW); see kernels/conv.py for layouts and dispatch.
 
-Imported on the first CUDA call only (it imports numba.cuda). Both kernels give one thread per
-output element and walk the output with a grid-stride loop, so any grid size covers any array.
+Imported on the first CUDA call only (it imports numba.cuda). im2col gives one thread per
+(image, channel, output pixel), col2im one per image pixel; both walk their items with a
+grid-stride loop, so any grid size covers any array.
 """
 
 from __future__ import annotations
@@ -11,54 +12,41 @@ from numba import cuda, types
 from gpugrad.kernels._launch import launch_elementwise
 
 
-@cuda.jit(device=True, inline=True)
-def _column_index(i, n_img, n_ch, kh, kw, out_h, out_w, channel_major):
-    """(n, c, ky, kx, oy, ox) of flat column index i in either layout (see kernels/conv.py)."""
-    ox = i % out_w
-    rest = i // out_w
-    oy = rest % out_h
-    rest //= out_h
-    if channel_major:  # (C, kh, kw, N, out_h, out_w)
-        n = rest % n_img
-        rest //= n_img
-        kx = rest % kw
-        rest //= kw
-        ky = rest % kh
-        c = rest // kh
-    else:  # (N, C, kh, kw, out_h, out_w)
-        kx = rest % kw
-        rest //= kw
-        ky = rest % kh
-        rest //= kh
-        c = rest % n_ch
-        n = rest // n_ch
-    return n, c, ky, kx, oy, ox
-
-
 @cuda.jit
 def im2col_kernel(x, kh, kw, sy, sx, ph, pw, dy, dx, pad_value, channel_major, cols):
-    """One thread per column entry: copy the input tap it reads, or pad_value off the image.
+    """One thread per (image, channel, output pixel), writing that pixel's kh * kw taps.
 
-    Consecutive threads write consecutive column entries (coalesced) and read along an image
-    row."""
+    The index arithmetic (four integer divisions, which a GPU emulates in software) is paid once
+    per kh * kw column entries instead of once per entry. Consecutive threads take consecutive
+    output pixels, so every tap's writes are coalesced in either layout and its reads run along
+    an image row."""
     n_img, n_ch, h, w = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
     out_h, out_w = cols.shape[4], cols.shape[5]
     start = cuda.grid(1)
     step = cuda.gridsize(1)
-    for i in range(start, cols.size, step):
-        n, c, ky, kx, oy, ox = _column_index(i, n_img, n_ch, kh, kw, out_h, out_w,
-                                             channel_major)
-        iy = oy * sy - ph + ky * dy
-        ix = ox * sx - pw + kx * dx
-        value = pad_value
-        if 0 <= iy < h and 0 <= ix < w:
-            value = x[n, c, iy, ix]
-        # (No reshape to a flat view: Numba's reshape compares a signed and an unsigned size,
-        # which it does in float64, and float32 kernels must not touch f64.)
-        if channel_major:
-            cols[c, ky, kx, n, oy, ox] = value
-        else:
-            cols[n, c, ky, kx, oy, ox] = value
+    for i in range(start, n_img * n_ch * out_h * out_w, step):
+        ox = i % out_w
+        rest = i // out_w
+        oy = rest % out_h
+        rest //= out_h
+        c = rest % n_ch
+        n = rest // n_ch
+        y0 = oy * sy - ph
+        x0 = ox * sx - pw
+        for ky in range(kh):
+            iy = y0 + ky * dy
+            row_inside = 0 <= iy < h
+            for kx in range(kw):
+                ix = x0 + kx * dx
+                value = pad_value
+                if row_inside and 0 <= ix < w:
+                    value = x[n, c, iy, ix]
+                # (No reshape to a flat view: Numba's reshape compares a signed and an unsigned
+                # size, which it does in float64, and float32 kernels must not touch f64.)
+                if channel_major:
+                    cols[c, ky, kx, n, oy, ox] = value
+                else:
+                    cols[n, c, ky, kx, oy, ox] = value
 
 
 @cuda.jit
@@ -83,16 +71,29 @@ def col2im_kernel(cols, kh, kw, sy, sx, ph, pw, dy, dx, channel_major, x):
         n = rest // n_ch
         acc = zero
         for ky in range(kh):
-            # The pixel is tap ky of output row oy when oy * sy = iy + ph - ky * dy.
+            # The pixel is tap ky of output row oy when oy * sy = iy + ph - ky * dy. Stride 1
+            # (the common case, and the same for every thread) skips the integer divisions.
             ty = iy + ph - ky * dy
-            if ty < 0 or ty % sy != 0 or ty // sy >= out_h:
+            if ty < 0:
                 continue
-            oy = ty // sy
+            oy = ty
+            if sy != 1:
+                if ty % sy != 0:
+                    continue
+                oy = ty // sy
+            if oy >= out_h:
+                continue
             for kx in range(kw):
                 tx = ix + pw - kx * dx
-                if tx < 0 or tx % sx != 0 or tx // sx >= out_w:
+                if tx < 0:
                     continue
-                ox = tx // sx
+                ox = tx
+                if sx != 1:
+                    if tx % sx != 0:
+                        continue
+                    ox = tx // sx
+                if ox >= out_w:
+                    continue
                 if channel_major:
                     acc += cols[c, ky, kx, n, oy, ox]
                 else:
@@ -102,7 +103,8 @@ def col2im_kernel(cols, kh, kw, sy, sx, ph, pw, dy, dx, channel_major, x):
 
 def im2col(x, kh, kw, sy, sx, ph, pw, dy, dx, pad_value, channel_major, cols, device) -> None:
     launch_elementwise(
-        im2col_kernel, cols.size, device, x, kh, kw, sy, sx, ph, pw, dy, dx, pad_value,
+        im2col_kernel, x.shape[0] * x.shape[1] * cols.shape[4] * cols.shape[5], device,
+        x, kh, kw, sy, sx, ph, pw, dy, dx, pad_value,
         channel_major, cols,
     )
 

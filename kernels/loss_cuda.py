@@ -1,9 +1,10 @@
 """CUDA kernels for the fused softmax cross-entropy; see kernels/loss.py for the math.
 
 Imported on the first CUDA call only (it imports numba.cuda). The forward gives each row a block
-of ROW_THREADS threads (grid-stride over rows) and reduces in shared memory in a fixed tree
-order (deterministic); the backward is
-elementwise, one thread per logit, so it stays efficient for 10 classes as for 10,000.
+of 32 to 256 threads, sized to the class count (grid-stride over rows); each warp reduces with
+register shuffles and the warps meet in shared memory, two block barriers per row, in a fixed
+order (deterministic). The backward is elementwise, one thread per logit, so it stays efficient
+for 10 classes as for 10,000.
 """
 
 from __future__ import annotations
@@ -14,8 +15,21 @@ from numba import cuda, types
 
 from gpugrad.kernels._launch import launch_elementwise, launch_rows
 
-# Threads per row in the forward; a power of two (the tree reductions halve it).
-ROW_THREADS = 128
+WARP = 32
+# The most threads a row's block gets (a multiple of WARP); sizes the per-warp shared buffers.
+MAX_ROW_THREADS = 256
+MAX_ROW_WARPS = MAX_ROW_THREADS // WARP
+# Every lane of a warp takes part in each shuffle.
+FULL_MASK = 0xFFFFFFFF
+
+
+def row_threads(n_cls: int) -> int:
+    """Threads per row for `n_cls` classes: about four logits per thread, a whole number of
+    warps, at most MAX_ROW_THREADS (a 10-class row gets one warp, a 1000-class row 256)."""
+    threads = WARP
+    while threads < MAX_ROW_THREADS and threads * 4 < n_cls:
+        threads *= 2
+    return threads
 
 
 @cuda.jit
@@ -29,52 +43,63 @@ def softmax_cross_entropy_forward_kernel(
     smoothing = off_target != zero
     # The reductions are written out here rather than as device functions: compile_ptx cannot
     # compile a device function without a GPU present (it asks the driver for the cc).
-    buf_max = cuda.shared.array(ROW_THREADS, dtype=logits.dtype)
-    buf_sum = cuda.shared.array(ROW_THREADS, dtype=logits.dtype)
-    buf_gap = cuda.shared.array(ROW_THREADS, dtype=logits.dtype)
+    warp_max = cuda.shared.array(MAX_ROW_WARPS, dtype=logits.dtype)
+    warp_sum = cuda.shared.array(MAX_ROW_WARPS, dtype=logits.dtype)
+    warp_gap = cuda.shared.array(MAX_ROW_WARPS, dtype=logits.dtype)
     tid = cuda.threadIdx.x
+    threads = cuda.blockDim.x
+    n_warps = threads // WARP
+    lane = tid % WARP
+    warp = tid // WARP
     for i in range(cuda.blockIdx.x, n_rows, cuda.gridDim.x):
         m = logits.dtype.type(-math.inf)
-        for j in range(tid, n_cls, ROW_THREADS):
+        for j in range(tid, n_cls, threads):
             v = logits[i, j]
             # NaN never wins a comparison; it shows up in the sum of exps below instead.
             m = v if v > m else m
-        buf_max[tid] = m
-        # Every partial max must be in shared memory before the tree reads it.
+        # Butterfly over the warp: every lane ends with the warp's max.
+        offset = WARP // 2
+        while offset > 0:
+            other = cuda.shfl_xor_sync(FULL_MASK, m, offset)
+            m = other if other > m else m
+            offset //= 2
+        if lane == 0:
+            warp_max[warp] = m
+        # Every warp's max must be in shared memory before any thread combines them. (The
+        # previous row's reads of warp_max all happened before that row's second barrier.)
         cuda.syncthreads()
-        step = ROW_THREADS // 2
-        while step > 0:
-            if tid < step and buf_max[tid + step] > buf_max[tid]:
-                buf_max[tid] = buf_max[tid + step]
-            # The next level reads what this level wrote.
-            cuda.syncthreads()
-            step //= 2
-        m = buf_max[0]
+        m = warp_max[0]
+        for k in range(1, n_warps):
+            other = warp_max[k]
+            m = other if other > m else m
 
         s = zero
         gap = zero
-        for j in range(tid, n_cls, ROW_THREADS):
+        for j in range(tid, n_cls, threads):
             v = logits[i, j]
             s += math.exp(v - m)
             if smoothing:
                 # w[c] * (m - x[c]) >= 0: nothing cancels at large logits.
                 gap += weight[j] * (m - v)
-        buf_sum[tid] = s
-        buf_gap[tid] = gap
-        # Every partial sum must be in shared memory before the tree reads it (and every
-        # thread has read buf_max[0] by now, so the next row may overwrite it).
+        offset = WARP // 2
+        while offset > 0:
+            s += cuda.shfl_xor_sync(FULL_MASK, s, offset)
+            gap += cuda.shfl_xor_sync(FULL_MASK, gap, offset)
+            offset //= 2
+        if lane == 0:
+            warp_sum[warp] = s
+            warp_gap[warp] = gap
+        # Every warp's sums must be in shared memory before thread 0 adds them up (and every
+        # thread has read warp_max by now, so the next row may overwrite it).
         cuda.syncthreads()
-        step = ROW_THREADS // 2
-        while step > 0:
-            if tid < step:
-                buf_sum[tid] += buf_sum[tid + step]
-                buf_gap[tid] += buf_gap[tid + step]
-            # The next level reads what this level wrote.
-            cuda.syncthreads()
-            step //= 2
 
         if tid == 0:
-            log_s = math.log(buf_sum[0])
+            s = warp_sum[0]
+            gap = warp_gap[0]
+            for k in range(1, n_warps):
+                s += warp_sum[k]
+                gap += warp_gap[k]
+            log_s = math.log(s)
             row_max[i] = m
             row_log_sum[i] = log_s
             t = target[i]
@@ -86,7 +111,7 @@ def softmax_cross_entropy_forward_kernel(
                 # lse - x[t] as (m - x[t]) + log_s: exact differences first.
                 loss = on_target * wt * ((m - logits[i, t]) + log_s)
                 if smoothing:
-                    loss += off_target * (buf_gap[0] + log_s * weight_sum[0])
+                    loss += off_target * (gap + log_s * weight_sum[0])
                 row_loss[i] = loss
                 row_weight[i] = wt
 
@@ -96,26 +121,40 @@ def softmax_cross_entropy_backward_kernel(
     logits, target, weight, weight_sum, ignore_index, on_target, off_target,
     lse_hi, lse_lo, scale, gx,
 ):  # fmt: skip
-    """One thread per logit: (softmax * coef - target distribution) * scale, 0 on ignored rows."""
+    """One thread per logit: (softmax * coef - target distribution) * scale, 0 on ignored rows.
+
+    Each thread splits its first flat index into (row, class) once and then steps by the grid
+    size as a (rows, classes) pair with a carry: no integer division per logit (a GPU emulates
+    64-bit division in software, dozens of instructions, enough to make this kernel
+    compute-bound)."""
     n_rows, n_cls = logits.shape
     zero = logits.dtype.type(0)
     per_row = scale.shape[0] > 1
-    start = cuda.grid(1)
+    total = n_rows * n_cls
+    k = cuda.grid(1)
     step = cuda.gridsize(1)
-    for k in range(start, n_rows * n_cls, step):
-        i = k // n_cls
-        j = k - i * n_cls
+    i = k // n_cls
+    j = k - i * n_cls
+    step_i = step // n_cls
+    step_j = step - step_i * n_cls
+    while k < total:
         t = target[i]
         if t == ignore_index:
             gx[i, j] = zero
-            continue
-        sc = scale[i] if per_row else scale[0]
-        wt = weight[t]
-        p = math.exp((logits[i, j] - lse_hi[i]) - lse_lo[i])
-        g = p * (on_target * wt + off_target * weight_sum[0]) - off_target * weight[j]
-        if j == t:
-            g -= on_target * wt
-        gx[i, j] = g * sc
+        else:
+            sc = scale[i] if per_row else scale[0]
+            wt = weight[t]
+            p = math.exp((logits[i, j] - lse_hi[i]) - lse_lo[i])
+            g = p * (on_target * wt + off_target * weight_sum[0]) - off_target * weight[j]
+            if j == t:
+                g -= on_target * wt
+            gx[i, j] = g * sc
+        k += step
+        i += step_i
+        j += step_j
+        if j >= n_cls:
+            j -= n_cls
+            i += 1
 
 
 def softmax_cross_entropy_forward(
@@ -123,7 +162,8 @@ def softmax_cross_entropy_forward(
     row_max, row_log_sum, row_loss, row_weight, device,
 ) -> None:  # fmt: skip
     launch_rows(
-        softmax_cross_entropy_forward_kernel, logits.shape[0], ROW_THREADS, device,
+        softmax_cross_entropy_forward_kernel, logits.shape[0], row_threads(logits.shape[1]),
+        device,
         logits, target, weight, weight_sum, ignore_index, on_target, off_target,
         row_max, row_log_sum, row_loss, row_weight,
     )  # fmt: skip

@@ -66,16 +66,21 @@ def test_im2col_col2im(rng, shape, ksize, stride, pad, dil, dtype, layout):
 
 
 @pytest.mark.parametrize(
-    "dtype, reduction, weighted, eps, ignore_index",
+    "n, c, dtype, reduction, weighted, eps, ignore_index",
     [
-        (np.float32, "mean", True, 0.2, -100),
-        (np.float64, "none", False, 0.0, -100),
-        (np.float32, "sum", True, 0.0, 1),
+        # 5 rows over a 2-block grid: the row loop wraps; 133 classes: a 2-warp row block whose
+        # column loop wraps, and a backward whose grid (64 threads) is shorter than a row.
+        (5, 133, np.float32, "mean", True, 0.2, -100),
+        (5, 133, np.float64, "none", False, 0.0, -100),
+        (5, 133, np.float32, "sum", True, 0.0, 1),
+        # 7 classes: one warp per row, most lanes idle; the backward's grid spans 9 rows per
+        # step, so its (row, class) carry wraps.
+        (9, 7, np.float32, "mean", True, 0.3, 1),
+        # 1100 classes: the largest row block (8 warps).
+        (4, 1100, np.float64, "mean", True, 0.1, -100),
     ],
 )
-def test_softmax_cross_entropy(rng, dtype, reduction, weighted, eps, ignore_index):
-    # 5 rows over a 2-block grid: the row loop wraps; 133 classes: the column loop wraps too.
-    n, c = 5, 133
+def test_softmax_cross_entropy(rng, n, c, dtype, reduction, weighted, eps, ignore_index):
     logits = (rng.standard_normal((n, c)) * 4).astype(dtype)
     logits[0, :3] = dtype(1e4)
     target = rng.integers(0, c, n)

@@ -1,0 +1,37 @@
+"""What Numba's CUDA simulator lacks and gpugrad's kernels use: warp shuffles.
+
+The simulator (NUMBA_ENABLE_CUDASIM=1) runs each CUDA thread as a Python thread but has no
+``cuda.shfl_*_sync``. ``install()`` adds ``shfl_xor_sync`` to its fake ``cuda`` module, built
+from the simulator's own block barrier: every thread posts its value, the block meets, each
+thread reads its partner lane's value, and the block meets again before the slots are reused.
+
+That emulation is exact for the way gpugrad's kernels shuffle: every thread of the block calls
+it at the same point with the full mask (block-uniform loops). A shuffle inside a branch that
+only some threads take would hang the simulator here, where real hardware would not.
+"""
+
+from __future__ import annotations
+
+import threading
+
+WARP = 32
+
+
+def _shfl_xor_sync(self, mask, value, lane_mask):
+    thread = threading.current_thread()
+    slots = thread._manager.__dict__.setdefault("_gpugrad_shuffle_slots", {})
+    slots[thread.thread_id] = value
+    thread.syncthreads()
+    lane = thread.thread_id % WARP
+    result = slots[thread.thread_id - lane + (lane ^ lane_mask)]
+    # Nobody may post the next shuffle's value before every thread has read this one.
+    thread.syncthreads()
+    return result
+
+
+def install() -> None:
+    """Give the simulator's fake cuda module shfl_xor_sync (once; a no-op if it has one)."""
+    from numba.cuda.simulator.kernelapi import FakeCUDAModule
+
+    if not hasattr(FakeCUDAModule, "shfl_xor_sync"):
+        FakeCUDAModule.shfl_xor_sync = _shfl_xor_sync

@@ -12,6 +12,8 @@ reference_mode():`` send every call to the NumPy reference instead, on either de
 winograd).
 """
 
+# First: numba-cuda must find NumPy as it expects before any CUDA kernel compiles.
+from gpugrad.kernels import _numpy_compat  # noqa: F401  (isort: skip)
 from gpugrad.kernels.activation import (
     relu_backward,
     relu_backward_reference,

@@ -401,12 +401,13 @@ def _numba_parallel_copy():
 
 
 def measure_launch_overhead(calls: int = 2000) -> dict:
-    """Microseconds per call on a 1-element CuPy array: gpugrad's dispatcher, its launch helper,
-    a bare Numba launch (which synchronizes on the CuPy stream it imports), and a CuPy ufunc."""
+    """Microseconds per call on a 1-element CuPy array: gpugrad's dispatcher, its launch helper
+    through each launcher (CuPy's driver call on Numba's cubin, the default; Numba's own), a
+    bare Numba launch (which synchronizes on the CuPy stream it imports), and a CuPy ufunc."""
     from numba import cuda
 
     from gpugrad import backend
-    from gpugrad.kernels import activation, activation_cuda
+    from gpugrad.kernels import activation, activation_cuda, config
 
     cp = backend.cupy_module()
     tiny = cp.ones(1, DTYPE)
@@ -415,17 +416,25 @@ def measure_launch_overhead(calls: int = 2000) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Numba's low-occupancy warning for a 1-block grid
         raw_launch = activation_cuda.relu_forward_kernel[1, 32, stream]
+
+    def numba_launcher():
+        with config.cuda_launcher_mode("numba"):
+            activation_cuda.relu_forward(tiny, out, "cuda")
+
     fns = {
         "gpugrad relu_forward (checks + alloc + launch)": lambda: activation.relu_forward(
             tiny, device="cuda"
         ),
-        "gpugrad launch helper (as_cuda_array, no sync)": lambda: activation_cuda.relu_forward(
+        "gpugrad launch helper, CuPy launcher (default)": lambda: activation_cuda.relu_forward(
             tiny, out, "cuda"
         ),
+        "gpugrad launch helper, Numba launcher (as_cuda_array, no sync)": numba_launcher,
         "numba kernel on raw CuPy arrays (syncs the stream)": lambda: raw_launch(tiny, out),
         "cupy ufunc (maximum, out=)": lambda: cp.maximum(tiny, 0, out=out),
     }
-    samples = common.paired_rounds(fns, rounds=5, number=calls, sync=backend.synchronize)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        samples = common.paired_rounds(fns, rounds=5, number=calls, sync=backend.synchronize)
     return {name: common.median(s) * 1e6 for name, s in samples.items()}
 
 

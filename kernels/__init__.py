@@ -9,7 +9,8 @@ imported on the first CUDA call. Importing this package compiles nothing and nee
 ``GPUGRAD_KERNELS=reference`` (read at import), ``use_reference(True)`` or ``with
 reference_mode():`` send every call to the NumPy reference instead, on either device.
 ``GPUGRAD_CONV_ALGO`` / ``use_conv_algorithm`` choose conv2d's CPU algorithm (auto, im2col,
-winograd).
+winograd). ``GPUGRAD_CUDA_LAUNCHER`` / ``use_cuda_launcher`` choose how CUDA kernels are
+launched (cupy, numba).
 """
 
 # First: numba-cuda must find NumPy as it expects before any CUDA kernel compiles.
@@ -22,11 +23,15 @@ from gpugrad.kernels.activation import (
 )
 from gpugrad.kernels.config import (
     CONV_ALGORITHMS,
+    CUDA_LAUNCHERS,
     conv_algorithm,
     conv_algorithm_mode,
+    cuda_launcher,
+    cuda_launcher_mode,
     reference_enabled,
     reference_mode,
     use_conv_algorithm,
+    use_cuda_launcher,
     use_reference,
 )
 from gpugrad.kernels.conv import (
@@ -54,6 +59,7 @@ from gpugrad.kernels.loss import (
 
 __all__ = [
     "CONV_ALGORITHMS",
+    "CUDA_LAUNCHERS",
     "LAYOUTS",
     "check_targets",
     "col2im",
@@ -61,6 +67,8 @@ __all__ = [
     "conv_algorithm",
     "conv_algorithm_mode",
     "conv_output_size",
+    "cuda_launcher",
+    "cuda_launcher_mode",
     "im2col",
     "im2col_reference",
     "max_pool2d_backward",
@@ -79,5 +87,6 @@ __all__ = [
     "softmax_cross_entropy_forward",
     "softmax_cross_entropy_forward_reference",
     "use_conv_algorithm",
+    "use_cuda_launcher",
     "use_reference",
 ]

@@ -103,14 +103,56 @@ def _launch(kernel, blocks: int, threads: int, device, args) -> None:
         _simulator.install()
         kernel[blocks, threads](*args)
         return
-    from numba import cuda
-
     cp = backend.cupy_module()
     index = backend.as_device(device).index
+    if config.cuda_launcher() == "cupy":
+        launcher = _cupy_launcher(kernel, args, index, cp)
+        if launcher is not None:
+            with cp.cuda.Device(index):
+                launcher(blocks, threads, args, cp.cuda.get_current_stream())
+            LAUNCHES["cupy"] += 1
+            return
+    from numba import cuda
+
     with cuda.gpus[index], cp.cuda.Device(index):
         stream_ptr = cp.cuda.get_current_stream().ptr
         launcher = _configured(kernel, blocks, threads, index, stream_ptr)
         launcher(*[_as_numba_array(cuda, a) for a in args])
+    LAUNCHES["numba"] += 1
+
+
+# How many launches took each path since import (the GPU tests check the CuPy path is used).
+LAUNCHES = {"cupy": 0, "numba": 0}
+_cupy_launchers: dict = {}
+_UNAVAILABLE = object()
+
+
+def _cupy_launcher(kernel, args, index, cp):
+    """The CuPy launcher for this kernel, argument types and device (built on first use), or
+    None where these arguments or this Numba cannot take that path."""
+    from gpugrad.kernels import _cupy_launch
+
+    argtypes = _cupy_launch.numba_argtypes(args, cp.ndarray)
+    if argtypes is None:
+        return None
+    key = (kernel, argtypes, index)
+    launcher = _cupy_launchers.get(key)
+    if launcher is None:
+        from numba import cuda
+
+        try:
+            with cuda.gpus[index], cp.cuda.Device(index):
+                launcher = _cupy_launch.CupyLauncher(kernel, argtypes, cp)
+        except Exception as exc:  # an API this Numba or CuPy lacks: Numba's launcher still works
+            warnings.warn(
+                f"gpugrad: cannot launch {kernel.py_func.__name__} through CuPy ({exc!r}); "
+                "using Numba's launcher for it",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            launcher = _UNAVAILABLE
+        _cupy_launchers[key] = launcher
+    return None if launcher is _UNAVAILABLE else launcher
 
 
 @functools.lru_cache(maxsize=4096)

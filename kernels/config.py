@@ -1,4 +1,4 @@
-"""The kernels' two run-time switches.
+"""The kernels' three run-time switches.
 
 Reference mode forces every kernel dispatcher onto its plain NumPy reference. The reference path
 is the test oracle; switching to it on purpose is how a user rules the compiled kernels in or
@@ -10,6 +10,12 @@ stride-1, undilated convolutions with at least 8 channels in and out per group, 
 otherwise), "im2col" (always im2col), or "winograd" (Winograd wherever it applies, whatever the
 channel count). CUDA devices and reference mode always use im2col. ``GPUGRAD_CONV_ALGO`` sets it
 at import; ``use_conv_algorithm`` and ``conv_algorithm_mode`` change it at run time.
+
+The CUDA launcher says how a compiled CUDA kernel is started: "cupy" (the default) loads Numba's
+cubin into a CuPy module and launches it with CuPy's driver call (see kernels/_cupy_launch.py),
+"numba" uses Numba's own launcher (several times the per-call cost; for debugging, and the
+fallback wherever the CuPy path cannot be built). ``GPUGRAD_CUDA_LAUNCHER`` sets it at import;
+``use_cuda_launcher`` and ``cuda_launcher_mode`` change it at run time.
 """
 
 from __future__ import annotations
@@ -86,3 +92,39 @@ def conv_algorithm_mode(name: str):
         yield
     finally:
         use_conv_algorithm(previous)
+
+
+_LAUNCHER_ENV_VAR = "GPUGRAD_CUDA_LAUNCHER"
+CUDA_LAUNCHERS = ("cupy", "numba")
+
+
+def _check_cuda_launcher(name, source):
+    value = name.strip().lower() if isinstance(name, str) else name
+    if value not in CUDA_LAUNCHERS:
+        raise ValueError(f"{source}: expected one of {CUDA_LAUNCHERS}, got {name!r}")
+    return value
+
+
+_cuda_launcher = _check_cuda_launcher(os.environ.get(_LAUNCHER_ENV_VAR, "") or "cupy",
+                                      _LAUNCHER_ENV_VAR)
+
+
+def use_cuda_launcher(name: str) -> None:
+    """How CUDA kernels are launched: "cupy" or "numba" (see the module doc)."""
+    global _cuda_launcher
+    _cuda_launcher = _check_cuda_launcher(name, "use_cuda_launcher")
+
+
+def cuda_launcher() -> str:
+    return _cuda_launcher
+
+
+@contextlib.contextmanager
+def cuda_launcher_mode(name: str):
+    """Run the block with CUDA kernels launched by `name`, then restore the old launcher."""
+    previous = _cuda_launcher
+    use_cuda_launcher(name)
+    try:
+        yield
+    finally:
+        use_cuda_launcher(previous)

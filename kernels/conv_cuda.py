@@ -1,8 +1,8 @@
 """CUDA kernels for im2col / col2im (NCHW); see kernels/conv.py for layouts and dispatch.
 
 Imported on the first CUDA call only (it imports numba.cuda). im2col gives one thread per
-(image, channel, output pixel), col2im one per image pixel; both walk their items with a
-grid-stride loop, so any grid size covers any array.
+(image, channel, output pixel) and works on flat views, col2im one thread per image pixel; both
+walk their items with a grid-stride loop, so any grid size covers any array.
 """
 
 from __future__ import annotations
@@ -13,40 +13,65 @@ from gpugrad.kernels._launch import launch_elementwise
 
 
 @cuda.jit
-def im2col_kernel(x, kh, kw, sy, sx, ph, pw, dy, dx, pad_value, channel_major, cols):
+def im2col_kernel(x, n_img, n_ch, h, w, kh, kw, sy, sx, ph, pw, dy, dx, pad_value, out_h, out_w,
+                  channel_major, cols):
     """One thread per (image, channel, output pixel), writing that pixel's kh * kw taps.
 
-    The index arithmetic (four integer divisions, which a GPU emulates in software) is paid once
-    per kh * kw column entries instead of once per entry. Consecutive threads take consecutive
-    output pixels, so every tap's writes are coalesced in either layout and its reads run along
-    an image row."""
-    n_img, n_ch, h, w = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
-    out_h, out_w = cols.shape[4], cols.shape[5]
+    `x` and `cols` are flat views. The index arithmetic (integer divisions, which a GPU
+    emulates in software) is paid once per kh * kw column entries; from tap to tap the column
+    offset moves by a fixed stride and the image offset by the dilation. Along a kernel row the
+    thread loads three taps before it stores any (three loads in flight, not one). Consecutive
+    threads take consecutive output pixels, so every store is coalesced in either layout."""
+    plane = out_h * out_w
+    # Column entries between tap (ky, kx) and the next tap of the same pixel, in either layout:
+    # (C, kh, kw, N, out_h, out_w) or (N, C, kh, kw, out_h, out_w).
+    tap_stride = n_img * plane if channel_major else plane
     start = cuda.grid(1)
     step = cuda.gridsize(1)
-    for i in range(start, n_img * n_ch * out_h * out_w, step):
+    for i in range(start, n_img * n_ch * plane, step):
         ox = i % out_w
         rest = i // out_w
         oy = rest % out_h
-        rest //= out_h
-        c = rest % n_ch
-        n = rest // n_ch
+        image = rest // out_h  # n * n_ch + c
+        if channel_major:
+            c = image % n_ch
+            n = image // n_ch
+            out = c * kh * kw * tap_stride + n * plane + oy * out_w + ox
+        else:
+            out = image * kh * kw * plane + oy * out_w + ox
+        src = image * h * w
         y0 = oy * sy - ph
         x0 = ox * sx - pw
         for ky in range(kh):
             iy = y0 + ky * dy
             row_inside = 0 <= iy < h
-            for kx in range(kw):
+            row = src + iy * w
+            kx = 0
+            while kx + 2 < kw:
                 ix = x0 + kx * dx
-                value = pad_value
+                a = pad_value
+                b = pad_value
+                c3 = pad_value
+                if row_inside:
+                    if 0 <= ix < w:
+                        a = x[row + ix]
+                    if 0 <= ix + dx < w:
+                        b = x[row + ix + dx]
+                    if 0 <= ix + 2 * dx < w:
+                        c3 = x[row + ix + 2 * dx]
+                cols[out] = a
+                cols[out + tap_stride] = b
+                cols[out + 2 * tap_stride] = c3
+                out += 3 * tap_stride
+                kx += 3
+            while kx < kw:
+                ix = x0 + kx * dx
+                v = pad_value
                 if row_inside and 0 <= ix < w:
-                    value = x[n, c, iy, ix]
-                # (No reshape to a flat view: Numba's reshape compares a signed and an unsigned
-                # size, which it does in float64, and float32 kernels must not touch f64.)
-                if channel_major:
-                    cols[c, ky, kx, n, oy, ox] = value
-                else:
-                    cols[n, c, ky, kx, oy, ox] = value
+                    v = x[row + ix]
+                cols[out] = v
+                out += tap_stride
+                kx += 1
 
 
 @cuda.jit
@@ -102,11 +127,13 @@ def col2im_kernel(cols, kh, kw, sy, sx, ph, pw, dy, dx, channel_major, x):
 
 
 def im2col(x, kh, kw, sy, sx, ph, pw, dy, dx, pad_value, channel_major, cols, device) -> None:
+    n_img, n_ch, h, w = x.shape
+    out_h, out_w = cols.shape[4], cols.shape[5]
     launch_elementwise(
-        im2col_kernel, x.shape[0] * x.shape[1] * cols.shape[4] * cols.shape[5], device,
-        x, kh, kw, sy, sx, ph, pw, dy, dx, pad_value,
-        channel_major, cols,
-    )
+        im2col_kernel, n_img * n_ch * out_h * out_w, device,
+        x.reshape(-1), n_img, n_ch, h, w, kh, kw, sy, sx, ph, pw, dy, dx, pad_value, out_h, out_w,
+        channel_major, cols.reshape(-1),
+    )  # fmt: skip
 
 
 def col2im(cols, kh, kw, sy, sx, ph, pw, dy, dx, channel_major, x, device) -> None:
@@ -120,9 +147,10 @@ def signatures(dtype):
     f = types.float64 if dtype == "float64" else types.float32
     i = types.int64
     b = types.boolean
+    flat = types.Array(f, 1, "C")
     x4 = types.Array(f, 4, "C")
     cols6 = types.Array(f, 6, "C")
     return [
-        ("im2col_kernel", im2col_kernel, (x4, i, i, i, i, i, i, i, i, f, b, cols6)),
+        ("im2col_kernel", im2col_kernel, (flat, *[i] * 12, f, i, i, b, flat)),
         ("col2im_kernel", col2im_kernel, (cols6, i, i, i, i, i, i, i, i, b, x4)),
     ]

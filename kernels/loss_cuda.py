@@ -1,10 +1,9 @@
 """CUDA kernels for the fused softmax cross-entropy; see kernels/loss.py for the math.
 
-Imported on the first CUDA call only (it imports numba.cuda). The forward gives each row a block
-of 32 to 256 threads, sized to the class count (grid-stride over rows); each warp reduces with
-register shuffles and the warps meet in shared memory, two block barriers per row, in a fixed
-order (deterministic). The backward is elementwise, one thread per logit, so it stays efficient
-for 10 classes as for 10,000.
+Imported on the first CUDA call only (it imports numba.cuda). Both kernels give each row a block
+of 32 to 256 threads, sized to the class count (grid-stride over rows). In the forward each warp
+reduces with register shuffles and the warps meet in shared memory, two block barriers per row,
+in a fixed order (deterministic); the backward needs no reduction.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import math
 
 from numba import cuda, types
 
-from gpugrad.kernels._launch import launch_elementwise, launch_rows
+from gpugrad.kernels._launch import launch_rows
 
 WARP = 32
 # The most threads a row's block gets (a multiple of WARP); sizes the per-warp shared buffers.
@@ -21,6 +20,8 @@ MAX_ROW_THREADS = 256
 MAX_ROW_WARPS = MAX_ROW_THREADS // WARP
 # Every lane of a warp takes part in each shuffle.
 FULL_MASK = 0xFFFFFFFF
+# Logits each thread loads before it uses any (see the kernels).
+UNROLL = 4
 
 
 def row_threads(n_cls: int) -> int:
@@ -37,12 +38,17 @@ def softmax_cross_entropy_forward_kernel(
     logits, target, weight, weight_sum, ignore_index, on_target, off_target,
     row_max, row_log_sum, row_loss, row_weight,
 ):  # fmt: skip
-    """Per row: max, log-sum-exp and the (smoothed, weighted) loss, in one block."""
+    """Per row: max, log-sum-exp and the (smoothed, weighted) loss, in one block.
+
+    Each pass over the row loads UNROLL logits per thread before using any (UNROLL loads in
+    flight, not one: the row's latency, not its bytes, bounded this kernel on an H200). The
+    second pass re-reads the row from cache."""
     n_rows, n_cls = logits.shape
     zero = logits.dtype.type(0)
+    neg_inf = logits.dtype.type(-math.inf)
     smoothing = off_target != zero
     # The reductions are written out here rather than as device functions: compile_ptx cannot
-    # compile a device function without a GPU present (it asks the driver for the cc).
+    # compile a device function that declares shared memory without a GPU present.
     warp_max = cuda.shared.array(MAX_ROW_WARPS, dtype=logits.dtype)
     warp_sum = cuda.shared.array(MAX_ROW_WARPS, dtype=logits.dtype)
     warp_gap = cuda.shared.array(MAX_ROW_WARPS, dtype=logits.dtype)
@@ -52,11 +58,23 @@ def softmax_cross_entropy_forward_kernel(
     lane = tid % WARP
     warp = tid // WARP
     for i in range(cuda.blockIdx.x, n_rows, cuda.gridDim.x):
-        m = logits.dtype.type(-math.inf)
-        for j in range(tid, n_cls, threads):
+        # NaN never wins a comparison; it shows up in the sum of exps below instead.
+        m = neg_inf
+        j = tid
+        while j + (UNROLL - 1) * threads < n_cls:
+            a = logits[i, j]
+            b = logits[i, j + threads]
+            c = logits[i, j + 2 * threads]
+            d = logits[i, j + 3 * threads]
+            m = a if a > m else m
+            m = b if b > m else m
+            m = c if c > m else m
+            m = d if d > m else m
+            j += UNROLL * threads
+        while j < n_cls:
             v = logits[i, j]
-            # NaN never wins a comparison; it shows up in the sum of exps below instead.
             m = v if v > m else m
+            j += threads
         # Butterfly over the warp: every lane ends with the warp's max.
         offset = WARP // 2
         while offset > 0:
@@ -75,12 +93,24 @@ def softmax_cross_entropy_forward_kernel(
 
         s = zero
         gap = zero
-        for j in range(tid, n_cls, threads):
+        j = tid
+        while j + (UNROLL - 1) * threads < n_cls:
+            a = logits[i, j]
+            b = logits[i, j + threads]
+            c = logits[i, j + 2 * threads]
+            d = logits[i, j + 3 * threads]
+            s += (math.exp(a - m) + math.exp(b - m)) + (math.exp(c - m) + math.exp(d - m))
+            if smoothing:
+                # w[c] * (m - x[c]) >= 0: nothing cancels at large logits.
+                gap += (weight[j] * (m - a) + weight[j + threads] * (m - b)) + (
+                    weight[j + 2 * threads] * (m - c) + weight[j + 3 * threads] * (m - d))
+            j += UNROLL * threads
+        while j < n_cls:
             v = logits[i, j]
             s += math.exp(v - m)
             if smoothing:
-                # w[c] * (m - x[c]) >= 0: nothing cancels at large logits.
                 gap += weight[j] * (m - v)
+            j += threads
         offset = WARP // 2
         while offset > 0:
             s += cuda.shfl_xor_sync(FULL_MASK, s, offset)
@@ -116,45 +146,61 @@ def softmax_cross_entropy_forward_kernel(
                 row_weight[i] = wt
 
 
+@cuda.jit(device=True, inline=True)
+def _dlogit(x, j, t, hi, lo, coef, on_wt, off_target, weight, smoothing, sc):
+    """One logit's gradient: (softmax * coef - target distribution) * scale."""
+    g = math.exp((x - hi) - lo) * coef
+    if smoothing:
+        g -= off_target * weight[j]
+    if j == t:
+        g -= on_wt
+    return g * sc
+
+
 @cuda.jit
 def softmax_cross_entropy_backward_kernel(
     logits, target, weight, weight_sum, ignore_index, on_target, off_target,
     lse_hi, lse_lo, scale, gx,
 ):  # fmt: skip
-    """One thread per logit: (softmax * coef - target distribution) * scale, 0 on ignored rows.
-
-    Each thread splits its first flat index into (row, class) once and then steps by the grid
-    size as a (rows, classes) pair with a carry: no integer division per logit (a GPU emulates
-    64-bit division in software, dozens of instructions, enough to make this kernel
-    compute-bound)."""
+    """A block per row (grid-stride over rows), its threads across the classes: the row's
+    label, weight, lse and scale are read once per thread, and no integer division is needed.
+    Each thread loads UNROLL logits before it writes any gradient."""
     n_rows, n_cls = logits.shape
     zero = logits.dtype.type(0)
     per_row = scale.shape[0] > 1
-    total = n_rows * n_cls
-    k = cuda.grid(1)
-    step = cuda.gridsize(1)
-    i = k // n_cls
-    j = k - i * n_cls
-    step_i = step // n_cls
-    step_j = step - step_i * n_cls
-    while k < total:
+    smoothing = off_target != zero
+    tid = cuda.threadIdx.x
+    threads = cuda.blockDim.x
+    for i in range(cuda.blockIdx.x, n_rows, cuda.gridDim.x):
         t = target[i]
         if t == ignore_index:
-            gx[i, j] = zero
-        else:
-            sc = scale[i] if per_row else scale[0]
-            wt = weight[t]
-            p = math.exp((logits[i, j] - lse_hi[i]) - lse_lo[i])
-            g = p * (on_target * wt + off_target * weight_sum[0]) - off_target * weight[j]
-            if j == t:
-                g -= on_target * wt
-            gx[i, j] = g * sc
-        k += step
-        i += step_i
-        j += step_j
-        if j >= n_cls:
-            j -= n_cls
-            i += 1
+            for j in range(tid, n_cls, threads):
+                gx[i, j] = zero
+            continue
+        sc = scale[i] if per_row else scale[0]
+        wt = weight[t]
+        on_wt = on_target * wt
+        coef = on_wt + off_target * weight_sum[0]
+        hi = lse_hi[i]
+        lo = lse_lo[i]
+        j = tid
+        while j + (UNROLL - 1) * threads < n_cls:
+            a = logits[i, j]
+            b = logits[i, j + threads]
+            c = logits[i, j + 2 * threads]
+            d = logits[i, j + 3 * threads]
+            gx[i, j] = _dlogit(a, j, t, hi, lo, coef, on_wt, off_target, weight, smoothing, sc)
+            k = j + threads
+            gx[i, k] = _dlogit(b, k, t, hi, lo, coef, on_wt, off_target, weight, smoothing, sc)
+            k += threads
+            gx[i, k] = _dlogit(c, k, t, hi, lo, coef, on_wt, off_target, weight, smoothing, sc)
+            k += threads
+            gx[i, k] = _dlogit(d, k, t, hi, lo, coef, on_wt, off_target, weight, smoothing, sc)
+            j += UNROLL * threads
+        while j < n_cls:
+            x = logits[i, j]
+            gx[i, j] = _dlogit(x, j, t, hi, lo, coef, on_wt, off_target, weight, smoothing, sc)
+            j += threads
 
 
 def softmax_cross_entropy_forward(
@@ -173,8 +219,9 @@ def softmax_cross_entropy_backward(
     logits, target, weight, weight_sum, ignore_index, on_target, off_target,
     lse_hi, lse_lo, scale, gx, device,
 ) -> None:  # fmt: skip
-    launch_elementwise(
-        softmax_cross_entropy_backward_kernel, gx.size, device,
+    launch_rows(
+        softmax_cross_entropy_backward_kernel, logits.shape[0], row_threads(logits.shape[1]),
+        device,
         logits, target, weight, weight_sum, ignore_index, on_target, off_target,
         lse_hi, lse_lo, scale, gx,
     )  # fmt: skip

@@ -35,6 +35,8 @@ GEOMETRIES = [
     ((1, 2, 7, 4), (1, 1), (3, 2), (0, 1), (1, 1)),
     # N > 2 with C > 1 and a real kernel: every index of the channel layout is exercised.
     ((3, 2, 4, 5), (2, 3), (1, 1), (1, 1), (1, 1)),
+    # A 5-wide dilated kernel row: im2col's three-tap step and its remainder, taps off both edges.
+    ((2, 2, 9, 11), (2, 5), (2, 2), (2, 3), (1, 2)),
 ]
 
 
@@ -76,8 +78,10 @@ def test_im2col_col2im(rng, shape, ksize, stride, pad, dil, dtype, layout):
         # 7 classes: one warp per row, most lanes idle; the backward's grid spans 9 rows per
         # step, so its (row, class) carry wraps.
         (9, 7, np.float32, "mean", True, 0.3, 1),
-        # 1100 classes: the largest row block (8 warps).
+        # 1100 and 1500 classes: the largest row block (8 warps), whose threads load four
+        # logits at a time before the column loop's remainder.
         (4, 1100, np.float64, "mean", True, 0.1, -100),
+        (5, 1500, np.float32, "none", False, 0.0, -100),
     ],
 )
 def test_softmax_cross_entropy(rng, n, c, dtype, reduction, weighted, eps, ignore_index):

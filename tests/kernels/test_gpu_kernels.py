@@ -125,3 +125,65 @@ def test_device_and_array_mismatch_is_an_error(cp):
         K.relu_forward(np.ones(3, np.float32), device="cuda")
     with pytest.raises(TypeError, match="device is cpu but got a ndarray on the GPU"):
         K.relu_forward(cp.ones(3, cp.float32), device="cpu")
+
+
+def test_kernels_launch_through_cupy_and_match_numbas_launcher(cp, rng):
+    from gpugrad.kernels import _launch
+
+    x = rng.standard_normal((3, 4, 9, 8)).astype(np.float32)
+    logits = rng.standard_normal((37, 1300)).astype(np.float32)
+    target = rng.integers(0, 1300, 37)
+
+    def run_all():
+        cols = K.im2col(cp.asarray(x), (3, 3), (1, 1), (1, 1), (1, 1), device="cuda")
+        img = K.col2im(cols, 9, 8, (1, 1), (1, 1), (1, 1), device="cuda")
+        loss, lse, tw = K.softmax_cross_entropy_forward(
+            cp.asarray(logits), cp.asarray(target), device="cuda")
+        g = K.softmax_cross_entropy_backward(
+            cp.asarray(logits), cp.asarray(target), lse, cp.asarray(np.float32(1)),
+            total_weight=tw, device="cuda")
+        y = K.relu_forward(cp.asarray(x), device="cuda")
+        return [cp.asnumpy(a) for a in (cols, img, loss, lse, g, y)]
+
+    before = dict(_launch.LAUNCHES)
+    fast = run_all()
+    assert _launch.LAUNCHES["cupy"] > before["cupy"]
+    assert _launch.LAUNCHES["numba"] == before["numba"]
+    with K.cuda_launcher_mode("numba"):
+        slow = run_all()
+    assert _launch.LAUNCHES["numba"] > before["numba"]
+    for a, b in zip(fast, slow):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("n, c", [(4096, 10), (64, 32000), (1, 1)])
+def test_cross_entropy_class_counts_on_gpu(cp, rng, n, c):
+    logits = (rng.standard_normal((n, c)) * 3).astype(np.float32)
+    target = rng.integers(0, c, n)
+    loss, lse, tw = K.softmax_cross_entropy_forward(
+        cp.asarray(logits), cp.asarray(target), label_smoothing=0.1, device="cuda")
+    ref_loss, ref_lse, ref_tw = K.softmax_cross_entropy_forward_reference(
+        logits, target, label_smoothing=0.1)
+    np.testing.assert_allclose(cp.asnumpy(loss), ref_loss, rtol=2e-5, atol=1e-5)
+    np.testing.assert_allclose(cp.asnumpy(lse), ref_lse, rtol=2e-5, atol=1e-5)
+    g = K.softmax_cross_entropy_backward(
+        cp.asarray(logits), cp.asarray(target), lse, cp.asarray(np.float32(1)),
+        label_smoothing=0.1, total_weight=tw, device="cuda")
+    ref_g = K.softmax_cross_entropy_backward_reference(
+        logits, target, ref_lse, np.float32(1), label_smoothing=0.1, total_weight=ref_tw)
+    np.testing.assert_allclose(cp.asnumpy(g), ref_g, rtol=2e-5, atol=1e-6)
+
+
+def test_large_relu_and_im2col_on_gpu(cp, rng):
+    # Sizes where every thread of the capped grid takes the four- and three-at-a-time paths.
+    x = rng.standard_normal(8 * 2**20 + 3).astype(np.float32)
+    gy = rng.standard_normal(x.shape).astype(np.float32)
+    y = K.relu_forward(cp.asarray(x), device="cuda")
+    np.testing.assert_array_equal(cp.asnumpy(y), K.relu_reference(x))
+    gx = K.relu_backward(y, cp.asarray(gy), device="cuda")
+    np.testing.assert_array_equal(cp.asnumpy(gx), K.relu_backward_reference(K.relu_reference(x), gy))
+    img = rng.standard_normal((16, 32, 30, 30)).astype(np.float32)
+    for layout in K.LAYOUTS:
+        geo = ((5, 5), (1, 1), (2, 2), (1, 1))
+        cols = K.im2col(cp.asarray(img), *geo, device="cuda", layout=layout)
+        np.testing.assert_array_equal(cp.asnumpy(cols), K.im2col_reference(img, *geo, layout=layout))

@@ -134,9 +134,8 @@ def build_cases(setup: Setup) -> list:
 
 
 def cross_entropy_cases(s: Setup) -> list:
-    from gpugrad import kernels as K
-
     from gpugrad import backend
+    from gpugrad import kernels as K
 
     xp, device, torch = s.xp, s.device, s.torch
     n, c = s.size("cross_entropy")
@@ -161,6 +160,10 @@ def cross_entropy_cases(s: Setup) -> list:
         return K.softmax_cross_entropy_backward(
             logits, target, lse_, gloss, total_weight=tw_, device=device
         )
+
+    # The compiled kernels alone, without the dispatcher's checks, label test and reductions
+    # around them: the gap between these rows and the ones above is the per-call overhead.
+    launch_fwd, launch_bwd = _cross_entropy_kernel_launches(xp, device, logits, target, lse)
 
     def composition_fwd_bwd(xp_, logits_, target_):
         _, log_probs_ = ce_forward_composition(xp_, logits_, target_)
@@ -204,7 +207,54 @@ def cross_entropy_cases(s: Setup) -> list:
             lambda: composition_fwd_bwd(xp, logits, target),
             torch_fwd_bwd,
         )),
+        Case("cross_entropy", "forward, kernel only", s.scale, shape, fwd_bytes, s.contenders(
+            launch_fwd,
+            lambda: ce_forward_composition(np, logits_h, target_h),
+            lambda: ce_forward_composition(xp, logits, target),
+            torch_fwd,
+        )),
+        Case("cross_entropy", "backward, kernel only", s.scale, shape, bwd_bytes, s.contenders(
+            launch_bwd,
+            lambda: ce_backward_composition(np, log_probs_h, target_h),
+            lambda: ce_backward_composition(xp, log_probs, target),
+            torch_bwd,
+        )),
     ]  # fmt: skip
+
+
+def _cross_entropy_kernel_launches(xp, device, logits, target, lse):
+    """(forward, backward): gpugrad's two cross-entropy kernels launched on prepared arguments
+    (mean reduction, no weight, no smoothing), as the dispatchers launch them."""
+    from gpugrad.kernels import _launch
+    from gpugrad.kernels import loss as L
+
+    n, c = logits.shape
+    args = L._kernel_args(xp, logits, target, None, -100, 0.0)
+    outs = tuple(xp.empty(n, DTYPE) for _ in range(4))
+    lse64 = lse.astype(np.float64)
+    lse_hi = lse64.astype(DTYPE)
+    lse_lo = (lse64 - lse_hi).astype(DTYPE)
+    scale = xp.full(1, 1.0 / n, DTYPE)
+    gx = xp.empty((n, c), DTYPE)
+    if device == "cuda":
+        from gpugrad.kernels import loss_cuda
+
+        def forward():
+            loss_cuda.softmax_cross_entropy_forward(*args, *outs, device)
+
+        def backward():
+            loss_cuda.softmax_cross_entropy_backward(*args, lse_hi, lse_lo, scale, gx, device)
+
+    else:
+
+        def forward():
+            _launch.run_cpu_twin(L._softmax_cross_entropy_forward_cpu, logits.size, *args, *outs)
+
+        def backward():
+            _launch.run_cpu_twin(L._softmax_cross_entropy_backward_cpu, gx.size, *args, lse_hi,
+                                 lse_lo, scale, gx)
+
+    return forward, backward
 
 
 def conv_cases(s: Setup) -> list:
@@ -490,6 +540,8 @@ GPU_BANDWIDTH_GOALS = [
     ("cross_entropy", "forward", 70),
     ("cross_entropy", "backward", 70),
     ("cross_entropy", "forward+backward", 70),
+    ("cross_entropy", "forward, kernel only", 70),
+    ("cross_entropy", "backward, kernel only", 70),
     ("relu", "backward", 70),
     ("im2col", "forward", 50),
 ]

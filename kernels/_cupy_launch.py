@@ -77,13 +77,27 @@ def kernel_params(argtypes, args, data_pointer=_data_pointer) -> list:
     return params
 
 
+def cubin_bytes(image) -> bytes:
+    """The bytes of the linked image Numba hands back: raw bytes from older numba-cuda, a
+    ``cuda.core.ObjectCode`` (bytes in ``.code``, or a file path) from numba-cuda 0.30 on."""
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return bytes(image)
+    code = getattr(image, "code", None)
+    if isinstance(code, str):
+        with open(code, "rb") as f:
+            return f.read()
+    if code is None:
+        raise TypeError(f"cannot read a linked image from a {type(image).__name__}")
+    return bytes(code)
+
+
 class CupyLauncher:
     """One kernel specialization, compiled by Numba and loaded into a CuPy module."""
 
     def __init__(self, dispatcher, argtypes, cp):
         compiled = dispatcher.compile(argtypes)
         module = cp.cuda.function.Module()
-        module.load(bytes(compiled.library.get_cubin()))
+        module.load(cubin_bytes(compiled.library.get_cubin()))
         self._module = module  # the function lives as long as its module
         self._function = module.get_function(compiled.entry_name)
         self.argtypes = argtypes

@@ -80,3 +80,17 @@ def test_scalars_are_packed_at_their_width():
     params = _cupy_launch.kernel_params(argtypes, [5, 0.5, 0.25, False])
     assert [p.dtype for p in params] == [np.int64, np.float32, np.float64, np.uint8]
     assert [p.item() for p in params] == [5, 0.5, 0.25, 0]
+
+
+def test_cubin_bytes_from_each_form_numba_returns(tmp_path):
+    from cuda.core import ObjectCode
+
+    image = b"\x7fELF stand-in for a cubin"
+    assert _cupy_launch.cubin_bytes(image) == image
+    assert _cupy_launch.cubin_bytes(memoryview(image)) == image
+    assert _cupy_launch.cubin_bytes(ObjectCode.from_cubin(image)) == image
+    path = tmp_path / "k.cubin"
+    path.write_bytes(image)
+    assert _cupy_launch.cubin_bytes(pytypes.SimpleNamespace(code=str(path))) == image
+    with pytest.raises(TypeError, match="cannot read a linked image"):
+        _cupy_launch.cubin_bytes(object())

@@ -22,6 +22,8 @@ def test_quick_kernels_bench_writes_json_and_chart(tmp_path, capsys, monkeypatch
         ("cross_entropy", "forward"),
         ("cross_entropy", "backward"),
         ("cross_entropy", "forward+backward"),
+        ("cross_entropy", "forward, kernel only"),
+        ("cross_entropy", "backward, kernel only"),
         ("im2col", "forward"),
         ("col2im", "forward"),
         ("conv2d", "forward+backward"),
@@ -30,6 +32,7 @@ def test_quick_kernels_bench_writes_json_and_chart(tmp_path, capsys, monkeypatch
         ("relu", "backward"),
         ("relu", "forward+backward"),
     }
+    assert {r["scale"] for r in report["results"]} == {"quick"}
     for kind in ("into_existing_array", "into_new_array"):
         assert report["copy_bandwidth_gbps"][kind]["best"] > 0
     relu = rows[("relu", "forward")]
@@ -59,3 +62,18 @@ def test_write_json_is_atomic_and_readable(tmp_path):
         common.write_json(path, {"bad": object()})
     assert json.loads(path.read_text()) == {"x": 1.5}
     assert [p.name for p in path.parent.iterdir()] == ["r.json"]
+
+
+def test_gpu_targets_read_the_large_rows():
+    from gpugrad.bench import kernels as bench
+
+    def row(kernel, phase, scale, pct):
+        return {"kernel": kernel, "phase": phase, "scale": scale, "shape": "s",
+                "contenders": {"gpugrad": {"pct_copy_bandwidth": pct}}}
+
+    results = [row("relu", "backward", "full", 10.0), row("relu", "backward", "large", 84.0),
+               row("im2col", "forward", "large", 30.0)]
+    goals = {g["target"].split(" (")[0]: g for g in bench.evaluate_gpu_targets(results)}
+    assert set(goals) == {"relu backward", "im2col forward"}
+    assert goals["relu backward"]["value"] == 84.0 and goals["relu backward"]["met"]
+    assert goals["im2col forward"]["goal"] == ">= 50" and not goals["im2col forward"]["met"]

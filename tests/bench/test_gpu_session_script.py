@@ -36,11 +36,12 @@ def test_script_runs_every_step_and_counts_failures(tmp_path):
     assert result.returncode == 1, result.stdout + result.stderr
     assert "failed steps: 1" in result.stdout
     for name in ("install", "info", "nvidia-smi", "gpu-tests", "bench-kernels", "bench-step",
-                 "train"):
+                 "gpu-variants", "train"):
         assert "ran" in (out / f"{name}.log").read_text()
     lines = calls.read_text().splitlines()
     assert lines[0] == "python3 -m pip install --no-deps --no-build-isolation -e ."
     assert "python3 -m pytest -m gpu -q -p no:cacheprovider" in lines
+    assert f"python3 -m gpugrad.bench.gpu_variants --out {out}" in lines
     # The gpugrad command lines it runs are valid for gpugrad's own parser.
     for line in lines:
         words = shlex.split(line)

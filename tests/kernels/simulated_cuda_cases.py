@@ -119,3 +119,14 @@ def test_relu(rng, dtype):
     np.testing.assert_array_equal(
         relu_backward(y, gy, device="cuda"), relu_backward_reference(y, gy)
     )
+
+
+@pytest.mark.parametrize("n, c, weighted, eps", [
+    (5, 133, False, 0.0),  # one block of 8 warps, three of them without a row
+    (19, 7, True, 0.2),    # two grid passes over row groups, the last one partly idle
+    (3, 300, True, 0.0),   # rows long enough for the four-at-a-time loads
+])  # fmt: skip
+def test_gpu_variant_kernels_match_the_references(rng, n, c, weighted, eps):
+    from gpugrad.bench import gpu_variants
+
+    gpu_variants.check(np, n, c, rng, weighted, eps)

@@ -1,0 +1,302 @@
+"""Candidate CUDA kernels, checked and timed against the shipped ones on a GPU in one run.
+
+``python -m gpugrad.bench.gpu_variants [--out DIR] [--rounds N]``
+
+GPU time comes in short loans, so a kernel idea waits here until a loan can measure it against
+the kernel gpugrad ships, in the same process, paired rounds, on the "large" benchmark size.
+A candidate that wins moves into kernels/ with its tests; one that loses stays here, measured.
+
+The candidates now: the fused cross-entropy forward and backward with a warp per row instead of
+a block. On the H200 the shipped forward kernel reached 17% of the copy bandwidth at N=262144,
+C=1000: each row waits on two block barriers and on thread 0's label-dependent loads before
+the block moves on, and register pressure leaves few blocks, so few rows, in flight. A warp per
+row needs no barrier, keeps eight rows in flight per 256-thread block, and issues the label's
+loads first so their latency overlaps the row's.
+
+The kernels are checked against gpugrad's NumPy references (also under NUMBA_ENABLE_CUDASIM=1,
+by the test suite, at small sizes). Timing refuses the simulator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+import numpy as np
+from numba import cuda
+
+from gpugrad.bench import common
+
+WARP = 32
+ROWS_PER_BLOCK = 8  # warps per 256-thread block, one row each
+FULL_MASK = 0xFFFFFFFF
+UNROLL = 4
+
+
+@cuda.jit
+def ce_forward_warp_rows(
+    logits, target, weight, weight_sum, ignore_index, on_target, off_target,
+    row_max, row_log_sum, row_loss, row_weight,
+):  # fmt: skip
+    """The fused forward (same outputs as kernels.loss_cuda's) with one warp per row."""
+    n_rows, n_cls = logits.shape
+    zero = logits.dtype.type(0)
+    neg_inf = logits.dtype.type(-math.inf)
+    smoothing = off_target != zero
+    lane = cuda.threadIdx.x % WARP
+    warps = cuda.blockDim.x // WARP
+    # Rows go out a block-sized group at a time, so every warp of a block makes the same number
+    # of trips and meets the same shuffles (a warp without a row runs them idle).
+    for first in range(cuda.blockIdx.x * warps, n_rows, cuda.gridDim.x * warps):
+        i = first + cuda.threadIdx.x // WARP
+        active = i < n_rows
+        t = ignore_index
+        wt = zero
+        x_t = zero
+        if active:
+            # The label's loads go first: their latency overlaps the row's.
+            t = target[i]
+            if lane == 0 and t != ignore_index:
+                wt = weight[t]
+                x_t = logits[i, t]
+        m = neg_inf
+        if active:
+            j = lane
+            while j + (UNROLL - 1) * WARP < n_cls:
+                a = logits[i, j]
+                b = logits[i, j + WARP]
+                c = logits[i, j + 2 * WARP]
+                d = logits[i, j + 3 * WARP]
+                m = a if a > m else m
+                m = b if b > m else m
+                m = c if c > m else m
+                m = d if d > m else m
+                j += UNROLL * WARP
+            while j < n_cls:
+                v = logits[i, j]
+                m = v if v > m else m
+                j += WARP
+        offset = WARP // 2
+        while offset > 0:
+            other = cuda.shfl_xor_sync(FULL_MASK, m, offset)
+            m = other if other > m else m
+            offset //= 2
+        s = zero
+        gap = zero
+        if active:
+            j = lane
+            while j + (UNROLL - 1) * WARP < n_cls:
+                a = logits[i, j]
+                b = logits[i, j + WARP]
+                c = logits[i, j + 2 * WARP]
+                d = logits[i, j + 3 * WARP]
+                s += (math.exp(a - m) + math.exp(b - m)) + (math.exp(c - m) + math.exp(d - m))
+                if smoothing:
+                    gap += (weight[j] * (m - a) + weight[j + WARP] * (m - b)) + (
+                        weight[j + 2 * WARP] * (m - c) + weight[j + 3 * WARP] * (m - d))
+                j += UNROLL * WARP
+            while j < n_cls:
+                v = logits[i, j]
+                s += math.exp(v - m)
+                if smoothing:
+                    gap += weight[j] * (m - v)
+                j += WARP
+        offset = WARP // 2
+        while offset > 0:
+            s += cuda.shfl_xor_sync(FULL_MASK, s, offset)
+            gap += cuda.shfl_xor_sync(FULL_MASK, gap, offset)
+            offset //= 2
+        if active and lane == 0:
+            log_s = math.log(s)
+            row_max[i] = m
+            row_log_sum[i] = log_s
+            if t == ignore_index:
+                row_loss[i] = zero
+                row_weight[i] = zero
+            else:
+                loss = on_target * wt * ((m - x_t) + log_s)
+                if smoothing:
+                    loss += off_target * (gap + log_s * weight_sum[0])
+                row_loss[i] = loss
+                row_weight[i] = wt
+
+
+@cuda.jit
+def ce_backward_warp_rows(
+    logits, target, weight, weight_sum, ignore_index, on_target, off_target,
+    lse_hi, lse_lo, scale, gx,
+):  # fmt: skip
+    """The fused backward (same output as kernels.loss_cuda's) with one warp per row."""
+    n_rows, n_cls = logits.shape
+    zero = logits.dtype.type(0)
+    per_row = scale.shape[0] > 1
+    smoothing = off_target != zero
+    lane = cuda.threadIdx.x % WARP
+    warps = cuda.blockDim.x // WARP
+    for i in range(cuda.blockIdx.x * warps + cuda.threadIdx.x // WARP, n_rows,
+                   cuda.gridDim.x * warps):
+        t = target[i]
+        if t == ignore_index:
+            for j in range(lane, n_cls, WARP):
+                gx[i, j] = zero
+            continue
+        sc = scale[i] if per_row else scale[0]
+        on_wt = on_target * weight[t]
+        coef = on_wt + off_target * weight_sum[0]
+        hi = lse_hi[i]
+        lo = lse_lo[i]
+        j = lane
+        while j < n_cls:
+            # Up to UNROLL logits loaded before any gradient is computed.
+            a = logits[i, j]
+            b = logits[i, j + WARP] if j + WARP < n_cls else zero
+            c = logits[i, j + 2 * WARP] if j + 2 * WARP < n_cls else zero
+            d = logits[i, j + 3 * WARP] if j + 3 * WARP < n_cls else zero
+            for u in range(UNROLL):
+                k = j + u * WARP
+                if k < n_cls:
+                    x = a if u == 0 else (b if u == 1 else (c if u == 2 else d))
+                    g = math.exp((x - hi) - lo) * coef
+                    if smoothing:
+                        g -= off_target * weight[k]
+                    if k == t:
+                        g -= on_wt
+                    gx[i, k] = g * sc
+            j += UNROLL * WARP
+
+
+def launch_rows(kernel, n_rows, device, *args):
+    """A 256-thread block per ROWS_PER_BLOCK rows, through gpugrad's own launch path."""
+    from gpugrad.kernels import _launch
+
+    threads = WARP * ROWS_PER_BLOCK
+    max_blocks = _launch.SIMULATOR_MAX_BLOCKS if _simulated() else _launch.MAX_BLOCKS
+    blocks = min(-(-n_rows // ROWS_PER_BLOCK), max_blocks)
+    _launch._launch(kernel, blocks, threads, device, args)
+
+
+def _simulated() -> bool:
+    from gpugrad import backend
+
+    return backend.uses_simulated_cuda()
+
+
+def prepared(xp, logits, target, weight=None, ignore_index=-100, label_smoothing=0.0,
+             reduction="mean"):
+    """Kernel arguments and output buffers as gpugrad's dispatchers build them."""
+    from gpugrad import kernels as K
+    from gpugrad.kernels import loss as L
+
+    n, c = logits.shape
+    dtype = logits.dtype
+    args = L._kernel_args(xp, logits, target, weight, ignore_index, label_smoothing)
+    _, lse, tw = K.softmax_cross_entropy_forward(
+        logits, target, weight, ignore_index, label_smoothing, reduction, device=_device(xp))
+    lse_hi = lse.astype(dtype)
+    lse_lo = (lse - lse_hi).astype(dtype)
+    scale = xp.reshape((xp.asarray(1.0, dtype) / tw.astype(dtype)), (1,))
+    return args, lse_hi, lse_lo, xp.ascontiguousarray(scale)
+
+
+def _device(xp) -> str:
+    return "cpu" if xp is np and not _simulated() else "cuda"
+
+
+def check(xp, n, c, rng, weighted=False, label_smoothing=0.0, dtype=np.float32) -> None:
+    """Both candidates against gpugrad's references on one random problem (raises if off)."""
+    from gpugrad import kernels as K
+
+    logits_h = (rng.standard_normal((n, c)) * 4).astype(dtype)
+    target_h = rng.integers(0, c, n)
+    target_h[::5] = -100  # ignored rows, never all of them (n > 1)
+    weight_h = rng.uniform(0.5, 2.0, c).astype(dtype) if weighted else None
+    logits, target = xp.asarray(logits_h), xp.asarray(target_h)
+    weight = None if weight_h is None else xp.asarray(weight_h)
+    args, lse_hi, lse_lo, scale = prepared(xp, logits, target, weight,
+                                           label_smoothing=label_smoothing)
+    outs = [xp.full(n, np.nan, dtype) for _ in range(4)]
+    launch_rows(ce_forward_warp_rows, n, "cuda", *args, *outs)
+    ref_loss, ref_lse, ref_tw = K.softmax_cross_entropy_forward_reference(
+        logits_h, target_h, weight_h, -100, label_smoothing, "none")
+    row_max, row_log_sum, row_loss, row_weight = (np.asarray(_host(o)) for o in outs)
+    tol = dict(rtol=2e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(row_max.astype(np.float64) + row_log_sum, ref_lse, **tol)
+    np.testing.assert_allclose(row_loss, ref_loss, **tol)
+    gx = xp.full((n, c), np.nan, dtype)
+    launch_rows(ce_backward_warp_rows, n, "cuda", *args, lse_hi, lse_lo, scale, gx)
+    np.testing.assert_allclose(row_weight.sum(), ref_tw, **tol)
+    ref_g = K.softmax_cross_entropy_backward_reference(
+        logits_h, target_h, ref_lse, np.asarray(1.0, dtype), weight_h, -100, label_smoothing,
+        "mean", np.asarray(ref_tw, dtype))
+    np.testing.assert_allclose(_host(gx), ref_g, **tol)
+
+
+def _host(a):
+    from gpugrad import backend
+
+    return backend.to_numpy(a)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gpugrad.bench.gpu_variants",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=25)
+    parser.add_argument("--out", default=None, help="results folder (default bench/results)")
+    args = parser.parse_args(argv)
+
+    from gpugrad import backend
+    from gpugrad.bench.kernels import SIZES, _cross_entropy_kernel_launches
+
+    if not backend.cuda_is_available() or _simulated():
+        print("gpu_variants: needs a real CUDA GPU", file=sys.stderr)
+        return 2
+    cp = backend.cupy_module()
+    rng = np.random.default_rng(0)
+    for n, c, weighted, eps in [(257, 1000, False, 0.0), (300, 10, True, 0.1),
+                                (33, 5000, True, 0.0), (4096, 1000, False, 0.2)]:
+        check(cp, n, c, rng, weighted, eps)
+    print("candidates match the references")
+
+    n, c = SIZES["cross_entropy"]["large"]
+    logits = cp.asarray((rng.standard_normal((n, c)) * 3).astype(np.float32))
+    target = cp.asarray(rng.integers(0, c, n))
+    kargs, lse_hi, lse_lo, scale = prepared(cp, logits, target)
+    outs = [cp.empty(n, np.float32) for _ in range(4)]
+    gx = cp.empty((n, c), np.float32)
+    from gpugrad import kernels as K
+
+    _, lse, _ = K.softmax_cross_entropy_forward(logits, target, device="cuda")
+    shipped_fwd, shipped_bwd = _cross_entropy_kernel_launches(cp, "cuda", logits, target, lse)
+    fns = {
+        "forward, shipped (block per row)": shipped_fwd,
+        "forward, warp per row": lambda: launch_rows(ce_forward_warp_rows, n, "cuda",
+                                                     *kargs, *outs),
+        "backward, shipped (block per row)": shipped_bwd,
+        "backward, warp per row": lambda: launch_rows(ce_backward_warp_rows, n, "cuda",
+                                                      *kargs, lse_hi, lse_lo, scale, gx),
+    }
+    copy = cp.empty_like(logits)
+    fns["copy (the bar)"] = lambda: cp.copyto(copy, logits)
+    samples = common.paired_rounds(fns, args.rounds, number=5, warmup=3,
+                                   sync=backend.synchronize)
+    nbytes = {"forward": n * c * 4 + 2 * n * 8, "backward": 2 * n * c * 4 + 2 * n * 8,
+              "copy": 2 * n * c * 4}
+    copy_gbps = common.gbps(nbytes["copy"], common.median(samples["copy (the bar)"]))
+    rows = []
+    for name, secs in samples.items():
+        moved = nbytes[name.split(",")[0].split(" ")[0]]
+        summary = common.summarize(secs, moved, copy_gbps)
+        rows.append({"variant": name, **summary})
+    report = {"benchmark": "gpu variants", "shape": f"N={n} C={c}", "rounds": args.rounds,
+              "machine": common.machine_info(gpu=common.gpu_info()), "results": rows}
+    path = common.write_json(common.results_path("gpu-variants", "cuda", args.out), report)
+    print(common.format_table(["variant", "median ms", "GB/s", "% copy"],
+                              [[r["variant"], r["median_ms"], r["gbps"],
+                                r.get("pct_copy_bandwidth", 100.0)] for r in rows]))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""The candidate kernels of bench/gpu_variants.py compile to real PTX without float64 math.
+(Their results are checked against the references under the CUDA simulator, in
+tests/kernels/simulated_cuda_cases.py, and on a GPU by the script itself.)"""
+
+import pytest
+from numba import cuda, types
+
+from gpugrad.bench import gpu_variants
+from gpugrad.kernels import ptx
+
+
+@pytest.mark.parametrize("kernel, n_vectors", [
+    (gpu_variants.ce_forward_warp_rows, 4),
+    (gpu_variants.ce_backward_warp_rows, 3),
+])  # fmt: skip
+def test_candidates_compile_without_float64(kernel, n_vectors):
+    f = types.float32
+    m2, v = types.Array(f, 2, "C"), types.Array(f, 1, "C")
+    labels = types.Array(types.int64, 1, "C")
+    outs = (m2,) if n_vectors == 3 else ()
+    sig = (m2, labels, v, v, types.int64, f, f, *[v] * n_vectors, *outs)
+    code, _ = cuda.compile_ptx(kernel.py_func, sig, cc=(9, 0))
+    assert ".entry" in code
+    assert not ptx.f64_instructions(code)
+
+
+def test_timing_refuses_the_cpu(capsys):
+    assert gpu_variants.main(["--rounds", "1"]) == 2
+    assert "needs a real CUDA GPU" in capsys.readouterr().err

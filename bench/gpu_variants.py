@@ -278,24 +278,57 @@ def main(argv=None) -> int:
     }
     copy = cp.empty_like(logits)
     fns["copy (the bar)"] = lambda: cp.copyto(copy, logits)
-    samples = common.paired_rounds(fns, args.rounds, number=5, warmup=3,
-                                   sync=backend.synchronize)
     nbytes = {"forward": n * c * 4 + 2 * n * 8, "backward": 2 * n * c * 4 + 2 * n * 8,
               "copy": 2 * n * c * 4}
-    copy_gbps = common.gbps(nbytes["copy"], common.median(samples["copy (the bar)"]))
-    rows = []
-    for name, secs in samples.items():
-        moved = nbytes[name.split(",")[0].split(" ")[0]]
-        summary = common.summarize(secs, moved, copy_gbps)
-        rows.append({"variant": name, **summary})
-    report = {"benchmark": "gpu variants", "shape": f"N={n} C={c}", "rounds": args.rounds,
+    rows = _time(fns, nbytes, "copy (the bar)", args.rounds, f"N={n} C={c}")
+    rows += _time_im2col(cp, rng, SIZES["conv"]["large"], args.rounds)
+    report = {"benchmark": "gpu variants", "rounds": args.rounds,
               "machine": common.machine_info(gpu=common.gpu_info()), "results": rows}
     path = common.write_json(common.results_path("gpu-variants", "cuda", args.out), report)
-    print(common.format_table(["variant", "median ms", "GB/s", "% copy"],
-                              [[r["variant"], r["median_ms"], r["gbps"],
-                                r.get("pct_copy_bandwidth", 100.0)] for r in rows]))
+    print(common.format_table(["variant", "shape", "median ms", "GB/s", "% of bar"],
+                              [[r["variant"], r["shape"], r["median_ms"], r["gbps"],
+                                r["pct_copy_bandwidth"]] for r in rows]))
     print(f"wrote {path}")
     return 0
+
+
+def _time(fns, nbytes, bar, rounds, shape=""):
+    """Paired rounds of `fns` (5 calls a sample); each row's GB/s as % of the `bar` entry's.
+    `nbytes` maps the first word of a name (before any comma or space) to the bytes it moves."""
+    from gpugrad import backend
+
+    samples = common.paired_rounds(fns, rounds, number=5, warmup=3, sync=backend.synchronize)
+
+    def moved(name):
+        return nbytes[name.split(",")[0].split(" ")[0]]
+
+    bar_gbps = common.gbps(moved(bar), common.median(samples[bar]))
+    return [{"variant": name, "shape": shape, **common.summarize(secs, moved(name), bar_gbps)}
+            for name, secs in samples.items()]
+
+
+def _time_im2col(cp, rng, size, rounds):
+    """The shipped im2col kernel alone in both column layouts, against writing the same
+    columns with CuPy's fill (the bar: im2col cannot beat storing its output)."""
+    from gpugrad.kernels import conv_cuda
+
+    n, c, h, w, _ = size
+    x = cp.asarray(rng.standard_normal((n, c, h, w)).astype(np.float32))
+    batch = cp.empty((n, c, 3, 3, h, w), np.float32)
+    channel = cp.empty((c, 3, 3, n, h, w), np.float32)
+    zero = np.float32(0)
+
+    def launch(cols, channel_major):
+        conv_cuda.im2col(x, 3, 3, 1, 1, 1, 1, 1, 1, zero, channel_major, cols, "cuda")
+
+    fns = {
+        "im2col, batch layout, kernel only": lambda: launch(batch, False),
+        "im2col, channel layout, kernel only": lambda: launch(channel, True),
+        "fill of the columns (the bar)": lambda: batch.fill(zero),
+    }
+    nbytes = {"im2col": x.nbytes + batch.nbytes, "fill": batch.nbytes}
+    return _time(fns, nbytes, "fill of the columns (the bar)", rounds,
+                 f"N={n} C={c} {h}x{w} k3 p1")
 
 
 if __name__ == "__main__":

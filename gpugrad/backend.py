@@ -260,8 +260,9 @@ class _NullContext:
 
 
 def device_context(dev: device):
-    """A context that makes `dev` current for allocations (a no-op on the CPU)."""
-    if dev.type == "cuda" and not uses_simulated_cuda():
+    """A context that makes `dev` current for allocations (a no-op on the CPU, and where no
+    CuPy is loaded: NumPy-backed "cuda" tensors, as under the CUDA simulator)."""
+    if dev.type == "cuda" and _cupy is not None and not uses_simulated_cuda():
         return _cupy.cuda.Device(dev.index)
     return _NullContext()
 

@@ -25,6 +25,9 @@ from numba.np import numpy_support
 _array_types: dict = {}
 
 
+_INT64 = np.iinfo(np.int64)
+
+
 def _array_type(dtype, ndim):
     key = (dtype, ndim)
     ty = _array_types.get(key)
@@ -37,21 +40,26 @@ def numba_argtypes(args, array_class):
     """The Numba types Numba itself would give `args` (instances of `array_class` must be
     C-contiguous), or None when some argument needs Numba's own launcher."""
     out = []
-    for a in args:
-        if isinstance(a, array_class):
-            if not a.flags.c_contiguous:
+    try:
+        for a in args:
+            if isinstance(a, array_class):
+                if not a.flags.c_contiguous:
+                    return None
+                out.append(_array_type(a.dtype, a.ndim))
+            elif isinstance(a, (bool, np.bool_)):
+                out.append(types.boolean)
+            elif isinstance(a, int):
+                if not _INT64.min <= a <= _INT64.max:
+                    return None  # Numba types it uint64 or refuses it; let Numba decide
+                out.append(types.int64)
+            elif isinstance(a, float):
+                out.append(types.float64)
+            elif isinstance(a, np.generic) and a.dtype.kind in "iuf":
+                out.append(numpy_support.from_dtype(a.dtype))
+            else:
                 return None
-            out.append(_array_type(a.dtype, a.ndim))
-        elif isinstance(a, (bool, np.bool_)):
-            out.append(types.boolean)
-        elif isinstance(a, int):
-            out.append(types.int64)
-        elif isinstance(a, float):
-            out.append(types.float64)
-        elif isinstance(a, np.generic) and a.dtype.kind in "iuf":
-            out.append(numpy_support.from_dtype(a.dtype))
-        else:
-            return None
+    except NotImplementedError:  # a dtype Numba cannot type: its launcher says so clearly
+        return None
     return tuple(out)
 
 

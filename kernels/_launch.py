@@ -143,16 +143,36 @@ def _cupy_launcher(kernel, args, index, cp):
         try:
             with cuda.gpus[index], cp.cuda.Device(index):
                 launcher = _cupy_launch.CupyLauncher(kernel, argtypes, cp)
-        except Exception as exc:  # an API this Numba or CuPy lacks: Numba's launcher still works
-            warnings.warn(
-                f"gpugrad: cannot launch {kernel.py_func.__name__} through CuPy ({exc!r}); "
-                "using Numba's launcher for it",
-                RuntimeWarning,
-                stacklevel=4,
-            )
-            launcher = _UNAVAILABLE
-        _cupy_launchers[key] = launcher
+        except _API_MISMATCH as exc:
+            # This Numba or CuPy lacks what the CuPy path needs: Numba's launcher, for good.
+            _warn_fallback(kernel, exc)
+            launcher = _cupy_launchers[key] = _UNAVAILABLE
+        except Exception as exc:
+            # A failure that may pass (out of memory while loading the module, a fault left by
+            # an earlier kernel): Numba's launcher this time, and the CuPy path tried again next
+            # time. A lasting fault fails in Numba's launcher too, with its own error.
+            _warn_fallback(kernel, exc)
+            return None
+        else:
+            _cupy_launchers[key] = launcher
     return None if launcher is _UNAVAILABLE else launcher
+
+
+# Errors that mean the installed Numba or CuPy cannot build the CuPy path at all.
+_API_MISMATCH = (AttributeError, TypeError, ImportError, NotImplementedError)
+_warned: set = set()
+
+
+def _warn_fallback(kernel, exc) -> None:
+    name = kernel.py_func.__name__
+    if name in _warned:
+        return
+    _warned.add(name)
+    warnings.warn(
+        f"gpugrad: cannot launch {name} through CuPy ({exc!r}); using Numba's launcher for it",
+        RuntimeWarning,
+        stacklevel=5,
+    )
 
 
 @functools.lru_cache(maxsize=4096)

@@ -6,8 +6,10 @@ from the simulator's own block barrier: every thread posts its value, the block 
 thread reads its partner lane's value, and the block meets again before the slots are reused.
 
 That emulation is exact for the way gpugrad's kernels shuffle: every thread of the block calls
-it at the same point with the full mask (block-uniform loops). A shuffle inside a branch that
-only some threads take would hang the simulator here, where real hardware would not.
+it at the same point with the full mask (block-uniform loops). It is not for a shuffle inside a
+branch that only some threads take: the simulator releases a barrier once every live thread
+waits at any barrier, so such a shuffle would pair with another barrier and read stale slots
+(real hardware would shuffle within the warp).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import weakref
 
-from gpugrad import grad_mode
+from gpugrad import backend, grad_mode
 from gpugrad.tensor import Tensor
 
 _anomaly_hook = None  # set by detect_anomaly(): called with (fn, inputs, outputs) after forward
@@ -50,10 +50,12 @@ class Function:
                 )
         fn.device = dev  # kernels dispatch on it (a simulated CUDA array is a NumPy array)
         arrays = [t.data for t in inputs]
-        if _profiler is None:
-            ys = fn.forward(*arrays, **params)
+        if dev.type == "cuda":
+            # CuPy and the kernels allocate on the current GPU: make it the inputs' GPU.
+            with backend.device_context(dev):
+                ys = fn._run_forward(arrays, params)
         else:
-            ys = _profiler.time_forward(fn, arrays, params)
+            ys = fn._run_forward(arrays, params)
         multi = type(ys) is tuple
         ys_tuple = ys if multi else (ys,)
         outputs = tuple([Tensor(y, dev) for y in ys_tuple])
@@ -76,6 +78,11 @@ class Function:
         if _anomaly_hook is not None:
             _anomaly_hook(fn, inputs, outputs)
         return outputs if multi else outputs[0]
+
+    def _run_forward(self, arrays, params):
+        if _profiler is None:
+            return self.forward(*arrays, **params)
+        return _profiler.time_forward(self, arrays, params)
 
     def saved_output(self, i: int = 0) -> Tensor:
         """Output `i` as a Tensor in the graph (for backward formulas that reuse it)."""

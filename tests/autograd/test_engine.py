@@ -217,3 +217,36 @@ def test_comparisons_return_bool_without_grad():
     for r in (x < 1.5, x <= 1, x > 0, x >= 2, x == 1, x != 1):
         assert r.dtype == gg.bool and not r.requires_grad
     np.testing.assert_array_equal((x < 1.5).numpy(), [True, False])
+
+
+def test_forward_runs_with_the_inputs_gpu_current(monkeypatch):
+    # CuPy and the kernels allocate on the current GPU; an op on cuda:1 tensors must run with
+    # cuda:1 current, whatever device the caller left current.
+    from gpugrad import backend
+    from gpugrad.autograd.function import Function
+    from gpugrad.tensor import Tensor
+
+    current = []
+
+    class Entered:
+        def __init__(self, dev):
+            self.dev = dev
+
+        def __enter__(self):
+            current.append(self.dev)
+
+        def __exit__(self, *exc):
+            current.pop()
+
+    monkeypatch.setattr(backend, "device_context", Entered)
+    seen = []
+
+    class Probe(Function):
+        def forward(self, x):
+            seen.append(current[-1] if current else None)
+            return x * 2
+
+    gpu1 = backend.device("cuda", 1)
+    Probe.apply(Tensor(np.ones(3), gpu1))
+    Probe.apply(Tensor(np.ones(3)))
+    assert seen == [gpu1, None]  # the CPU path enters no context

@@ -94,3 +94,84 @@ def test_cubin_bytes_from_each_form_numba_returns(tmp_path):
     assert _cupy_launch.cubin_bytes(pytypes.SimpleNamespace(code=str(path))) == image
     with pytest.raises(TypeError, match="cannot read a linked image"):
         _cupy_launch.cubin_bytes(object())
+
+
+def test_integers_beyond_int64_go_to_numbas_launcher():
+    assert _cupy_launch.numba_argtypes([2**63], np.ndarray) is None
+    assert _cupy_launch.numba_argtypes([-(2**63)], np.ndarray) == (types.int64,)
+
+
+class _Kernel:
+    """A stand-in for a Numba dispatcher: only its name is read on the fallback path."""
+
+    def __init__(self, name):
+        self.py_func = pytypes.SimpleNamespace(__name__=name)
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch):
+    """numba.cuda.gpus and a CuPy stand-in whose device contexts do nothing."""
+    import contextlib
+
+    from numba import cuda as numba_cuda
+
+    from gpugrad.kernels import _launch
+
+    monkeypatch.setattr(numba_cuda, "gpus", [contextlib.nullcontext()], raising=False)
+    monkeypatch.setattr(_launch, "_cupy_launchers", {})
+    monkeypatch.setattr(_launch, "_warned", set())
+    return pytypes.SimpleNamespace(
+        ndarray=np.ndarray,
+        cuda=pytypes.SimpleNamespace(Device=lambda index: contextlib.nullcontext()))
+
+
+def _builder_raising(monkeypatch, exc):
+    calls = []
+
+    def build(kernel, argtypes, cp):
+        calls.append(argtypes)
+        raise exc
+
+    monkeypatch.setattr(_cupy_launch, "CupyLauncher", build)
+    return calls
+
+
+def test_missing_api_falls_back_for_good_with_one_warning(fake_gpu, monkeypatch):
+    from gpugrad.kernels import _launch
+
+    calls = _builder_raising(monkeypatch, TypeError("cannot convert ObjectCode to bytes"))
+    kernel, args = _Kernel("relu_k"), (np.zeros(4, np.float32), 3)
+    with pytest.warns(RuntimeWarning, match="cannot launch relu_k through CuPy"):
+        assert _launch._cupy_launcher(kernel, args, 0, fake_gpu) is None
+    assert _launch._cupy_launcher(kernel, args, 0, fake_gpu) is None
+    assert len(calls) == 1  # remembered: not built again
+
+
+def test_passing_failure_falls_back_this_time_only(fake_gpu, monkeypatch):
+    import warnings
+
+    from gpugrad.kernels import _launch
+
+    calls = _builder_raising(monkeypatch, RuntimeError("CUDA_ERROR_OUT_OF_MEMORY"))
+    kernel, args = _Kernel("ce_k"), (np.zeros(4, np.float32),)
+    with pytest.warns(RuntimeWarning, match="CUDA_ERROR_OUT_OF_MEMORY"):
+        assert _launch._cupy_launcher(kernel, args, 0, fake_gpu) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once per kernel
+        assert _launch._cupy_launcher(kernel, args, 0, fake_gpu) is None
+    assert len(calls) == 2  # tried again
+
+
+def test_built_launcher_is_cached_per_argument_types(fake_gpu, monkeypatch):
+    from gpugrad.kernels import _launch
+
+    built = []
+    monkeypatch.setattr(_cupy_launch, "CupyLauncher",
+                        lambda kernel, argtypes, cp: built.append(argtypes) or object())
+    kernel = _Kernel("k")
+    first = _launch._cupy_launcher(kernel, (np.zeros(3, np.float32),), 0, fake_gpu)
+    assert _launch._cupy_launcher(kernel, (np.ones(5, np.float32),), 0, fake_gpu) is first
+    _launch._cupy_launcher(kernel, (np.ones(5, np.float64),), 0, fake_gpu)
+    assert len(built) == 2
+    strided = np.zeros((4, 4), np.float32)[:, ::2]
+    assert _launch._cupy_launcher(kernel, (strided,), 0, fake_gpu) is None

@@ -28,19 +28,27 @@ from numba import cuda
 
 from gpugrad.bench import common
 
-WARP = 32
+from gpugrad.kernels.loss_cuda import (
+    UNROLL,
+    WARP,
+    dlogit,
+    row_exp_sums,
+    row_loss,
+    row_max,
+    warp_max,
+    warp_sum,
+)
+
 ROWS_PER_BLOCK = 8  # warps per 256-thread block, one row each
-FULL_MASK = 0xFFFFFFFF
-UNROLL = 4
 
 
 @cuda.jit
 def ce_forward_warp_rows(
     logits, target, weight, weight_sum, ignore_index, on_target, off_target,
-    row_max, row_log_sum, row_loss, row_weight,
+    row_max_out, row_log_sum, row_loss_out, row_weight,
 ):  # fmt: skip
     """The fused forward (same outputs as kernels.loss_cuda's) with one warp per row."""
-    n_rows, n_cls = logits.shape
+    n_rows = logits.shape[0]
     zero = logits.dtype.type(0)
     neg_inf = logits.dtype.type(-math.inf)
     smoothing = off_target != zero
@@ -52,74 +60,35 @@ def ce_forward_warp_rows(
         i = first + cuda.threadIdx.x // WARP
         active = i < n_rows
         t = ignore_index
-        wt = zero
+        w_t = zero
         x_t = zero
         if active:
             # The label's loads go first: their latency overlaps the row's.
             t = target[i]
             if lane == 0 and t != ignore_index:
-                wt = weight[t]
+                w_t = weight[t]
                 x_t = logits[i, t]
         m = neg_inf
         if active:
-            j = lane
-            while j + (UNROLL - 1) * WARP < n_cls:
-                a = logits[i, j]
-                b = logits[i, j + WARP]
-                c = logits[i, j + 2 * WARP]
-                d = logits[i, j + 3 * WARP]
-                m = a if a > m else m
-                m = b if b > m else m
-                m = c if c > m else m
-                m = d if d > m else m
-                j += UNROLL * WARP
-            while j < n_cls:
-                v = logits[i, j]
-                m = v if v > m else m
-                j += WARP
-        offset = WARP // 2
-        while offset > 0:
-            other = cuda.shfl_xor_sync(FULL_MASK, m, offset)
-            m = other if other > m else m
-            offset //= 2
+            m = row_max(logits, i, lane, WARP, m)
+        m = warp_max(m)
         s = zero
         gap = zero
         if active:
-            j = lane
-            while j + (UNROLL - 1) * WARP < n_cls:
-                a = logits[i, j]
-                b = logits[i, j + WARP]
-                c = logits[i, j + 2 * WARP]
-                d = logits[i, j + 3 * WARP]
-                s += (math.exp(a - m) + math.exp(b - m)) + (math.exp(c - m) + math.exp(d - m))
-                if smoothing:
-                    gap += (weight[j] * (m - a) + weight[j + WARP] * (m - b)) + (
-                        weight[j + 2 * WARP] * (m - c) + weight[j + 3 * WARP] * (m - d))
-                j += UNROLL * WARP
-            while j < n_cls:
-                v = logits[i, j]
-                s += math.exp(v - m)
-                if smoothing:
-                    gap += weight[j] * (m - v)
-                j += WARP
-        offset = WARP // 2
-        while offset > 0:
-            s += cuda.shfl_xor_sync(FULL_MASK, s, offset)
-            gap += cuda.shfl_xor_sync(FULL_MASK, gap, offset)
-            offset //= 2
+            s, gap = row_exp_sums(logits, weight, smoothing, i, lane, WARP, m)
+        s = warp_sum(s)
+        gap = warp_sum(gap)
         if active and lane == 0:
             log_s = math.log(s)
-            row_max[i] = m
+            row_max_out[i] = m
             row_log_sum[i] = log_s
             if t == ignore_index:
-                row_loss[i] = zero
+                row_loss_out[i] = zero
                 row_weight[i] = zero
             else:
-                loss = on_target * wt * ((m - x_t) + log_s)
-                if smoothing:
-                    loss += off_target * (gap + log_s * weight_sum[0])
-                row_loss[i] = loss
-                row_weight[i] = wt
+                row_loss_out[i] = row_loss(m, log_s, gap, x_t, w_t, on_target, off_target,
+                                           weight_sum, smoothing)
+                row_weight[i] = w_t
 
 
 @cuda.jit
@@ -157,12 +126,8 @@ def ce_backward_warp_rows(
                 k = j + u * WARP
                 if k < n_cls:
                     x = a if u == 0 else (b if u == 1 else (c if u == 2 else d))
-                    g = math.exp((x - hi) - lo) * coef
-                    if smoothing:
-                        g -= off_target * weight[k]
-                    if k == t:
-                        g -= on_wt
-                    gx[i, k] = g * sc
+                    gx[i, k] = dlogit(x, k, t, hi, lo, coef, on_wt, off_target, weight,
+                                      smoothing, sc)
             j += UNROLL * WARP
 
 

@@ -74,6 +74,21 @@ def im2col_kernel(x, n_img, n_ch, h, w, kh, kw, sy, sx, ph, pw, dy, dx, pad_valu
                 kx += 1
 
 
+@cuda.jit(device=True, inline=True)
+def _output_of_tap(offset, stride, out_size):
+    """The output index o with o * stride == offset (offset = pixel + pad - k * dilation, the
+    pixel seen as tap k), or -1 where no output reads the pixel through that tap. Stride 1 (the
+    common case, the same for every thread) skips the integer divisions."""
+    if offset < 0:
+        return -1
+    o = offset
+    if stride != 1:
+        if offset % stride != 0:
+            return -1
+        o = offset // stride
+    return o if o < out_size else -1
+
+
 @cuda.jit
 def col2im_kernel(cols, kh, kw, sy, sx, ph, pw, dy, dx, channel_major, x):
     """One thread per image pixel, summing the columns that read it.
@@ -96,28 +111,12 @@ def col2im_kernel(cols, kh, kw, sy, sx, ph, pw, dy, dx, channel_major, x):
         n = rest // n_ch
         acc = zero
         for ky in range(kh):
-            # The pixel is tap ky of output row oy when oy * sy = iy + ph - ky * dy. Stride 1
-            # (the common case, and the same for every thread) skips the integer divisions.
-            ty = iy + ph - ky * dy
-            if ty < 0:
-                continue
-            oy = ty
-            if sy != 1:
-                if ty % sy != 0:
-                    continue
-                oy = ty // sy
-            if oy >= out_h:
+            oy = _output_of_tap(iy + ph - ky * dy, sy, out_h)
+            if oy < 0:
                 continue
             for kx in range(kw):
-                tx = ix + pw - kx * dx
-                if tx < 0:
-                    continue
-                ox = tx
-                if sx != 1:
-                    if tx % sx != 0:
-                        continue
-                    ox = tx // sx
-                if ox >= out_w:
+                ox = _output_of_tap(ix + pw - kx * dx, sx, out_w)
+                if ox < 0:
                     continue
                 if channel_major:
                     acc += cols[c, ky, kx, n, oy, ox]

@@ -51,80 +51,67 @@ def reference_enabled() -> bool:
     return _use_reference
 
 
-@contextlib.contextmanager
 def reference_mode(flag: bool = True):
     """Run the block with the reference path switched on (or off), then restore the old state."""
-    previous = _use_reference
-    use_reference(flag)
+    return _switched(reference_enabled, use_reference, flag)
+
+
+@contextlib.contextmanager
+def _switched(current, use, value):
+    """Run the block with a switch set to `value` through its setter `use`, then restore it."""
+    previous = current()
+    use(value)
     try:
         yield
     finally:
-        use_reference(previous)
+        use(previous)
 
 
-def _check_conv_algorithm(name, source):
+def _check_choice(name, choices, source):
+    """`name` normalized (stripped, lower case) if it is one of `choices`, else ValueError."""
     value = name.strip().lower() if isinstance(name, str) else name
-    if value not in CONV_ALGORITHMS:
-        raise ValueError(f"{source}: expected one of {CONV_ALGORITHMS}, got {name!r}")
+    if value not in choices:
+        raise ValueError(f"{source}: expected one of {choices}, got {name!r}")
     return value
 
 
-_conv_algorithm = _check_conv_algorithm(os.environ.get(_CONV_ENV_VAR, "") or "auto",
-                                        _CONV_ENV_VAR)
+_conv_algorithm = _check_choice(os.environ.get(_CONV_ENV_VAR, "") or "auto", CONV_ALGORITHMS,
+                                _CONV_ENV_VAR)
 
 
 def use_conv_algorithm(name: str) -> None:
     """How conv2d computes on the CPU: "auto", "im2col" or "winograd" (see the module doc)."""
     global _conv_algorithm
-    _conv_algorithm = _check_conv_algorithm(name, "use_conv_algorithm")
+    _conv_algorithm = _check_choice(name, CONV_ALGORITHMS, "use_conv_algorithm")
 
 
 def conv_algorithm() -> str:
     return _conv_algorithm
 
 
-@contextlib.contextmanager
 def conv_algorithm_mode(name: str):
     """Run the block with conv2d's algorithm set to `name`, then restore the old one."""
-    previous = _conv_algorithm
-    use_conv_algorithm(name)
-    try:
-        yield
-    finally:
-        use_conv_algorithm(previous)
+    return _switched(conv_algorithm, use_conv_algorithm, name)
 
 
 _LAUNCHER_ENV_VAR = "GPUGRAD_CUDA_LAUNCHER"
 CUDA_LAUNCHERS = ("cupy", "numba")
 
 
-def _check_cuda_launcher(name, source):
-    value = name.strip().lower() if isinstance(name, str) else name
-    if value not in CUDA_LAUNCHERS:
-        raise ValueError(f"{source}: expected one of {CUDA_LAUNCHERS}, got {name!r}")
-    return value
-
-
-_cuda_launcher = _check_cuda_launcher(os.environ.get(_LAUNCHER_ENV_VAR, "") or "cupy",
-                                      _LAUNCHER_ENV_VAR)
+_cuda_launcher = _check_choice(os.environ.get(_LAUNCHER_ENV_VAR, "") or "cupy", CUDA_LAUNCHERS,
+                               _LAUNCHER_ENV_VAR)
 
 
 def use_cuda_launcher(name: str) -> None:
     """How CUDA kernels are launched: "cupy" or "numba" (see the module doc)."""
     global _cuda_launcher
-    _cuda_launcher = _check_cuda_launcher(name, "use_cuda_launcher")
+    _cuda_launcher = _check_choice(name, CUDA_LAUNCHERS, "use_cuda_launcher")
 
 
 def cuda_launcher() -> str:
     return _cuda_launcher
 
 
-@contextlib.contextmanager
 def cuda_launcher_mode(name: str):
     """Run the block with CUDA kernels launched by `name`, then restore the old launcher."""
-    previous = _cuda_launcher
-    use_cuda_launcher(name)
-    try:
-        yield
-    finally:
-        use_cuda_launcher(previous)
+    return _switched(cuda_launcher, use_cuda_launcher, name)

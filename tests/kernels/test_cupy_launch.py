@@ -175,3 +175,33 @@ def test_built_launcher_is_cached_per_argument_types(fake_gpu, monkeypatch):
     assert len(built) == 2
     strided = np.zeros((4, 4), np.float32)[:, ::2]
     assert _launch._cupy_launcher(kernel, (strided,), 0, fake_gpu) is None
+
+
+def test_launcher_switch_restores_and_rejects_unknown_names():
+    import gpugrad.kernels as K
+
+    assert K.cuda_launcher() == "cupy"  # the default
+    with K.cuda_launcher_mode(" Numba "):
+        assert K.cuda_launcher() == "numba"
+        with pytest.raises(RuntimeError), K.cuda_launcher_mode("cupy"):
+            assert K.cuda_launcher() == "cupy"
+            raise RuntimeError("leave the block")
+        assert K.cuda_launcher() == "numba"
+    assert K.cuda_launcher() == "cupy"
+    with pytest.raises(ValueError, match=r"use_cuda_launcher: expected one of .*'numba'.*'fast'"):
+        K.use_cuda_launcher("fast")
+    assert K.cuda_launcher() == "cupy"
+
+
+def test_launcher_env_var_is_read_at_import():
+    import os
+    import subprocess
+    import sys
+
+    code = "import gpugrad.kernels as K; print(K.cuda_launcher())"
+    env = dict(os.environ, GPUGRAD_CUDA_LAUNCHER="numba")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "numba", out.stderr
+    env["GPUGRAD_CUDA_LAUNCHER"] = "fast"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode != 0 and "GPUGRAD_CUDA_LAUNCHER: expected one of" in out.stderr

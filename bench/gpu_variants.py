@@ -27,6 +27,7 @@ import numpy as np
 from numba import cuda
 
 from gpugrad.bench import common
+from gpugrad.bench.kernels import SIZES, cross_entropy_kernel_args, cross_entropy_kernel_launches
 
 from gpugrad.kernels.loss_cuda import (
     UNROLL,
@@ -147,27 +148,6 @@ def _simulated() -> bool:
     return backend.uses_simulated_cuda()
 
 
-def prepared(xp, logits, target, weight=None, ignore_index=-100, label_smoothing=0.0,
-             reduction="mean"):
-    """Kernel arguments and output buffers as gpugrad's dispatchers build them."""
-    from gpugrad import kernels as K
-    from gpugrad.kernels import loss as L
-
-    n, c = logits.shape
-    dtype = logits.dtype
-    args = L._kernel_args(xp, logits, target, weight, ignore_index, label_smoothing)
-    _, lse, tw = K.softmax_cross_entropy_forward(
-        logits, target, weight, ignore_index, label_smoothing, reduction, device=_device(xp))
-    lse_hi = lse.astype(dtype)
-    lse_lo = (lse - lse_hi).astype(dtype)
-    scale = xp.reshape((xp.asarray(1.0, dtype) / tw.astype(dtype)), (1,))
-    return args, lse_hi, lse_lo, xp.ascontiguousarray(scale)
-
-
-def _device(xp) -> str:
-    return "cpu" if xp is np and not _simulated() else "cuda"
-
-
 def check(xp, n, c, rng, weighted=False, label_smoothing=0.0, dtype=np.float32) -> None:
     """Both candidates against gpugrad's references on one random problem (raises if off)."""
     from gpugrad import kernels as K
@@ -178,19 +158,21 @@ def check(xp, n, c, rng, weighted=False, label_smoothing=0.0, dtype=np.float32) 
     weight_h = rng.uniform(0.5, 2.0, c).astype(dtype) if weighted else None
     logits, target = xp.asarray(logits_h), xp.asarray(target_h)
     weight = None if weight_h is None else xp.asarray(weight_h)
-    args, lse_hi, lse_lo, scale = prepared(xp, logits, target, weight,
-                                           label_smoothing=label_smoothing)
+    _, lse, tw = K.softmax_cross_entropy_forward(
+        logits, target, weight, label_smoothing=label_smoothing, device="cuda")
+    args, extras = cross_entropy_kernel_args(xp, logits, target, lse, tw, weight,
+                                             label_smoothing=label_smoothing)
     outs = [xp.full(n, np.nan, dtype) for _ in range(4)]
     launch_rows(ce_forward_warp_rows, n, "cuda", *args, *outs)
     ref_loss, ref_lse, ref_tw = K.softmax_cross_entropy_forward_reference(
         logits_h, target_h, weight_h, -100, label_smoothing, "none")
-    row_max, row_log_sum, row_loss, row_weight = (np.asarray(_host(o)) for o in outs)
+    got_max, got_log_sum, got_loss, got_weight = (np.asarray(_host(o)) for o in outs)
     tol = dict(rtol=2e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(row_max.astype(np.float64) + row_log_sum, ref_lse, **tol)
-    np.testing.assert_allclose(row_loss, ref_loss, **tol)
+    np.testing.assert_allclose(got_max.astype(np.float64) + got_log_sum, ref_lse, **tol)
+    np.testing.assert_allclose(got_loss, ref_loss, **tol)
     gx = xp.full((n, c), np.nan, dtype)
-    launch_rows(ce_backward_warp_rows, n, "cuda", *args, lse_hi, lse_lo, scale, gx)
-    np.testing.assert_allclose(row_weight.sum(), ref_tw, **tol)
+    launch_rows(ce_backward_warp_rows, n, "cuda", *args, *extras, gx)
+    np.testing.assert_allclose(got_weight.sum(), ref_tw, **tol)
     ref_g = K.softmax_cross_entropy_backward_reference(
         logits_h, target_h, ref_lse, np.asarray(1.0, dtype), weight_h, -100, label_smoothing,
         "mean", np.asarray(ref_tw, dtype))
@@ -211,7 +193,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from gpugrad import backend
-    from gpugrad.bench.kernels import SIZES, _cross_entropy_kernel_launches
+    from gpugrad import kernels as K
 
     if not backend.cuda_is_available() or _simulated():
         print("gpu_variants: needs a real CUDA GPU", file=sys.stderr)
@@ -226,20 +208,18 @@ def main(argv=None) -> int:
     n, c = SIZES["cross_entropy"]["large"]
     logits = cp.asarray((rng.standard_normal((n, c)) * 3).astype(np.float32))
     target = cp.asarray(rng.integers(0, c, n))
-    kargs, lse_hi, lse_lo, scale = prepared(cp, logits, target)
+    _, lse, tw = K.softmax_cross_entropy_forward(logits, target, device="cuda")
+    kargs, extras = cross_entropy_kernel_args(cp, logits, target, lse, tw)
+    shipped_fwd, shipped_bwd = cross_entropy_kernel_launches(cp, "cuda", kargs, extras)
     outs = [cp.empty(n, np.float32) for _ in range(4)]
     gx = cp.empty((n, c), np.float32)
-    from gpugrad import kernels as K
-
-    _, lse, _ = K.softmax_cross_entropy_forward(logits, target, device="cuda")
-    shipped_fwd, shipped_bwd = _cross_entropy_kernel_launches(cp, "cuda", logits, target, lse)
     fns = {
         "forward, shipped (block per row)": shipped_fwd,
         "forward, warp per row": lambda: launch_rows(ce_forward_warp_rows, n, "cuda",
                                                      *kargs, *outs),
         "backward, shipped (block per row)": shipped_bwd,
         "backward, warp per row": lambda: launch_rows(ce_backward_warp_rows, n, "cuda",
-                                                      *kargs, lse_hi, lse_lo, scale, gx),
+                                                      *kargs, *extras, gx),
     }
     copy = cp.empty_like(logits)
     fns["copy (the bar)"] = lambda: cp.copyto(copy, logits)

@@ -163,7 +163,8 @@ def cross_entropy_cases(s: Setup) -> list:
 
     # The compiled kernels alone, without the dispatcher's checks, label test and reductions
     # around them: the gap between these rows and the ones above is the per-call overhead.
-    launch_fwd, launch_bwd = _cross_entropy_kernel_launches(xp, device, logits, target, lse)
+    launch_fwd, launch_bwd = cross_entropy_kernel_launches(
+        xp, device, *cross_entropy_kernel_args(xp, logits, target, lse, tw))
 
     def composition_fwd_bwd(xp_, logits_, target_):
         _, log_probs_ = ce_forward_composition(xp_, logits_, target_)
@@ -188,54 +189,60 @@ def cross_entropy_cases(s: Setup) -> list:
     shape = f"N={n} C={c}"
     fwd_bytes = n * c * ITEM + 2 * n * 8  # logits in; int64 targets in, float64 lse out
     bwd_bytes = 2 * n * c * ITEM + 2 * n * 8  # logits in, dlogits out; targets, lse in
+    # What each of gpugrad's rows is paired against: NumPy, CuPy and PyTorch doing the same.
+    fwd_baselines = (
+        lambda: ce_forward_composition(np, logits_h, target_h),
+        lambda: ce_forward_composition(xp, logits, target),
+        torch_fwd,
+    )
+    bwd_baselines = (
+        lambda: ce_backward_composition(np, log_probs_h, target_h),
+        lambda: ce_backward_composition(xp, log_probs, target),
+        torch_bwd,
+    )
+    both = fwd_bytes + bwd_bytes
     return [
-        Case("cross_entropy", "forward", s.scale, shape, fwd_bytes, s.contenders(
-            ours_fwd,
-            lambda: ce_forward_composition(np, logits_h, target_h),
-            lambda: ce_forward_composition(xp, logits, target),
-            torch_fwd,
-        )),
-        Case("cross_entropy", "backward", s.scale, shape, bwd_bytes, s.contenders(
-            ours_bwd,
-            lambda: ce_backward_composition(np, log_probs_h, target_h),
-            lambda: ce_backward_composition(xp, log_probs, target),
-            torch_bwd,
-        )),
-        Case("cross_entropy", "forward+backward", s.scale, shape, fwd_bytes + bwd_bytes, s.contenders(  # noqa: E501
+        Case("cross_entropy", "forward", s.scale, shape, fwd_bytes,
+             s.contenders(ours_fwd, *fwd_baselines)),
+        Case("cross_entropy", "backward", s.scale, shape, bwd_bytes,
+             s.contenders(ours_bwd, *bwd_baselines)),
+        Case("cross_entropy", "forward+backward", s.scale, shape, both, s.contenders(
             ours_fwd_bwd,
             lambda: composition_fwd_bwd(np, logits_h, target_h),
             lambda: composition_fwd_bwd(xp, logits, target),
             torch_fwd_bwd,
         )),
-        Case("cross_entropy", "forward, kernel only", s.scale, shape, fwd_bytes, s.contenders(
-            launch_fwd,
-            lambda: ce_forward_composition(np, logits_h, target_h),
-            lambda: ce_forward_composition(xp, logits, target),
-            torch_fwd,
-        )),
-        Case("cross_entropy", "backward, kernel only", s.scale, shape, bwd_bytes, s.contenders(
-            launch_bwd,
-            lambda: ce_backward_composition(np, log_probs_h, target_h),
-            lambda: ce_backward_composition(xp, log_probs, target),
-            torch_bwd,
-        )),
+        Case("cross_entropy", "forward, kernel only", s.scale, shape, fwd_bytes,
+             s.contenders(launch_fwd, *fwd_baselines)),
+        Case("cross_entropy", "backward, kernel only", s.scale, shape, bwd_bytes,
+             s.contenders(launch_bwd, *bwd_baselines)),
     ]  # fmt: skip
 
 
-def _cross_entropy_kernel_launches(xp, device, logits, target, lse):
-    """(forward, backward): gpugrad's two cross-entropy kernels launched on prepared arguments
-    (mean reduction, no weight, no smoothing), as the dispatchers launch them."""
+def cross_entropy_kernel_args(xp, logits, target, lse, total_weight, weight=None,
+                              ignore_index=-100, label_smoothing=0.0):
+    """(forward arguments, backward extras) for gpugrad's two cross-entropy kernels, built by
+    the dispatchers' own helpers from the forward's `lse` and `total_weight`, for the 'mean'
+    reduction and an incoming gradient of 1."""
+    from gpugrad.kernels import loss as L
+
+    args = L._kernel_args(xp, logits, target, weight, ignore_index, label_smoothing)
+    gloss = xp.asarray(np.asarray(1.0, logits.dtype))
+    extras = L._backward_kernel_args(xp, lse, gloss, "mean", total_weight, logits.dtype)
+    return args, extras
+
+
+def cross_entropy_kernel_launches(xp, device, args, extras):
+    """(forward, backward): gpugrad's two cross-entropy kernels alone, launched as the
+    dispatchers launch them on arguments from cross_entropy_kernel_args."""
     from gpugrad.kernels import _launch
     from gpugrad.kernels import loss as L
 
+    logits = args[0]
     n, c = logits.shape
-    args = L._kernel_args(xp, logits, target, None, -100, 0.0)
-    outs = tuple(xp.empty(n, DTYPE) for _ in range(4))
-    lse64 = lse.astype(np.float64)
-    lse_hi = lse64.astype(DTYPE)
-    lse_lo = (lse64 - lse_hi).astype(DTYPE)
-    scale = xp.full(1, 1.0 / n, DTYPE)
-    gx = xp.empty((n, c), DTYPE)
+    outs = tuple(xp.empty(n, logits.dtype) for _ in range(4))
+    lse_hi, lse_lo, scale = extras
+    gx = xp.empty((n, c), logits.dtype)
     if device == "cuda":
         from gpugrad.kernels import loss_cuda
 

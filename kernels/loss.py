@@ -321,17 +321,9 @@ def softmax_cross_entropy_backward(
         )  # fmt: skip
     xp = backend.array_module(logits)
     args = _kernel_args(xp, logits, target, weight, ignore_index, label_smoothing)
-    dtype = logits.dtype
-    lse = lse.astype(np.float64, copy=False)
-    lse_hi = lse.astype(dtype)
-    lse_lo = (lse - lse_hi).astype(dtype)
-    if reduction == "mean":
-        with np.errstate(invalid="ignore", divide="ignore"):
-            scale = gloss.astype(dtype) / total_weight.astype(dtype)
-    else:
-        scale = gloss.astype(dtype)
-    scale = xp.ascontiguousarray(xp.reshape(scale, (-1,)))
-    gx = backend.empty((n, c), dtype, like=logits)
+    lse_hi, lse_lo, scale = _backward_kernel_args(xp, lse, gloss, reduction, total_weight,
+                                                  logits.dtype)
+    gx = backend.empty((n, c), logits.dtype, like=logits)
     if path == CUDA:
         from gpugrad.kernels import loss_cuda
 
@@ -391,6 +383,21 @@ def _kernel_args(xp, logits, target, weight, ignore_index, label_smoothing):
     eps = float(label_smoothing)
     on_target, off_target = dt(1.0 - eps), dt(eps / c)
     return logits, target, weight, weight_sum, np.int64(ignore_index), on_target, off_target
+
+
+def _backward_kernel_args(xp, lse, gloss, reduction, total_weight, dtype):
+    """(lse_hi, lse_lo, scale), what the backward kernels take beside _kernel_args: the float64
+    log-sum-exp split into two `dtype` parts (hi + lo), and the incoming gradient over the total
+    weight for 'mean', per row for 'none'."""
+    lse = lse.astype(np.float64, copy=False)
+    lse_hi = lse.astype(dtype)
+    lse_lo = (lse - lse_hi).astype(dtype)
+    if reduction == "mean":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scale = gloss.astype(dtype) / total_weight.astype(dtype)
+    else:
+        scale = gloss.astype(dtype)
+    return lse_hi, lse_lo, xp.ascontiguousarray(xp.reshape(scale, (-1,)))
 
 
 def _sum_0d(a):

@@ -26,9 +26,10 @@ import sys
 import numpy as np
 from numba import cuda
 
+from gpugrad import backend
 from gpugrad.bench import common
 from gpugrad.bench.kernels import SIZES, cross_entropy_kernel_args, cross_entropy_kernel_launches
-
+from gpugrad.kernels import _launch
 from gpugrad.kernels.loss_cuda import (
     UNROLL,
     WARP,
@@ -134,18 +135,12 @@ def ce_backward_warp_rows(
 
 def launch_rows(kernel, n_rows, device, *args):
     """A 256-thread block per ROWS_PER_BLOCK rows, through gpugrad's own launch path."""
-    from gpugrad.kernels import _launch
 
     threads = WARP * ROWS_PER_BLOCK
-    max_blocks = _launch.SIMULATOR_MAX_BLOCKS if _simulated() else _launch.MAX_BLOCKS
+    simulated = backend.uses_simulated_cuda()
+    max_blocks = _launch.SIMULATOR_MAX_BLOCKS if simulated else _launch.MAX_BLOCKS
     blocks = min(-(-n_rows // ROWS_PER_BLOCK), max_blocks)
     _launch._launch(kernel, blocks, threads, device, args)
-
-
-def _simulated() -> bool:
-    from gpugrad import backend
-
-    return backend.uses_simulated_cuda()
 
 
 def check(xp, n, c, rng, weighted=False, label_smoothing=0.0, dtype=np.float32) -> None:
@@ -166,7 +161,7 @@ def check(xp, n, c, rng, weighted=False, label_smoothing=0.0, dtype=np.float32) 
     launch_rows(ce_forward_warp_rows, n, "cuda", *args, *outs)
     ref_loss, ref_lse, ref_tw = K.softmax_cross_entropy_forward_reference(
         logits_h, target_h, weight_h, -100, label_smoothing, "none")
-    got_max, got_log_sum, got_loss, got_weight = (np.asarray(_host(o)) for o in outs)
+    got_max, got_log_sum, got_loss, got_weight = (backend.to_numpy(o) for o in outs)
     tol = dict(rtol=2e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(got_max.astype(np.float64) + got_log_sum, ref_lse, **tol)
     np.testing.assert_allclose(got_loss, ref_loss, **tol)
@@ -176,13 +171,7 @@ def check(xp, n, c, rng, weighted=False, label_smoothing=0.0, dtype=np.float32) 
     ref_g = K.softmax_cross_entropy_backward_reference(
         logits_h, target_h, ref_lse, np.asarray(1.0, dtype), weight_h, -100, label_smoothing,
         "mean", np.asarray(ref_tw, dtype))
-    np.testing.assert_allclose(_host(gx), ref_g, **tol)
-
-
-def _host(a):
-    from gpugrad import backend
-
-    return backend.to_numpy(a)
+    np.testing.assert_allclose(backend.to_numpy(gx), ref_g, **tol)
 
 
 def main(argv=None) -> int:
@@ -192,10 +181,9 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None, help="results folder (default bench/results)")
     args = parser.parse_args(argv)
 
-    from gpugrad import backend
     from gpugrad import kernels as K
 
-    if not backend.cuda_is_available() or _simulated():
+    if not backend.cuda_is_available() or backend.uses_simulated_cuda():
         print("gpu_variants: needs a real CUDA GPU", file=sys.stderr)
         return 2
     cp = backend.cupy_module()
@@ -240,8 +228,6 @@ def main(argv=None) -> int:
 def _time(fns, nbytes, bar, rounds, shape=""):
     """Paired rounds of `fns` (5 calls a sample); each row's GB/s as % of the `bar` entry's.
     `nbytes` maps the first word of a name (before any comma or space) to the bytes it moves."""
-    from gpugrad import backend
-
     samples = common.paired_rounds(fns, rounds, number=5, warmup=3, sync=backend.synchronize)
 
     def moved(name):

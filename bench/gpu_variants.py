@@ -31,6 +31,7 @@ from gpugrad.bench import common
 from gpugrad.bench.kernels import SIZES, cross_entropy_kernel_args, cross_entropy_kernel_launches
 from gpugrad.kernels import _launch
 from gpugrad.kernels.loss_cuda import (
+    FULL_MASK,
     UNROLL,
     WARP,
     dlogit,
@@ -133,6 +134,266 @@ def ce_backward_warp_rows(
             j += UNROLL * WARP
 
 
+@cuda.jit(device=True, inline=True)
+def rescaled(s, m_old, m_new):
+    """A sum of exp(x - m_old) as a sum of exp(x - m_new), m_new >= m_old. Equal maxes (both
+    -inf too) leave it as it is: exp(-inf - -inf) would be NaN."""
+    return s if m_old == m_new else s * math.exp(m_old - m_new)
+
+
+@cuda.jit(device=True, inline=True)
+def row_online(logits, i, j, stride, m, s):
+    """One pass over logits[i, j::stride]: the running max `m` and the sum `s` of exp(x - m),
+    rescaled when the max rises (online softmax: the row is read once, not twice). Eight loads
+    in flight a trip. A chunk whose max is -inf adds exp(x - 0): 0 for -inf, NaN for NaN."""
+    n_cls = logits.shape[1]
+    zero = logits.dtype.type(0)
+    neg_inf = logits.dtype.type(-math.inf)
+    while j + 7 * stride < n_cls:
+        a = logits[i, j]
+        b = logits[i, j + stride]
+        c = logits[i, j + 2 * stride]
+        d = logits[i, j + 3 * stride]
+        e = logits[i, j + 4 * stride]
+        f = logits[i, j + 5 * stride]
+        g = logits[i, j + 6 * stride]
+        h = logits[i, j + 7 * stride]
+        top = m
+        top = a if a > top else top
+        top = b if b > top else top
+        top = c if c > top else top
+        top = d if d > top else top
+        top = e if e > top else top
+        top = f if f > top else top
+        top = g if g > top else top
+        top = h if h > top else top
+        shift = top if top != neg_inf else zero
+        s = rescaled(s, m, top) + (
+            ((math.exp(a - shift) + math.exp(b - shift)) + (math.exp(c - shift) + math.exp(d - shift)))
+            + ((math.exp(e - shift) + math.exp(f - shift)) + (math.exp(g - shift) + math.exp(h - shift))))
+        m = top
+        j += 8 * stride
+    while j < n_cls:
+        v = logits[i, j]
+        top = v if v > m else m
+        shift = top if top != neg_inf else zero
+        s = rescaled(s, m, top) + math.exp(v - shift)
+        m = top
+        j += stride
+    return m, s
+
+
+@cuda.jit(device=True, inline=True)
+def warp_online(m, s):
+    """Butterfly over the warp for (max, sum of exp(x - max)) pairs: every lane ends with the
+    warp's pair (a + b == b + a, so partners agree bit for bit)."""
+    offset = WARP // 2
+    while offset > 0:
+        m_o = cuda.shfl_xor_sync(FULL_MASK, m, offset)
+        s_o = cuda.shfl_xor_sync(FULL_MASK, s, offset)
+        top = m_o if m_o > m else m
+        s = rescaled(s, m, top) + rescaled(s_o, m_o, top)
+        m = top
+        offset //= 2
+    return m, s
+
+
+@cuda.jit
+def ce_forward_warp_online(
+    logits, target, weight, weight_sum, ignore_index, on_target, off_target,
+    row_max_out, row_log_sum, row_loss_out, row_weight,
+):  # fmt: skip
+    """A warp per row reading the row once (online max and sum of exps), eight loads in flight;
+    with label smoothing the gap needs the final max, so it reads the row twice as the shipped
+    kernel does."""
+    n_rows = logits.shape[0]
+    zero = logits.dtype.type(0)
+    neg_inf = logits.dtype.type(-math.inf)
+    smoothing = off_target != zero
+    lane = cuda.threadIdx.x % WARP
+    warps = cuda.blockDim.x // WARP
+    for first in range(cuda.blockIdx.x * warps, n_rows, cuda.gridDim.x * warps):
+        i = first + cuda.threadIdx.x // WARP
+        active = i < n_rows
+        t = ignore_index
+        w_t = zero
+        x_t = zero
+        if active:
+            t = target[i]
+            if lane == 0 and t != ignore_index:
+                w_t = weight[t]
+                x_t = logits[i, t]
+        m = neg_inf
+        s = zero
+        gap = zero
+        if smoothing:
+            if active:
+                m = row_max(logits, i, lane, WARP, m)
+            m = warp_max(m)
+            if active:
+                s, gap = row_exp_sums(logits, weight, smoothing, i, lane, WARP, m)
+            s = warp_sum(s)
+            gap = warp_sum(gap)
+        else:
+            if active:
+                m, s = row_online(logits, i, lane, WARP, m, s)
+            m, s = warp_online(m, s)
+        if active and lane == 0:
+            # A row of -inf only: NaN, as the two-pass kernel and the reference give.
+            log_s = math.log(s) if m != neg_inf else logits.dtype.type(math.nan)
+            row_max_out[i] = m
+            row_log_sum[i] = log_s
+            if t == ignore_index:
+                row_loss_out[i] = zero
+                row_weight[i] = zero
+            else:
+                row_loss_out[i] = row_loss(m, log_s, gap, x_t, w_t, on_target, off_target,
+                                           weight_sum, smoothing)
+                row_weight[i] = w_t
+
+
+@cuda.jit
+def ce_backward_warp_loads_first(
+    logits, target, weight, weight_sum, ignore_index, on_target, off_target,
+    lse_hi, lse_lo, scale, gx,
+):  # fmt: skip
+    """A warp per row; each lane loads its eight logits before the row's label decides
+    anything, so the logits' latency overlaps the label's (the label, its weight and the row's
+    lse are dependent loads)."""
+    n_rows, n_cls = logits.shape
+    zero = logits.dtype.type(0)
+    per_row = scale.shape[0] > 1
+    smoothing = off_target != zero
+    lane = cuda.threadIdx.x % WARP
+    warps = cuda.blockDim.x // WARP
+    for i in range(cuda.blockIdx.x * warps + cuda.threadIdx.x // WARP, n_rows,
+                   cuda.gridDim.x * warps):
+        t = target[i]
+        hi = lse_hi[i]
+        lo = lse_lo[i]
+        sc = scale[i] if per_row else scale[0]
+        ignored = t == ignore_index
+        on_wt = zero if ignored else on_target * weight[t]
+        coef = on_wt + off_target * weight_sum[0]
+        j = lane
+        while j < n_cls:
+            x0 = logits[i, j]
+            x1 = logits[i, j + WARP] if j + WARP < n_cls else zero
+            x2 = logits[i, j + 2 * WARP] if j + 2 * WARP < n_cls else zero
+            x3 = logits[i, j + 3 * WARP] if j + 3 * WARP < n_cls else zero
+            x4 = logits[i, j + 4 * WARP] if j + 4 * WARP < n_cls else zero
+            x5 = logits[i, j + 5 * WARP] if j + 5 * WARP < n_cls else zero
+            x6 = logits[i, j + 6 * WARP] if j + 6 * WARP < n_cls else zero
+            x7 = logits[i, j + 7 * WARP] if j + 7 * WARP < n_cls else zero
+            for u in range(8):
+                k = j + u * WARP
+                if k < n_cls:
+                    x = x0
+                    if u == 1:
+                        x = x1
+                    elif u == 2:
+                        x = x2
+                    elif u == 3:
+                        x = x3
+                    elif u == 4:
+                        x = x4
+                    elif u == 5:
+                        x = x5
+                    elif u == 6:
+                        x = x6
+                    elif u == 7:
+                        x = x7
+                    g = zero
+                    if not ignored:
+                        g = dlogit(x, k, t, hi, lo, coef, on_wt, off_target, weight, smoothing,
+                                   sc)
+                    gx[i, k] = g
+            j += 8 * WARP
+
+
+@cuda.jit(device=True, inline=True)
+def divmod_by(i, d, inv_d):
+    """(i // d, i % d) for 0 <= i < 2**52 and d > 0, given inv_d = 1.0 / d: a float64 multiply
+    and one correction step instead of a 64-bit integer division (emulated in software)."""
+    q = int(i * inv_d)
+    r = i - q * d
+    if r < 0:
+        q -= 1
+        r += d
+    elif r >= d:
+        q += 1
+        r -= d
+    return q, r
+
+
+@cuda.jit
+def im2col_float_divisions(x, n_img, n_ch, h, w, kh, kw, sy, sx, ph, pw, dy, dx, pad_value,
+                           out_h, out_w, inv_out_h, inv_out_w, channel_major, cols):
+    """The shipped im2col kernel with its integer divisions done by divmod_by."""
+    plane = out_h * out_w
+    tap_stride = n_img * plane if channel_major else plane
+    start = cuda.grid(1)
+    step = cuda.gridsize(1)
+    for i in range(start, n_img * n_ch * plane, step):
+        rest, ox = divmod_by(i, out_w, inv_out_w)
+        image, oy = divmod_by(rest, out_h, inv_out_h)
+        if channel_major:
+            c = image % n_ch
+            n = image // n_ch
+            out = c * kh * kw * tap_stride + n * plane + oy * out_w + ox
+        else:
+            out = image * kh * kw * plane + oy * out_w + ox
+        src = image * h * w
+        y0 = oy * sy - ph
+        x0 = ox * sx - pw
+        for ky in range(kh):
+            iy = y0 + ky * dy
+            row_inside = 0 <= iy < h
+            row = src + iy * w
+            kx = 0
+            while kx + 2 < kw:
+                ix = x0 + kx * dx
+                a = pad_value
+                b = pad_value
+                c3 = pad_value
+                if row_inside:
+                    if 0 <= ix < w:
+                        a = x[row + ix]
+                    if 0 <= ix + dx < w:
+                        b = x[row + ix + dx]
+                    if 0 <= ix + 2 * dx < w:
+                        c3 = x[row + ix + 2 * dx]
+                cols[out] = a
+                cols[out + tap_stride] = b
+                cols[out + 2 * tap_stride] = c3
+                out += 3 * tap_stride
+                kx += 3
+            while kx < kw:
+                ix = x0 + kx * dx
+                v = pad_value
+                if row_inside and 0 <= ix < w:
+                    v = x[row + ix]
+                cols[out] = v
+                out += tap_stride
+                kx += 1
+
+
+def im2col_float_divisions_launch(x, kh, kw, sy, sx, ph, pw, dy, dx, pad_value, channel_major,
+                                  cols, device):
+    """Same arguments as kernels.conv_cuda.im2col."""
+    n_img, n_ch, h, w = x.shape
+    out_h, out_w = cols.shape[4], cols.shape[5]
+    _launch.launch_elementwise(
+        im2col_float_divisions, n_img * n_ch * out_h * out_w, device,
+        x.reshape(-1), n_img, n_ch, h, w, kh, kw, sy, sx, ph, pw, dy, dx, pad_value, out_h,
+        out_w, 1.0 / out_h, 1.0 / out_w, channel_major, cols.reshape(-1),
+    )  # fmt: skip
+
+
+FORWARD_CANDIDATES = (ce_forward_warp_rows, ce_forward_warp_online)
+BACKWARD_CANDIDATES = (ce_backward_warp_rows, ce_backward_warp_loads_first)
+
+
 def launch_rows(kernel, n_rows, device, *args):
     """A 256-thread block per ROWS_PER_BLOCK rows, through gpugrad's own launch path."""
 
@@ -157,21 +418,37 @@ def check(xp, n, c, rng, weighted=False, label_smoothing=0.0, dtype=np.float32) 
         logits, target, weight, label_smoothing=label_smoothing, device="cuda")
     args, extras = cross_entropy_kernel_args(xp, logits, target, lse, tw, weight,
                                              label_smoothing=label_smoothing)
-    outs = [xp.full(n, np.nan, dtype) for _ in range(4)]
-    launch_rows(ce_forward_warp_rows, n, "cuda", *args, *outs)
     ref_loss, ref_lse, ref_tw = K.softmax_cross_entropy_forward_reference(
         logits_h, target_h, weight_h, -100, label_smoothing, "none")
-    got_max, got_log_sum, got_loss, got_weight = (backend.to_numpy(o) for o in outs)
     tol = dict(rtol=2e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(got_max.astype(np.float64) + got_log_sum, ref_lse, **tol)
-    np.testing.assert_allclose(got_loss, ref_loss, **tol)
-    gx = xp.full((n, c), np.nan, dtype)
-    launch_rows(ce_backward_warp_rows, n, "cuda", *args, *extras, gx)
-    np.testing.assert_allclose(got_weight.sum(), ref_tw, **tol)
+    for kernel in FORWARD_CANDIDATES:
+        outs = [xp.full(n, np.nan, dtype) for _ in range(4)]
+        launch_rows(kernel, n, "cuda", *args, *outs)
+        got_max, got_log_sum, got_loss, got_weight = (backend.to_numpy(o) for o in outs)
+        np.testing.assert_allclose(got_max.astype(np.float64) + got_log_sum, ref_lse, **tol)
+        np.testing.assert_allclose(got_loss, ref_loss, **tol)
+        np.testing.assert_allclose(got_weight.sum(), ref_tw, **tol)
     ref_g = K.softmax_cross_entropy_backward_reference(
         logits_h, target_h, ref_lse, np.asarray(1.0, dtype), weight_h, -100, label_smoothing,
         "mean", np.asarray(ref_tw, dtype))
-    np.testing.assert_allclose(backend.to_numpy(gx), ref_g, **tol)
+    for kernel in BACKWARD_CANDIDATES:
+        gx = xp.full((n, c), np.nan, dtype)
+        launch_rows(kernel, n, "cuda", *args, *extras, gx)
+        np.testing.assert_allclose(backend.to_numpy(gx), ref_g, **tol)
+
+
+def check_im2col(xp, rng, n, c, h, w, kh, kw, stride, pad, dil, channel_major) -> None:
+    """The float-division im2col against gpugrad's reference (raises if off)."""
+    from gpugrad.kernels import conv
+
+    x_h = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    layout = "channel" if channel_major else "batch"
+    ref = conv.im2col_reference(x_h, (kh, kw), (stride, stride), (pad, pad), (dil, dil),
+                                layout=layout)
+    cols = xp.full(ref.shape, np.nan, np.float32)
+    im2col_float_divisions_launch(xp.asarray(x_h), kh, kw, stride, stride, pad, pad, dil, dil,
+                                  np.float32(0), channel_major, cols, "cuda")
+    np.testing.assert_array_equal(backend.to_numpy(cols), ref)
 
 
 def main(argv=None) -> int:
@@ -191,6 +468,9 @@ def main(argv=None) -> int:
     for n, c, weighted, eps in [(257, 1000, False, 0.0), (300, 10, True, 0.1),
                                 (33, 5000, True, 0.0), (4096, 1000, False, 0.2)]:
         check(cp, n, c, rng, weighted, eps)
+    for geometry in [(2, 3, 9, 11, 3, 3, 1, 1, 1, False), (2, 3, 9, 11, 3, 3, 2, 1, 2, True),
+                     (3, 2, 13, 7, 5, 2, 1, 2, 1, False)]:
+        check_im2col(cp, rng, *geometry)
     print("candidates match the references")
 
     n, c = SIZES["cross_entropy"]["large"]
@@ -208,6 +488,10 @@ def main(argv=None) -> int:
         "backward, shipped (block per row)": shipped_bwd,
         "backward, warp per row": lambda: launch_rows(ce_backward_warp_rows, n, "cuda",
                                                       *kargs, *extras, gx),
+        "forward, warp per row, online, 8 loads": lambda: launch_rows(
+            ce_forward_warp_online, n, "cuda", *kargs, *outs),
+        "backward, warp per row, loads first, 8 loads": lambda: launch_rows(
+            ce_backward_warp_loads_first, n, "cuda", *kargs, *extras, gx),
     }
     copy = cp.empty_like(logits)
     fns["copy (the bar)"] = lambda: cp.copyto(copy, logits)
@@ -215,14 +499,40 @@ def main(argv=None) -> int:
               "copy": 2 * n * c * 4}
     rows = _time(fns, nbytes, "copy (the bar)", args.rounds, f"N={n} C={c}")
     rows += _time_im2col(cp, rng, SIZES["conv"]["large"], args.rounds)
+    registers = kernel_registers()
+    for name, info in registers.items():
+        print(f"{name}: {info}")
     report = {"benchmark": "gpu variants", "rounds": args.rounds,
-              "machine": common.machine_info(gpu=common.gpu_info()), "results": rows}
+              "machine": common.machine_info(gpu=common.gpu_info()), "results": rows,
+              "kernel_registers": registers}
     path = common.write_json(common.results_path("gpu-variants", "cuda", args.out), report)
     print(common.format_table(["variant", "shape", "median ms", "GB/s", "% of bar"],
                               [[r["variant"], r["shape"], r["median_ms"], r["gbps"],
                                 r["pct_copy_bandwidth"]] for r in rows]))
     print(f"wrote {path}")
     return 0
+
+
+def kernel_registers() -> dict:
+    """Registers and local memory per thread of every kernel loaded for the CuPy launch path
+    (what bounds how many threads, so how many loads, an SM keeps in flight)."""
+    out = {}
+    for (kernel, argtypes, _), launcher in _launch._cupy_launchers.items():
+        fn = getattr(launcher, "_function", None)
+        if fn is None:
+            continue
+        name = f"{kernel.py_func.__name__}({argtypes[0]})"
+        info = {attr: getattr(fn, attr, None)
+                for attr in ("num_regs", "local_size_bytes", "max_threads_per_block")}
+        try:  # CuPy's driver API directly, where its Function has no such properties
+            driver = backend.cupy_module().cuda.driver
+            info["num_regs_driver"] = driver.funcGetAttribute(4, fn.ptr)  # NUM_REGS
+            info["blocks_per_sm_at_256"] = driver.occupancyMaxActiveBlocksPerMultiprocessor(
+                fn.ptr, 256, 0)
+        except Exception as exc:  # noqa: BLE001 - informative only
+            info["driver_error"] = repr(exc)
+        out[name] = info
+    return out
 
 
 def _time(fns, nbytes, bar, rounds, shape=""):
@@ -252,7 +562,13 @@ def _time_im2col(cp, rng, size, rounds):
     def launch(cols, channel_major):
         conv_cuda.im2col(x, 3, 3, 1, 1, 1, 1, 1, 1, zero, channel_major, cols, "cuda")
 
+    def launch_float(cols, channel_major):
+        im2col_float_divisions_launch(x, 3, 3, 1, 1, 1, 1, 1, 1, zero, channel_major, cols,
+                                      "cuda")
+
     fns = {
+        "im2col, batch layout, float divisions": lambda: launch_float(batch, False),
+        "im2col, channel layout, float divisions": lambda: launch_float(channel, True),
         "im2col, batch layout, kernel only": lambda: launch(batch, False),
         "im2col, channel layout, kernel only": lambda: launch(channel, True),
         "fill of the columns (the bar)": lambda: batch.fill(zero),

@@ -12,6 +12,8 @@ from gpugrad.kernels import ptx
 @pytest.mark.parametrize("kernel, n_vectors", [
     (gpu_variants.ce_forward_warp_rows, 4),
     (gpu_variants.ce_backward_warp_rows, 3),
+    (gpu_variants.ce_forward_warp_online, 4),
+    (gpu_variants.ce_backward_warp_loads_first, 3),
 ])  # fmt: skip
 def test_candidates_compile_without_float64(kernel, n_vectors):
     f = types.float32
@@ -22,6 +24,16 @@ def test_candidates_compile_without_float64(kernel, n_vectors):
     code, _ = cuda.compile_ptx(kernel.py_func, sig, cc=(9, 0))
     assert ".entry" in code
     assert not ptx.f64_instructions(code)
+
+
+def test_float_division_im2col_compiles():
+    """Its index math is float64 on purpose (divmod_by); the data stays float32."""
+    f, i = types.float32, types.int64
+    flat = types.Array(f, 1, "C")
+    sig = (flat, *[i] * 12, f, i, i, types.float64, types.float64, types.boolean, flat)
+    code, _ = cuda.compile_ptx(gpu_variants.im2col_float_divisions.py_func, sig, cc=(9, 0))
+    assert ".entry" in code
+    assert "ld.global.f32" in code and "st.global.f32" in code
 
 
 def test_timing_refuses_the_cpu(capsys):

@@ -130,3 +130,44 @@ def test_gpu_variant_kernels_match_the_references(rng, n, c, weighted, eps):
     from gpugrad.bench import gpu_variants
 
     gpu_variants.check(np, n, c, rng, weighted, eps)
+
+
+@pytest.mark.parametrize("geometry", [
+    (2, 3, 9, 11, 3, 3, 1, 1, 1, False),
+    (2, 3, 9, 11, 3, 3, 2, 1, 2, True),
+    (3, 2, 13, 7, 5, 2, 1, 2, 1, False),
+])  # fmt: skip
+def test_gpu_variant_im2col_matches_the_reference(rng, geometry):
+    from gpugrad.bench import gpu_variants
+
+    gpu_variants.check_im2col(np, rng, *geometry)
+
+
+def test_gpu_variant_online_forward_edge_rows():
+    """The one-pass forward on rows the two-pass kernel handles by its final max: -inf in the
+    first loads and finite later, a row of -inf only, a NaN, +inf; it gives what the shipped
+    kernel gives (NaN where the reference has NaN)."""
+    from gpugrad.bench import gpu_variants
+    from gpugrad.bench.kernels import cross_entropy_kernel_args
+    from gpugrad.kernels import loss_cuda
+
+    n, c = 5, 300
+    logits = np.random.default_rng(1).standard_normal((n, c)).astype(np.float32)
+    logits[0, :200] = -np.inf
+    logits[1, :] = -np.inf
+    logits[2, 250] = np.nan
+    logits[3, 7] = np.inf
+    logits[4, ::2] = -np.inf
+    target = np.array([250, 3, 1, 2, 1])
+    lse = np.zeros(n)
+    args, _ = cross_entropy_kernel_args(np, logits, target, lse, np.float32(n))
+    got = [np.full(n, 7.0, np.float32) for _ in range(4)]
+    want = [np.full(n, 7.0, np.float32) for _ in range(4)]
+    gpu_variants.launch_rows(gpu_variants.ce_forward_warp_online, n, "cuda", *args, *got)
+    loss_cuda.softmax_cross_entropy_forward(*args, *want, "cuda")
+    got_lse = got[0].astype(np.float64) + got[1]
+    want_lse = want[0].astype(np.float64) + want[1]
+    np.testing.assert_allclose(got_lse, want_lse, rtol=1e-6)
+    np.testing.assert_allclose(got[2], want[2], rtol=1e-6)
+    assert np.isfinite(got_lse[[0, 4]]).all() and np.isfinite(got[2][[0, 4]]).all()
+    assert np.isnan(got_lse[[1, 2, 3]]).all()

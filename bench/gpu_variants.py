@@ -20,6 +20,7 @@ by the test suite, at small sizes). Timing refuses the simulator.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import sys
 
@@ -390,7 +391,177 @@ def im2col_float_divisions_launch(x, kh, kw, sy, sx, ph, pw, dy, dx, pad_value, 
     )  # fmt: skip
 
 
-FORWARD_CANDIDATES = (ce_forward_warp_rows, ce_forward_warp_online)
+@cuda.jit(device=True, inline=True)
+def load8(logits, i, j, stride, fill):
+    """logits[i, j + k * stride] for k < 8, `fill` past the row's end: eight loads issued
+    together even on a row's last, partial trip (a tail loop would load one at a time)."""
+    n_cls = logits.shape[1]
+    a = logits[i, j] if j < n_cls else fill
+    b = logits[i, j + stride] if j + stride < n_cls else fill
+    c = logits[i, j + 2 * stride] if j + 2 * stride < n_cls else fill
+    d = logits[i, j + 3 * stride] if j + 3 * stride < n_cls else fill
+    e = logits[i, j + 4 * stride] if j + 4 * stride < n_cls else fill
+    f = logits[i, j + 5 * stride] if j + 5 * stride < n_cls else fill
+    g = logits[i, j + 6 * stride] if j + 6 * stride < n_cls else fill
+    h = logits[i, j + 7 * stride] if j + 7 * stride < n_cls else fill
+    return a, b, c, d, e, f, g, h
+
+
+@cuda.jit(device=True, inline=True)
+def online8(m, s, a, b, c, d, e, f, g, h):
+    """(max, sum of exp(x - max)) after eight more logits (-inf ones add nothing)."""
+    top = m
+    top = a if a > top else top
+    top = b if b > top else top
+    top = c if c > top else top
+    top = d if d > top else top
+    top = e if e > top else top
+    top = f if f > top else top
+    top = g if g > top else top
+    top = h if h > top else top
+    shift = top if top != -math.inf else m - m  # 0, of the logits' type
+    s = rescaled(s, m, top) + (
+        ((math.exp(a - shift) + math.exp(b - shift)) + (math.exp(c - shift) + math.exp(d - shift)))
+        + ((math.exp(e - shift) + math.exp(f - shift)) + (math.exp(g - shift) + math.exp(h - shift))))
+    return top, s
+
+
+def make_forward_online_guarded(width):
+    """The one-pass warp-per-row forward, `width` (8 or 16) guarded loads in flight a trip."""
+
+    @cuda.jit
+    def kernel(logits, target, weight, weight_sum, ignore_index, on_target, off_target,
+               row_max_out, row_log_sum, row_loss_out, row_weight):
+        n_rows, n_cls = logits.shape
+        zero = logits.dtype.type(0)
+        neg_inf = logits.dtype.type(-math.inf)
+        smoothing = off_target != zero
+        lane = cuda.threadIdx.x % WARP
+        warps = cuda.blockDim.x // WARP
+        for first in range(cuda.blockIdx.x * warps, n_rows, cuda.gridDim.x * warps):
+            i = first + cuda.threadIdx.x // WARP
+            active = i < n_rows
+            t = ignore_index
+            w_t = zero
+            x_t = zero
+            if active:
+                t = target[i]
+                if lane == 0 and t != ignore_index:
+                    w_t = weight[t]
+                    x_t = logits[i, t]
+            m = neg_inf
+            s = zero
+            gap = zero
+            if smoothing:
+                if active:
+                    m = row_max(logits, i, lane, WARP, m)
+                m = warp_max(m)
+                if active:
+                    s, gap = row_exp_sums(logits, weight, smoothing, i, lane, WARP, m)
+                s = warp_sum(s)
+                gap = warp_sum(gap)
+            else:
+                if active:
+                    j = lane
+                    while j < n_cls:
+                        a, b, c, d, e, f, g, h = load8(logits, i, j, WARP, neg_inf)
+                        if width == 16:
+                            a2, b2, c2, d2, e2, f2, g2, h2 = load8(logits, i, j + 8 * WARP,
+                                                                   WARP, neg_inf)
+                        m, s = online8(m, s, a, b, c, d, e, f, g, h)
+                        if width == 16:
+                            m, s = online8(m, s, a2, b2, c2, d2, e2, f2, g2, h2)
+                        j += width * WARP
+                m, s = warp_online(m, s)
+            if active and lane == 0:
+                log_s = math.log(s) if m != neg_inf else logits.dtype.type(math.nan)
+                row_max_out[i] = m
+                row_log_sum[i] = log_s
+                if t == ignore_index:
+                    row_loss_out[i] = zero
+                    row_weight[i] = zero
+                else:
+                    row_loss_out[i] = row_loss(m, log_s, gap, x_t, w_t, on_target, off_target,
+                                               weight_sum, smoothing)
+                    row_weight[i] = w_t
+
+    return kernel
+
+
+ce_forward_online_guarded8 = make_forward_online_guarded(8)
+ce_forward_online_guarded16 = make_forward_online_guarded(16)
+
+
+@cuda.jit
+def im2col_channel_groups(x, n_img, n_ch, h, w, kh, kw, sy, sx, ph, pw, dy, dx, pad_value,
+                          out_h, out_w, group, n_groups, inv_out_h, inv_out_w, inv_groups,
+                          channel_major, cols):
+    """A thread per (image, group of `group` channels, output pixel): the index math, bounds
+    checks and offsets of a kernel row's taps are paid once for the group's channels, which
+    then cost three guarded loads, three stores and two adds per three taps."""
+    plane = out_h * out_w
+    tap_stride = n_img * plane if channel_major else plane
+    channel_step = kh * kw * tap_stride
+    image_size = h * w
+    start = cuda.grid(1)
+    step = cuda.gridsize(1)
+    for i in range(start, n_img * n_groups * plane, step):
+        rest, ox = divmod_by(i, out_w, inv_out_w)
+        rest, oy = divmod_by(rest, out_h, inv_out_h)
+        n, g = divmod_by(rest, n_groups, inv_groups)
+        c0 = g * group
+        c_end = min(c0 + group, n_ch)
+        pixel = oy * out_w + ox
+        if channel_major:
+            out0 = c0 * channel_step + n * plane + pixel
+        else:
+            out0 = (n * n_ch + c0) * channel_step + pixel
+        src0 = (n * n_ch + c0) * image_size
+        y0 = oy * sy - ph
+        x0 = ox * sx - pw
+        for ky in range(kh):
+            iy = y0 + ky * dy
+            row_inside = 0 <= iy < h
+            kx = 0
+            while kx < kw:
+                ix = x0 + kx * dx
+                has_b = kx + 1 < kw
+                has_c = kx + 2 < kw
+                in_a = row_inside and 0 <= ix < w
+                in_b = row_inside and has_b and 0 <= ix + dx < w
+                in_c = row_inside and has_c and 0 <= ix + 2 * dx < w
+                src = src0 + iy * w + ix
+                out = out0 + (ky * kw + kx) * tap_stride
+                for _ in range(c0, c_end):
+                    a = x[src] if in_a else pad_value
+                    b = x[src + dx] if in_b else pad_value
+                    c3 = x[src + 2 * dx] if in_c else pad_value
+                    cols[out] = a
+                    if has_b:
+                        cols[out + tap_stride] = b
+                    if has_c:
+                        cols[out + 2 * tap_stride] = c3
+                    src += image_size
+                    out += channel_step
+                kx += 3
+
+
+def im2col_channel_groups_launch(x, kh, kw, sy, sx, ph, pw, dy, dx, pad_value, channel_major,
+                                 cols, device, group=8):
+    """Same arguments as kernels.conv_cuda.im2col, and the channels a thread takes."""
+    n_img, n_ch, h, w = x.shape
+    out_h, out_w = cols.shape[4], cols.shape[5]
+    n_groups = -(-n_ch // group)
+    _launch.launch_elementwise(
+        im2col_channel_groups, n_img * n_groups * out_h * out_w, device,
+        x.reshape(-1), n_img, n_ch, h, w, kh, kw, sy, sx, ph, pw, dy, dx, pad_value, out_h,
+        out_w, group, n_groups, 1.0 / out_h, 1.0 / out_w, 1.0 / n_groups, channel_major,
+        cols.reshape(-1),
+    )  # fmt: skip
+
+
+FORWARD_CANDIDATES = (ce_forward_warp_rows, ce_forward_warp_online, ce_forward_online_guarded8,
+                      ce_forward_online_guarded16)
 BACKWARD_CANDIDATES = (ce_backward_warp_rows, ce_backward_warp_loads_first)
 
 
@@ -445,10 +616,13 @@ def check_im2col(xp, rng, n, c, h, w, kh, kw, stride, pad, dil, channel_major) -
     layout = "channel" if channel_major else "batch"
     ref = conv.im2col_reference(x_h, (kh, kw), (stride, stride), (pad, pad), (dil, dil),
                                 layout=layout)
-    cols = xp.full(ref.shape, np.nan, np.float32)
-    im2col_float_divisions_launch(xp.asarray(x_h), kh, kw, stride, stride, pad, pad, dil, dil,
-                                  np.float32(0), channel_major, cols, "cuda")
-    np.testing.assert_array_equal(backend.to_numpy(cols), ref)
+    launches = [im2col_float_divisions_launch] + [
+        functools.partial(im2col_channel_groups_launch, group=g) for g in (1, 2, 4, 8)]
+    for launch in launches:
+        cols = xp.full(ref.shape, np.nan, np.float32)
+        launch(xp.asarray(x_h), kh, kw, stride, stride, pad, pad, dil, dil, np.float32(0),
+               channel_major, cols, "cuda")
+        np.testing.assert_array_equal(backend.to_numpy(cols), ref)
 
 
 def main(argv=None) -> int:
@@ -492,6 +666,10 @@ def main(argv=None) -> int:
             ce_forward_warp_online, n, "cuda", *kargs, *outs),
         "backward, warp per row, loads first, 8 loads": lambda: launch_rows(
             ce_backward_warp_loads_first, n, "cuda", *kargs, *extras, gx),
+        "forward, warp per row, online, 8 guarded loads": lambda: launch_rows(
+            ce_forward_online_guarded8, n, "cuda", *kargs, *outs),
+        "forward, warp per row, online, 16 guarded loads": lambda: launch_rows(
+            ce_forward_online_guarded16, n, "cuda", *kargs, *outs),
     }
     copy = cp.empty_like(logits)
     fns["copy (the bar)"] = lambda: cp.copyto(copy, logits)
@@ -527,6 +705,7 @@ def kernel_registers() -> dict:
         try:  # CuPy's driver API directly, where its Function has no such properties
             driver = backend.cupy_module().cuda.driver
             info["num_regs_driver"] = driver.funcGetAttribute(4, fn.ptr)  # NUM_REGS
+            info["local_bytes_driver"] = driver.funcGetAttribute(3, fn.ptr)  # LOCAL_SIZE
             info["blocks_per_sm_at_256"] = driver.occupancyMaxActiveBlocksPerMultiprocessor(
                 fn.ptr, 256, 0)
         except Exception as exc:  # noqa: BLE001 - informative only
@@ -566,7 +745,15 @@ def _time_im2col(cp, rng, size, rounds):
         im2col_float_divisions_launch(x, 3, 3, 1, 1, 1, 1, 1, 1, zero, channel_major, cols,
                                       "cuda")
 
+    def launch_groups(cols, channel_major, group):
+        im2col_channel_groups_launch(x, 3, 3, 1, 1, 1, 1, 1, 1, zero, channel_major, cols,
+                                     "cuda", group)
+
     fns = {
+        "im2col, batch layout, channel groups of 4": lambda: launch_groups(batch, False, 4),
+        "im2col, batch layout, channel groups of 16": lambda: launch_groups(batch, False, 16),
+        "im2col, channel layout, channel groups of 4": lambda: launch_groups(channel, True, 4),
+        "im2col, channel layout, channel groups of 16": lambda: launch_groups(channel, True, 16),
         "im2col, batch layout, float divisions": lambda: launch_float(batch, False),
         "im2col, channel layout, float divisions": lambda: launch_float(channel, True),
         "im2col, batch layout, kernel only": lambda: launch(batch, False),

@@ -14,6 +14,8 @@ from gpugrad.kernels import ptx
     (gpu_variants.ce_backward_warp_rows, 3),
     (gpu_variants.ce_forward_warp_online, 4),
     (gpu_variants.ce_backward_warp_loads_first, 3),
+    (gpu_variants.ce_forward_online_guarded8, 4),
+    (gpu_variants.ce_forward_online_guarded16, 4),
 ])  # fmt: skip
 def test_candidates_compile_without_float64(kernel, n_vectors):
     f = types.float32
@@ -33,6 +35,9 @@ def test_float_division_im2col_compiles():
     sig = (flat, *[i] * 12, f, i, i, types.float64, types.float64, types.boolean, flat)
     code, _ = cuda.compile_ptx(gpu_variants.im2col_float_divisions.py_func, sig, cc=(9, 0))
     assert ".entry" in code
+    assert "ld.global.f32" in code and "st.global.f32" in code
+    sig = (flat, *[i] * 12, f, i, i, i, i, *[types.float64] * 3, types.boolean, flat)
+    code, _ = cuda.compile_ptx(gpu_variants.im2col_channel_groups.py_func, sig, cc=(9, 0))
     assert "ld.global.f32" in code and "st.global.f32" in code
 
 

@@ -143,7 +143,9 @@ def test_gpu_variant_im2col_matches_the_reference(rng, geometry):
     gpu_variants.check_im2col(np, rng, *geometry)
 
 
-def test_gpu_variant_online_forward_edge_rows():
+@pytest.mark.parametrize("name", [
+    "ce_forward_warp_online", "ce_forward_online_guarded8", "ce_forward_online_guarded16"])
+def test_gpu_variant_online_forward_edge_rows(name):
     """The one-pass forward on rows the two-pass kernel handles by its final max: -inf in the
     first loads and finite later, a row of -inf only, a NaN, +inf; it gives what the shipped
     kernel gives (NaN where the reference has NaN)."""
@@ -163,7 +165,7 @@ def test_gpu_variant_online_forward_edge_rows():
     args, _ = cross_entropy_kernel_args(np, logits, target, lse, np.float32(n))
     got = [np.full(n, 7.0, np.float32) for _ in range(4)]
     want = [np.full(n, 7.0, np.float32) for _ in range(4)]
-    gpu_variants.launch_rows(gpu_variants.ce_forward_warp_online, n, "cuda", *args, *got)
+    gpu_variants.launch_rows(getattr(gpu_variants, name), n, "cuda", *args, *got)
     loss_cuda.softmax_cross_entropy_forward(*args, *want, "cuda")
     got_lse = got[0].astype(np.float64) + got[1]
     want_lse = want[0].astype(np.float64) + want[1]

@@ -24,8 +24,9 @@ import functools
 import math
 import sys
 
+import numba
 import numpy as np
-from numba import cuda
+from numba import cuda, uint64
 
 from gpugrad import backend
 from gpugrad.bench import common
@@ -44,6 +45,13 @@ from gpugrad.kernels.loss_cuda import (
 )
 
 ROWS_PER_BLOCK = 8  # warps per 256-thread block, one row each
+
+
+def _jit(max_registers=None):
+    """cuda.jit, capped at `max_registers` a thread (the simulator takes no such option)."""
+    if not max_registers or numba.config.ENABLE_CUDASIM:
+        return cuda.jit
+    return cuda.jit(max_registers=max_registers)
 
 
 @cuda.jit
@@ -408,7 +416,7 @@ def load8(logits, i, j, stride, fill):
 
 
 @cuda.jit(device=True, inline=True)
-def online8(m, s, a, b, c, d, e, f, g, h):
+def online8(m, s, zero, a, b, c, d, e, f, g, h):
     """(max, sum of exp(x - max)) after eight more logits (-inf ones add nothing)."""
     top = m
     top = a if a > top else top
@@ -419,17 +427,21 @@ def online8(m, s, a, b, c, d, e, f, g, h):
     top = f if f > top else top
     top = g if g > top else top
     top = h if h > top else top
-    shift = top if top != -math.inf else m - m  # 0, of the logits' type
+    shift = top if top != -math.inf else zero
     s = rescaled(s, m, top) + (
         ((math.exp(a - shift) + math.exp(b - shift)) + (math.exp(c - shift) + math.exp(d - shift)))
         + ((math.exp(e - shift) + math.exp(f - shift)) + (math.exp(g - shift) + math.exp(h - shift))))
     return top, s
 
 
-def make_forward_online_guarded(width):
-    """The one-pass warp-per-row forward, `width` (8 or 16) guarded loads in flight a trip."""
+def make_forward_online_guarded(width, labels_last=False, max_registers=None):
+    """The one-pass warp-per-row forward, `width` (8 or 16) guarded loads in flight a trip.
+    `labels_last`: the label is loaded first but only used after the row (its weight and logit
+    then come from cache), so no branch on it holds back the row's loads. `max_registers`
+    caps registers per thread (more warps per SM, so more loads in flight)."""
+    jit = _jit(max_registers)
 
-    @cuda.jit
+    @jit
     def kernel(logits, target, weight, weight_sum, ignore_index, on_target, off_target,
                row_max_out, row_log_sum, row_loss_out, row_weight):
         n_rows, n_cls = logits.shape
@@ -446,7 +458,7 @@ def make_forward_online_guarded(width):
             x_t = zero
             if active:
                 t = target[i]
-                if lane == 0 and t != ignore_index:
+                if not labels_last and lane == 0 and t != ignore_index:
                     w_t = weight[t]
                     x_t = logits[i, t]
             m = neg_inf
@@ -468,12 +480,15 @@ def make_forward_online_guarded(width):
                         if width == 16:
                             a2, b2, c2, d2, e2, f2, g2, h2 = load8(logits, i, j + 8 * WARP,
                                                                    WARP, neg_inf)
-                        m, s = online8(m, s, a, b, c, d, e, f, g, h)
+                        m, s = online8(m, s, zero, a, b, c, d, e, f, g, h)
                         if width == 16:
-                            m, s = online8(m, s, a2, b2, c2, d2, e2, f2, g2, h2)
+                            m, s = online8(m, s, zero, a2, b2, c2, d2, e2, f2, g2, h2)
                         j += width * WARP
                 m, s = warp_online(m, s)
             if active and lane == 0:
+                if labels_last and t != ignore_index:
+                    w_t = weight[t]
+                    x_t = logits[i, t]
                 log_s = math.log(s) if m != neg_inf else logits.dtype.type(math.nan)
                 row_max_out[i] = m
                 row_log_sum[i] = log_s
@@ -485,11 +500,16 @@ def make_forward_online_guarded(width):
                                                weight_sum, smoothing)
                     row_weight[i] = w_t
 
+    kernel.py_func.__name__ = (f"ce_forward_online{width}" + ("_labels_last" if labels_last else "")
+                               + (f"_regs{max_registers}" if max_registers else ""))
     return kernel
 
 
 ce_forward_online_guarded8 = make_forward_online_guarded(8)
 ce_forward_online_guarded16 = make_forward_online_guarded(16)
+ce_forward_online16_labels_last = make_forward_online_guarded(16, labels_last=True)
+ce_forward_online16_labels_last_regs32 = make_forward_online_guarded(16, True, 32)
+ce_forward_online8_labels_last_regs32 = make_forward_online_guarded(8, True, 32)
 
 
 @cuda.jit
@@ -560,9 +580,78 @@ def im2col_channel_groups_launch(x, kh, kw, sy, sx, ph, pw, dy, dx, pad_value, c
     )  # fmt: skip
 
 
+# The same kernel, capped at 40 registers a thread: 6 blocks of 256 per SM instead of 4.
+ce_backward_loads_first_regs40 = _jit(40)(ce_backward_warp_loads_first.py_func)
+
+
+def make_im2col_fixed(kh, kw, dtype, max_registers=None):
+    """im2col compiled for one kernel size: the tap loops unroll, every tap is loaded (into
+    registers) before any is stored, column bounds are checked once per pixel, divisions are
+    divmod_by, and indices are unsigned (Numba adds no negative-index wraparound to them)."""
+    taps = kh * kw
+    jit = _jit(max_registers)
+
+    @jit
+    def kernel(x, n_img, n_ch, h, w, sy, sx, ph, pw, dy, dx, pad_value, out_h, out_w,
+               inv_out_h, inv_out_w, inv_n_ch, channel_major, cols):
+        plane = out_h * out_w
+        tap_stride = n_img * plane if channel_major else plane
+        for i in range(cuda.grid(1), n_img * n_ch * plane, cuda.gridsize(1)):
+            rest, ox = divmod_by(i, out_w, inv_out_w)
+            image, oy = divmod_by(rest, out_h, inv_out_h)
+            if channel_major:
+                n, c = divmod_by(image, n_ch, inv_n_ch)
+                out = c * taps * tap_stride + n * plane + oy * out_w + ox
+            else:
+                out = image * taps * plane + oy * out_w + ox
+            src = image * h * w
+            y0 = oy * sy - ph
+            x0 = ox * sx - pw
+            vals = cuda.local.array(taps, dtype)
+            for ky in range(kh):
+                iy = y0 + ky * dy
+                row_ok = 0 <= iy < h
+                for kx in range(kw):
+                    ix = x0 + kx * dx
+                    v = pad_value
+                    if row_ok and 0 <= ix < w:
+                        v = x[uint64(src + iy * w + ix)]
+                    vals[ky * kw + kx] = v
+            for k in range(taps):
+                cols[uint64(out + k * tap_stride)] = vals[k]
+
+    kernel.py_func.__name__ = f"im2col_{kh}x{kw}" + (f"_regs{max_registers}" if max_registers
+                                                      else "")
+    return kernel
+
+
+_fixed_kernels: dict = {}
+
+
+def im2col_fixed_launch(x, kh, kw, sy, sx, ph, pw, dy, dx, pad_value, channel_major, cols,
+                        device, max_registers=None):
+    """Same arguments as kernels.conv_cuda.im2col; compiles a kernel per (kh, kw, dtype)."""
+    from numba.np import numpy_support
+
+    key = (kh, kw, x.dtype, max_registers)
+    if key not in _fixed_kernels:
+        _fixed_kernels[key] = make_im2col_fixed(kh, kw, numpy_support.from_dtype(x.dtype),
+                                                max_registers)
+    n_img, n_ch, h, w = x.shape
+    out_h, out_w = cols.shape[4], cols.shape[5]
+    _launch.launch_elementwise(
+        _fixed_kernels[key], n_img * n_ch * out_h * out_w, device,
+        x.reshape(-1), n_img, n_ch, h, w, sy, sx, ph, pw, dy, dx, pad_value, out_h, out_w,
+        1.0 / out_h, 1.0 / out_w, 1.0 / n_ch, channel_major, cols.reshape(-1),
+    )  # fmt: skip
+
+
 FORWARD_CANDIDATES = (ce_forward_warp_rows, ce_forward_warp_online, ce_forward_online_guarded8,
-                      ce_forward_online_guarded16)
-BACKWARD_CANDIDATES = (ce_backward_warp_rows, ce_backward_warp_loads_first)
+                      ce_forward_online_guarded16, ce_forward_online16_labels_last,
+                      ce_forward_online16_labels_last_regs32,
+                      ce_forward_online8_labels_last_regs32)
+BACKWARD_CANDIDATES = (ce_backward_warp_rows, ce_backward_warp_loads_first,
+                       ce_backward_loads_first_regs40)
 
 
 def launch_rows(kernel, n_rows, device, *args):
@@ -616,7 +705,7 @@ def check_im2col(xp, rng, n, c, h, w, kh, kw, stride, pad, dil, channel_major) -
     layout = "channel" if channel_major else "batch"
     ref = conv.im2col_reference(x_h, (kh, kw), (stride, stride), (pad, pad), (dil, dil),
                                 layout=layout)
-    launches = [im2col_float_divisions_launch] + [
+    launches = [im2col_float_divisions_launch, im2col_fixed_launch] + [
         functools.partial(im2col_channel_groups_launch, group=g) for g in (1, 2, 4, 8)]
     for launch in launches:
         cols = xp.full(ref.shape, np.nan, np.float32)
@@ -670,6 +759,14 @@ def main(argv=None) -> int:
             ce_forward_online_guarded8, n, "cuda", *kargs, *outs),
         "forward, warp per row, online, 16 guarded loads": lambda: launch_rows(
             ce_forward_online_guarded16, n, "cuda", *kargs, *outs),
+        "forward, online 16, labels last": lambda: launch_rows(
+            ce_forward_online16_labels_last, n, "cuda", *kargs, *outs),
+        "forward, online 16, labels last, 32 registers": lambda: launch_rows(
+            ce_forward_online16_labels_last_regs32, n, "cuda", *kargs, *outs),
+        "forward, online 8, labels last, 32 registers": lambda: launch_rows(
+            ce_forward_online8_labels_last_regs32, n, "cuda", *kargs, *outs),
+        "backward, loads first, 40 registers": lambda: launch_rows(
+            ce_backward_loads_first_regs40, n, "cuda", *kargs, *extras, gx),
     }
     copy = cp.empty_like(logits)
     fns["copy (the bar)"] = lambda: cp.copyto(copy, logits)
@@ -749,7 +846,14 @@ def _time_im2col(cp, rng, size, rounds):
         im2col_channel_groups_launch(x, 3, 3, 1, 1, 1, 1, 1, 1, zero, channel_major, cols,
                                      "cuda", group)
 
+    def launch_fixed(cols, channel_major, regs=None):
+        im2col_fixed_launch(x, 3, 3, 1, 1, 1, 1, 1, 1, zero, channel_major, cols, "cuda", regs)
+
     fns = {
+        "im2col, batch layout, 3x3 compiled": lambda: launch_fixed(batch, False),
+        "im2col, channel layout, 3x3 compiled": lambda: launch_fixed(channel, True),
+        "im2col, batch layout, 3x3 compiled, 32 registers": lambda: launch_fixed(batch, False,
+                                                                                 32),
         "im2col, batch layout, channel groups of 4": lambda: launch_groups(batch, False, 4),
         "im2col, batch layout, channel groups of 16": lambda: launch_groups(batch, False, 16),
         "im2col, channel layout, channel groups of 4": lambda: launch_groups(channel, True, 4),

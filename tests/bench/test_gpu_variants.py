@@ -16,6 +16,9 @@ from gpugrad.kernels import ptx
     (gpu_variants.ce_backward_warp_loads_first, 3),
     (gpu_variants.ce_forward_online_guarded8, 4),
     (gpu_variants.ce_forward_online_guarded16, 4),
+    (gpu_variants.ce_forward_online16_labels_last, 4),
+    (gpu_variants.ce_forward_online16_labels_last_regs32, 4),
+    (gpu_variants.ce_backward_loads_first_regs40, 3),
 ])  # fmt: skip
 def test_candidates_compile_without_float64(kernel, n_vectors):
     f = types.float32
@@ -39,6 +42,11 @@ def test_float_division_im2col_compiles():
     sig = (flat, *[i] * 12, f, i, i, i, i, *[types.float64] * 3, types.boolean, flat)
     code, _ = cuda.compile_ptx(gpu_variants.im2col_channel_groups.py_func, sig, cc=(9, 0))
     assert "ld.global.f32" in code and "st.global.f32" in code
+    fixed = gpu_variants.make_im2col_fixed(3, 3, f)
+    sig = (flat, *[i] * 10, f, i, i, *[types.float64] * 3, types.boolean, flat)
+    code, _ = cuda.compile_ptx(fixed.py_func, sig, cc=(9, 0))
+    assert code.count("st.global.f32") == 18  # nine taps, unrolled, in each layout's branch
+    assert ".local" not in code  # the taps stay in registers
 
 
 def test_timing_refuses_the_cpu(capsys):

@@ -19,6 +19,7 @@ from gpugrad.kernels import ptx
     (gpu_variants.ce_forward_online16_labels_last, 4),
     (gpu_variants.ce_forward_online16_labels_last_regs32, 4),
     (gpu_variants.ce_backward_loads_first_regs40, 3),
+    (gpu_variants.ce_forward_fast, 4),
 ])  # fmt: skip
 def test_candidates_compile_without_float64(kernel, n_vectors):
     f = types.float32

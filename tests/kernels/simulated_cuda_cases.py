@@ -125,6 +125,7 @@ def test_relu(rng, dtype):
     (5, 133, False, 0.0),  # one block of 8 warps, three of them without a row
     (19, 7, True, 0.2),    # two grid passes over row groups, the last one partly idle
     (3, 300, True, 0.0),   # rows long enough for the four-at-a-time loads
+    (2, 1100, False, 0.0),  # full unguarded 16-wide trips before the guarded last one
 ])  # fmt: skip
 def test_gpu_variant_kernels_match_the_references(rng, n, c, weighted, eps):
     from gpugrad.bench import gpu_variants
@@ -144,7 +145,8 @@ def test_gpu_variant_im2col_matches_the_reference(rng, geometry):
 
 
 @pytest.mark.parametrize("name", [
-    "ce_forward_warp_online", "ce_forward_online_guarded8", "ce_forward_online_guarded16"])
+    "ce_forward_warp_online", "ce_forward_online_guarded8", "ce_forward_online_guarded16",
+    "ce_forward_fast"])
 def test_gpu_variant_online_forward_edge_rows(name):
     """The one-pass forward on rows the two-pass kernel handles by its final max: -inf in the
     first loads and finite later, a row of -inf only, a NaN, +inf; it gives what the shipped

@@ -1,4 +1,5 @@
-"""What Numba's CUDA simulator lacks and gpugrad's kernels use: warp shuffles.
+"""What Numba's CUDA simulator lacks and gpugrad's kernels use: warp shuffles, and libdevice's
+``umul64hi`` (the simulator's libdevice functions are typing stubs that return None).
 
 The simulator (NUMBA_ENABLE_CUDASIM=1) runs each CUDA thread as a Python thread but has no
 ``cuda.shfl_*_sync``. ``install()`` adds ``shfl_xor_sync`` to its fake ``cuda`` module, built
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
+
 WARP = 32
 
 
@@ -31,9 +34,18 @@ def _shfl_xor_sync(self, mask, value, lane_mask):
     return result
 
 
+def _umul64hi(x, y):
+    """The high 64 bits of the 128-bit product of two uint64s."""
+    return np.uint64((int(x) * int(y)) >> 64)
+
+
 def install() -> None:
-    """Give the simulator's fake cuda module shfl_xor_sync (once; a no-op if it has one)."""
+    """Give the simulator's fake cuda module shfl_xor_sync, and libdevice a working
+    umul64hi (once each; a no-op where they exist)."""
+    from numba.cuda import libdevice
     from numba.cuda.simulator.kernelapi import FakeCUDAModule
 
     if not hasattr(FakeCUDAModule, "shfl_xor_sync"):
         FakeCUDAModule.shfl_xor_sync = _shfl_xor_sync
+    if libdevice.umul64hi is not _umul64hi:
+        libdevice.umul64hi = _umul64hi

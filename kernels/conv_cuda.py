@@ -3,13 +3,26 @@
 Imported on the first CUDA call only (it imports numba.cuda). im2col gives one thread per
 (image, channel, output pixel) and works on flat views, col2im one thread per image pixel; both
 walk their items with a grid-stride loop, so any grid size covers any array.
+
+im2col comes in two builds. Kernels up to MAX_SIZED_TAPS taps (7x7) get a kernel compiled for
+their size (``sized_im2col_kernel``, built on first use): its tap loops unroll, every tap is
+loaded into registers before any is stored, and its divisions are multiplications. Measured on
+an H200 (N=128, C=64, 56x56, 3x3), that took im2col from 33% to 77% of the bandwidth of a plain
+fill of the columns: the generic kernel was bound by its integer instructions, not by memory.
+Larger kernels use the generic ``im2col_kernel``.
 """
 
 from __future__ import annotations
 
-from numba import cuda, types
+import numpy as np
+from numba import cuda, int64, types, uint64
+from numba.cuda import libdevice
+from numba.np import numpy_support
 
 from gpugrad.kernels._launch import launch_elementwise
+
+# The most taps (kh * kw) that get a kernel compiled for their size: each tap holds a register.
+MAX_SIZED_TAPS = 49
 
 
 @cuda.jit
@@ -74,6 +87,82 @@ def im2col_kernel(x, n_img, n_ch, h, w, kh, kw, sy, sx, ph, pw, dy, dx, pad_valu
                 kx += 1
 
 
+def division_magic(d: int):
+    """ceil(2**64 / d) as a uint64 for divmod_by (0 for d == 1, which needs none)."""
+    return np.uint64(0 if d == 1 else (2**64 + d - 1) // d)
+
+
+@cuda.jit(device=True, inline=True)
+def divmod_by(i, d, magic):
+    """(i // d, i % d) for 0 <= i and i * d < 2**64, given magic = division_magic(d): the high
+    half of a 64-bit product and one correction instead of a 64-bit integer division, which a
+    GPU emulates in dozens of instructions. ceil(2**64 / d) overestimates 1 / d by less than
+    d / 2**64, so the quotient is exact or one too large."""
+    if d == 1:
+        return i, i - i
+    q = int64(libdevice.umul64hi(uint64(i), magic))
+    r = i - q * d
+    if r < 0:
+        q -= 1
+        r += d
+    return q, r
+
+
+def _build_sized_im2col(kh, kw, dtype):
+    taps = kh * kw
+
+    @cuda.jit
+    def sized_im2col_kernel(x, n_img, n_ch, h, w, sy, sx, ph, pw, dy, dx, pad_value, out_h,
+                            out_w, magic_h, magic_w, magic_ch, channel_major, cols):
+        """im2col for a kh x kw kernel (compile-time constants): one thread per (image,
+        channel, output pixel) loads its taps into registers, then stores them. Indices are
+        unsigned, so Numba adds no negative-index wraparound to any of them."""
+        plane = out_h * out_w
+        # Column entries between one tap of a pixel and the next, in either layout:
+        # (C, kh, kw, N, out_h, out_w) or (N, C, kh, kw, out_h, out_w).
+        tap_stride = n_img * plane if channel_major else plane
+        for i in range(cuda.grid(1), n_img * n_ch * plane, cuda.gridsize(1)):
+            rest, ox = divmod_by(i, out_w, magic_w)
+            image, oy = divmod_by(rest, out_h, magic_h)  # image = n * n_ch + c
+            if channel_major:
+                n, c = divmod_by(image, n_ch, magic_ch)
+                out = c * taps * tap_stride + n * plane + oy * out_w + ox
+            else:
+                out = image * taps * plane + oy * out_w + ox
+            src = image * h * w
+            y0 = oy * sy - ph
+            x0 = ox * sx - pw
+            # Loads first, stores after: Numba cannot know x and cols never overlap, so a
+            # store between two loads would keep the second from being issued early.
+            vals = cuda.local.array(taps, dtype)
+            for ky in range(kh):
+                iy = y0 + ky * dy
+                row_inside = 0 <= iy < h
+                for kx in range(kw):
+                    ix = x0 + kx * dx
+                    v = pad_value
+                    if row_inside and 0 <= ix < w:
+                        v = x[uint64(src + iy * w + ix)]
+                    vals[ky * kw + kx] = v
+            for k in range(taps):
+                cols[uint64(out + k * tap_stride)] = vals[k]
+
+    return sized_im2col_kernel
+
+
+_sized_kernels: dict = {}
+
+
+def sized_im2col_kernel(kh: int, kw: int, dtype):
+    """The im2col kernel compiled for kh x kw and `dtype` (a NumPy dtype), built once."""
+    key = (kh, kw, dtype)
+    kernel = _sized_kernels.get(key)
+    if kernel is None:
+        kernel = _sized_kernels[key] = _build_sized_im2col(kh, kw,
+                                                           numpy_support.from_dtype(dtype))
+    return kernel
+
+
 @cuda.jit(device=True, inline=True)
 def _output_of_tap(offset, stride, out_size):
     """The output index o with o * stride == offset (offset = pixel + pad - k * dilation, the
@@ -128,6 +217,14 @@ def col2im_kernel(cols, kh, kw, sy, sx, ph, pw, dy, dx, channel_major, x):
 def im2col(x, kh, kw, sy, sx, ph, pw, dy, dx, pad_value, channel_major, cols, device) -> None:
     n_img, n_ch, h, w = x.shape
     out_h, out_w = cols.shape[4], cols.shape[5]
+    if kh * kw <= MAX_SIZED_TAPS:
+        launch_elementwise(
+            sized_im2col_kernel(kh, kw, x.dtype), n_img * n_ch * out_h * out_w, device,
+            x.reshape(-1), n_img, n_ch, h, w, sy, sx, ph, pw, dy, dx, pad_value, out_h, out_w,
+            division_magic(out_h), division_magic(out_w), division_magic(n_ch), channel_major,
+            cols.reshape(-1),
+        )  # fmt: skip
+        return
     launch_elementwise(
         im2col_kernel, n_img * n_ch * out_h * out_w, device,
         x.reshape(-1), n_img, n_ch, h, w, kh, kw, sy, sx, ph, pw, dy, dx, pad_value, out_h, out_w,
@@ -149,7 +246,10 @@ def signatures(dtype):
     flat = types.Array(f, 1, "C")
     x4 = types.Array(f, 4, "C")
     cols6 = types.Array(f, 6, "C")
+    u = types.uint64
+    sized = sized_im2col_kernel(3, 3, numpy_support.as_dtype(f))
     return [
         ("im2col_kernel", im2col_kernel, (flat, *[i] * 12, f, i, i, b, flat)),
+        ("sized_im2col_kernel[3x3]", sized, (flat, *[i] * 10, f, i, i, u, u, u, b, flat)),
         ("col2im_kernel", col2im_kernel, (cols6, i, i, i, i, i, i, i, i, b, x4)),
     ]

@@ -14,6 +14,8 @@ import pytest
 if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
     pytest.skip("run through test_simulated_cuda_kernels.py", allow_module_level=True)
 
+from numba import cuda  # noqa: E402
+
 from gpugrad import backend  # noqa: E402
 from gpugrad.kernels import (  # noqa: E402
     col2im,
@@ -29,6 +31,7 @@ from gpugrad.kernels import (  # noqa: E402
     softmax_cross_entropy_forward,
     softmax_cross_entropy_forward_reference,
 )
+from gpugrad.kernels import conv_cuda  # noqa: E402
 
 GEOMETRIES = [
     ((2, 3, 5, 6), (3, 2), (2, 1), (1, 2), (1, 2)),
@@ -37,6 +40,10 @@ GEOMETRIES = [
     ((3, 2, 4, 5), (2, 3), (1, 1), (1, 1), (1, 1)),
     # A 5-wide dilated kernel row: im2col's three-tap step and its remainder, taps off both edges.
     ((2, 2, 9, 11), (2, 5), (2, 2), (2, 3), (1, 2)),
+    # One output column and one channel: divisions by 1 (divmod_by's shortcut).
+    ((2, 1, 5, 1), (3, 1), (1, 1), (1, 0), (1, 1)),
+    # 7x8 = 56 taps, more than MAX_SIZED_TAPS: the generic im2col kernel.
+    ((2, 2, 9, 10), (7, 8), (1, 1), (3, 3), (1, 1)),
 ]
 
 
@@ -50,6 +57,37 @@ def test_the_simulator_is_what_runs():
     from gpugrad.kernels import conv_cuda
 
     assert type(conv_cuda.im2col_kernel).__name__ == "FakeCUDAKernel"
+
+
+def test_geometries_cover_both_im2col_kernels():
+    from gpugrad.kernels import conv_cuda
+
+    taps = [kh * kw for _, (kh, kw), *_ in GEOMETRIES]
+    assert min(taps) <= conv_cuda.MAX_SIZED_TAPS < max(taps)
+
+
+@cuda.jit
+def _divide(i, d, magic, q, r):
+    k = cuda.grid(1)
+    if k < i.size:
+        q[k], r[k] = conv_cuda.divmod_by(i[k], d, magic)
+
+
+def test_divmod_by_is_exact():
+    """divmod_by against Python's divmod, from 0 to 2**40, divisors 1 to 2**20 (the bound
+    i * d < 2**64 is met with room to spare by any array that fits in memory)."""
+    from gpugrad.kernels import _simulator
+
+    _simulator.install()
+    gen = np.random.default_rng(5)
+    for d in [1, 2, 3, 7, 56, 3136, 12345, 2**20 - 1, 2**20]:
+        i = np.concatenate([np.arange(64), gen.integers(0, 2**40, 64), [2**40 - 1, d * 999],
+                            d * gen.integers(0, 2**20, 30), d * gen.integers(1, 2**20, 30) - 1])
+        i = i.astype(np.int64)
+        q, r = np.empty_like(i), np.empty_like(i)
+        _divide[-(-i.size // 64), 64](i, d, conv_cuda.division_magic(d), q, r)
+        np.testing.assert_array_equal(q, i // d)
+        np.testing.assert_array_equal(r, i % d)
 
 
 @pytest.mark.parametrize("shape, ksize, stride, pad, dil", GEOMETRIES)

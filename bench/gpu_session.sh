@@ -6,7 +6,7 @@
 #
 # Installs gpugrad in place without dependencies, records the machine (gpugrad info,
 # nvidia-smi), runs the gpu-marked tests, the kernel and training-step benchmarks on CUDA, the
-# candidate kernels of bench/gpu_variants.py against the shipped ones, and a short training run
+# shipped kernels against the ones they replaced (bench/gpu_variants.py), and a short training run
 # on the GPU. Each step runs even if an earlier one failed; the exit status
 # is the number of failed steps. Everything lands in OUT_DIR, ready to commit under bench/results.
 set -u

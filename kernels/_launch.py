@@ -86,12 +86,21 @@ def launch_elementwise(kernel, n_items: int, device, *args) -> None:
     _launch(kernel, blocks, threads, device, args)
 
 
-def launch_rows(kernel, n_rows: int, threads_per_row: int, device, *args) -> None:
-    """Launch a kernel that gives each row a block of `threads_per_row` threads (grid-stride
-    over rows); the kernel reads its block size from blockDim, so `threads_per_row` is any size
-    its shared buffers allow (loss_cuda.row_threads)."""
-    max_blocks = SIMULATOR_MAX_BLOCKS if backend.uses_simulated_cuda() else MAX_BLOCKS
-    _launch(kernel, min(n_rows, max_blocks), threads_per_row, device, args)
+# Row kernels (the fused cross-entropy) give each row a warp, and a block this many rows.
+ROWS_PER_BLOCK = 8
+# Under the simulator two: blocks of two warps still meet every shuffle together, cheaply.
+SIMULATOR_ROWS_PER_BLOCK = 2
+WARP = 32
+
+
+def launch_warp_rows(kernel, n_rows: int, device, *args) -> None:
+    """Launch a kernel that gives each row one warp, ROWS_PER_BLOCK rows to a block (the
+    kernel grid-strides over row groups, so any grid covers any number of rows)."""
+    if backend.uses_simulated_cuda():
+        rows, max_blocks = SIMULATOR_ROWS_PER_BLOCK, SIMULATOR_MAX_BLOCKS
+    else:
+        rows, max_blocks = ROWS_PER_BLOCK, MAX_BLOCKS
+    _launch(kernel, min(-(-n_rows // rows), max_blocks), rows * WARP, device, args)
 
 
 def _launch(kernel, blocks: int, threads: int, device, args) -> None:

@@ -1,36 +1,40 @@
 """CUDA kernels for the fused softmax cross-entropy; see kernels/loss.py for the math.
 
-Imported on the first CUDA call only (it imports numba.cuda). Both kernels give each row a block
-of 32 to 256 threads, sized to the class count (grid-stride over rows). In the forward each warp
-reduces with register shuffles and the warps meet in shared memory, two block barriers per row,
-in a fixed order (deterministic); the backward needs no reduction.
+Imported on the first CUDA call only (it imports numba.cuda). Both kernels give each row one
+warp (eight rows to a 256-thread block, grid-stride over row groups): a row's lanes reduce
+with register shuffles in a fixed order (deterministic), and no block barrier holds a row
+back. Measured on an H200 (N=262144, C=1000, float32), the earlier block-per-row kernels
+reached 18% (forward) and 42% (backward) of the device's copy bandwidth; these reach 77% and
+84% (bench/results/gpu/gpu-variants-cuda-run4.json). What it took, in the order it mattered:
+
+- many loads in flight: each lane issues 16 (forward) or 8 (backward) loads before it uses any,
+  including on a row's last, partial trip (a one-at-a-time tail loop cost a latency per logit);
+- the forward reads each row once (online softmax: a running max, and a sum of exps rescaled
+  when the max rises) instead of twice;
+- fewer instructions per logit: exp as the hardware exp2 of one FMA (float32; libdevice's expf
+  is about ten instructions), unsigned indices (Numba adds negative-index wraparound code to
+  signed ones), bounds checks on the last trip only;
+- no branch on the label before the row's loads: the label is loaded first but used after.
+
+With label smoothing the forward needs the row's final max for its smoothing gap (a sum of
+w * (max - x), kept free of cancellation), so it reads the row twice, as before.
 """
 
 from __future__ import annotations
 
 import math
 
-from numba import cuda, types
+import numba
+from numba import cuda, types, uint64
 
-from gpugrad.kernels._launch import launch_rows
+from gpugrad.kernels._launch import launch_warp_rows
 
 WARP = 32
-# The most threads a row's block gets (a multiple of WARP); sizes the per-warp shared buffers.
-MAX_ROW_THREADS = 256
-MAX_ROW_WARPS = MAX_ROW_THREADS // WARP
 # Every lane of a warp takes part in each shuffle.
 FULL_MASK = 0xFFFFFFFF
-# Logits each thread loads before it uses any (see the kernels).
+# Logits each thread loads before it uses any, in the two-pass (label smoothing) forward.
 UNROLL = 4
-
-
-def row_threads(n_cls: int) -> int:
-    """Threads per row for `n_cls` classes: about four logits per thread, a whole number of
-    warps, at most MAX_ROW_THREADS (a 10-class row gets one warp, a 1000-class row 256)."""
-    threads = WARP
-    while threads < MAX_ROW_THREADS and threads * 4 < n_cls:
-        threads *= 2
-    return threads
+LOG2E = 1.4426950408889634
 
 
 @cuda.jit(device=True, inline=True)
@@ -113,59 +117,140 @@ def row_loss(m, log_s, gap, x_t, w_t, on_target, off_target, weight_sum, smoothi
     return loss
 
 
+@cuda.jit(device=True, inline=True)
+def rescaled(s, m_old, m_new):
+    """A sum of exp(x - m_old) as a sum of exp(x - m_new), m_new >= m_old. Equal maxes (both
+    -inf too) leave it as it is: exp(-inf - -inf) would be NaN."""
+    return s if m_old == m_new else s * math.exp(m_old - m_new)
+
+
+@cuda.jit(device=True, inline=True)
+def load8(row, j, stride, guarded, fill):
+    """row[j + k * stride] for k < 8 (unsigned indices); with `guarded`, `fill` past the row's
+    end. All eight loads are issued before any value is used."""
+    n = row.shape[0]
+    if guarded:
+        a = row[uint64(j)] if j < n else fill
+        b = row[uint64(j + stride)] if j + stride < n else fill
+        c = row[uint64(j + 2 * stride)] if j + 2 * stride < n else fill
+        d = row[uint64(j + 3 * stride)] if j + 3 * stride < n else fill
+        e = row[uint64(j + 4 * stride)] if j + 4 * stride < n else fill
+        f = row[uint64(j + 5 * stride)] if j + 5 * stride < n else fill
+        g = row[uint64(j + 6 * stride)] if j + 6 * stride < n else fill
+        h = row[uint64(j + 7 * stride)] if j + 7 * stride < n else fill
+    else:
+        a = row[uint64(j)]
+        b = row[uint64(j + stride)]
+        c = row[uint64(j + 2 * stride)]
+        d = row[uint64(j + 3 * stride)]
+        e = row[uint64(j + 4 * stride)]
+        f = row[uint64(j + 5 * stride)]
+        g = row[uint64(j + 6 * stride)]
+        h = row[uint64(j + 7 * stride)]
+    return a, b, c, d, e, f, g, h
+
+
+@cuda.jit(device=True, inline=True)
+def online8(m, s, zero, log2e, a, b, c, d, e, f, g, h):
+    """(max, sum of exp(x - max)) after eight more logits; -inf ones add nothing. exp(x - top)
+    is exp2(x * log2e - top * log2e): one FMA and the hardware exp2 in float32. While the max
+    is still -inf the shift is 0, so a -inf adds exp2(-inf) = 0 and a NaN adds NaN."""
+    top = m
+    top = a if a > top else top
+    top = b if b > top else top
+    top = c if c > top else top
+    top = d if d > top else top
+    top = e if e > top else top
+    top = f if f > top else top
+    top = g if g > top else top
+    top = h if h > top else top
+    shift = (top if top != -math.inf else zero) * log2e
+    if m != top:
+        s *= math.exp2(m * log2e - top * log2e)
+    s += ((math.exp2(a * log2e - shift) + math.exp2(b * log2e - shift))
+          + (math.exp2(c * log2e - shift) + math.exp2(d * log2e - shift))) + (
+          (math.exp2(e * log2e - shift) + math.exp2(f * log2e - shift))
+          + (math.exp2(g * log2e - shift) + math.exp2(h * log2e - shift)))
+    return top, s
+
+
+@cuda.jit(device=True, inline=True)
+def row_online(row, lane, m, s, zero, neg_inf, log2e):
+    """One pass over row[lane::WARP]: 16 loads a trip, unguarded while a whole trip fits, then
+    one guarded trip for the rest (at most 15 logits a lane)."""
+    n = row.shape[0]
+    j = lane
+    while j + 15 * WARP < n:
+        a, b, c, d, e, f, g, h = load8(row, j, WARP, False, neg_inf)
+        a2, b2, c2, d2, e2, f2, g2, h2 = load8(row, j + 8 * WARP, WARP, False, neg_inf)
+        m, s = online8(m, s, zero, log2e, a, b, c, d, e, f, g, h)
+        m, s = online8(m, s, zero, log2e, a2, b2, c2, d2, e2, f2, g2, h2)
+        j += 16 * WARP
+    if j < n:
+        a, b, c, d, e, f, g, h = load8(row, j, WARP, True, neg_inf)
+        a2, b2, c2, d2, e2, f2, g2, h2 = load8(row, j + 8 * WARP, WARP, True, neg_inf)
+        m, s = online8(m, s, zero, log2e, a, b, c, d, e, f, g, h)
+        m, s = online8(m, s, zero, log2e, a2, b2, c2, d2, e2, f2, g2, h2)
+    return m, s
+
+
+@cuda.jit(device=True, inline=True)
+def warp_online(m, s):
+    """Butterfly over the warp for (max, sum of exp(x - max)) pairs: every lane ends with the
+    warp's pair (a + b == b + a, so partners agree bit for bit)."""
+    offset = WARP // 2
+    while offset > 0:
+        m_o = cuda.shfl_xor_sync(FULL_MASK, m, offset)
+        s_o = cuda.shfl_xor_sync(FULL_MASK, s, offset)
+        top = m_o if m_o > m else m
+        s = rescaled(s, m, top) + rescaled(s_o, m_o, top)
+        m = top
+        offset //= 2
+    return m, s
+
+
 @cuda.jit
 def softmax_cross_entropy_forward_kernel(
     logits, target, weight, weight_sum, ignore_index, on_target, off_target,
     row_max_out, row_log_sum, row_loss_out, row_weight,
 ):  # fmt: skip
-    """Per row: max, log-sum-exp and the (smoothed, weighted) loss, in one block. The second
-    pass re-reads the row from cache."""
-    n_rows, n_cls = logits.shape
+    """Per row, in one warp: max, log-sum-exp and the (smoothed, weighted) loss."""
+    n_rows = logits.shape[0]
     zero = logits.dtype.type(0)
     neg_inf = logits.dtype.type(-math.inf)
+    log2e = logits.dtype.type(LOG2E)
     smoothing = off_target != zero
-    # The block-level combines are written out here rather than as device functions:
-    # compile_ptx cannot compile a device function that declares shared memory without a GPU.
-    warp_maxes = cuda.shared.array(MAX_ROW_WARPS, dtype=logits.dtype)
-    warp_sums = cuda.shared.array(MAX_ROW_WARPS, dtype=logits.dtype)
-    warp_gaps = cuda.shared.array(MAX_ROW_WARPS, dtype=logits.dtype)
-    tid = cuda.threadIdx.x
-    threads = cuda.blockDim.x
-    n_warps = threads // WARP
-    lane = tid % WARP
-    warp = tid // WARP
-    for i in range(cuda.blockIdx.x, n_rows, cuda.gridDim.x):
-        m = warp_max(row_max(logits, i, tid, threads, neg_inf))
-        if lane == 0:
-            warp_maxes[warp] = m
-        # Every warp's max must be in shared memory before any thread combines them. (The
-        # previous row's reads of warp_maxes all happened before that row's second barrier.)
-        cuda.syncthreads()
-        m = warp_maxes[0]
-        for k in range(1, n_warps):
-            other = warp_maxes[k]
-            m = other if other > m else m
-
-        s, gap = row_exp_sums(logits, weight, smoothing, i, tid, threads, m)
-        s = warp_sum(s)
-        gap = warp_sum(gap)
-        if lane == 0:
-            warp_sums[warp] = s
-            warp_gaps[warp] = gap
-        # Every warp's sums must be in shared memory before thread 0 adds them up (and every
-        # thread has read warp_maxes by now, so the next row may overwrite it).
-        cuda.syncthreads()
-
-        if tid == 0:
-            s = warp_sums[0]
-            gap = warp_gaps[0]
-            for k in range(1, n_warps):
-                s += warp_sums[k]
-                gap += warp_gaps[k]
-            log_s = math.log(s)
+    lane = cuda.threadIdx.x % WARP
+    warps = cuda.blockDim.x // WARP
+    # Rows go out a block-sized group at a time, so every warp of a block makes the same number
+    # of trips and meets the same shuffles (a warp without a row runs them idle); the CUDA
+    # simulator's shuffles need that.
+    for first in range(cuda.blockIdx.x * warps, n_rows, cuda.gridDim.x * warps):
+        i = first + cuda.threadIdx.x // WARP
+        active = i < n_rows
+        t = ignore_index
+        if active:
+            t = target[i]  # loaded now, used after the row: nothing waits on it
+        m = neg_inf
+        s = zero
+        gap = zero
+        if smoothing:
+            if active:
+                m = row_max(logits, i, lane, WARP, m)
+            m = warp_max(m)
+            if active:
+                s, gap = row_exp_sums(logits, weight, smoothing, i, lane, WARP, m)
+            s = warp_sum(s)
+            gap = warp_sum(gap)
+        else:
+            if active:
+                m, s = row_online(logits[i], lane, m, s, zero, neg_inf, log2e)
+            m, s = warp_online(m, s)
+        if active and lane == 0:
+            # A row of -inf only gives NaN, as the reference does (and the two-pass sum).
+            log_s = math.log(s) if m != neg_inf else logits.dtype.type(math.nan)
             row_max_out[i] = m
             row_log_sum[i] = log_s
-            t = target[i]
             if t == ignore_index:
                 row_loss_out[i] = zero
                 row_weight[i] = zero
@@ -187,59 +272,76 @@ def dlogit(x, j, t, hi, lo, coef, on_wt, off_target, weight, smoothing, sc):
     return g * sc
 
 
-@cuda.jit
+@cuda.jit(device=True, inline=True)
+def put_dlogit(row_out, k, x, zero, t, hi, lo, coef, on_wt, off_target, weight, smoothing,
+               sc, ignored):
+    """Write logit k's gradient (zero on an ignored row), if k is in the row."""
+    if k < row_out.shape[0]:
+        g = zero
+        if not ignored:
+            g = dlogit(x, k, t, hi, lo, coef, on_wt, off_target, weight, smoothing, sc)
+        row_out[uint64(k)] = g
+
+
+def _jit_capped(max_registers):
+    """cuda.jit capped at `max_registers` a thread (the simulator takes no such option)."""
+    if numba.config.ENABLE_CUDASIM:
+        return cuda.jit
+    return cuda.jit(max_registers=max_registers)
+
+
+# Capped at 40 registers (56 uncapped): six 256-thread blocks per SM instead of four, so more
+# loads in flight; 84% of the copy bandwidth on the H200 against 78% uncapped.
+@_jit_capped(40)
 def softmax_cross_entropy_backward_kernel(
     logits, target, weight, weight_sum, ignore_index, on_target, off_target,
     lse_hi, lse_lo, scale, gx,
 ):  # fmt: skip
-    """A block per row (grid-stride over rows), its threads across the classes: the row's
-    label, weight, lse and scale are read once per thread, and no integer division is needed.
-    Each thread loads UNROLL logits before it writes any gradient."""
+    """A warp per row: each lane loads eight logits before it writes any gradient, and the
+    row's label, weight, lse and scale are loaded once, without a branch ahead of the logits."""
     n_rows, n_cls = logits.shape
     zero = logits.dtype.type(0)
     per_row = scale.shape[0] > 1
     smoothing = off_target != zero
-    tid = cuda.threadIdx.x
-    threads = cuda.blockDim.x
-    for i in range(cuda.blockIdx.x, n_rows, cuda.gridDim.x):
+    lane = cuda.threadIdx.x % WARP
+    warps = cuda.blockDim.x // WARP
+    for i in range(cuda.blockIdx.x * warps + cuda.threadIdx.x // WARP, n_rows,
+                   cuda.gridDim.x * warps):
         t = target[i]
-        if t == ignore_index:
-            for j in range(tid, n_cls, threads):
-                gx[i, j] = zero
-            continue
-        sc = scale[i] if per_row else scale[0]
-        wt = weight[t]
-        on_wt = on_target * wt
-        coef = on_wt + off_target * weight_sum[0]
         hi = lse_hi[i]
         lo = lse_lo[i]
-        j = tid
-        while j + (UNROLL - 1) * threads < n_cls:
-            a = logits[i, j]
-            b = logits[i, j + threads]
-            c = logits[i, j + 2 * threads]
-            d = logits[i, j + 3 * threads]
-            gx[i, j] = dlogit(a, j, t, hi, lo, coef, on_wt, off_target, weight, smoothing, sc)
-            k = j + threads
-            gx[i, k] = dlogit(b, k, t, hi, lo, coef, on_wt, off_target, weight, smoothing, sc)
-            k += threads
-            gx[i, k] = dlogit(c, k, t, hi, lo, coef, on_wt, off_target, weight, smoothing, sc)
-            k += threads
-            gx[i, k] = dlogit(d, k, t, hi, lo, coef, on_wt, off_target, weight, smoothing, sc)
-            j += UNROLL * threads
-        while j < n_cls:
-            x = logits[i, j]
-            gx[i, j] = dlogit(x, j, t, hi, lo, coef, on_wt, off_target, weight, smoothing, sc)
-            j += threads
+        sc = scale[i] if per_row else scale[0]
+        ignored = t == ignore_index
+        on_wt = zero if ignored else on_target * weight[t]
+        coef = on_wt + off_target * weight_sum[0]
+        row = logits[i]
+        row_out = gx[i]
+        for j in range(lane, n_cls, 8 * WARP):
+            a, b, c, d, e, f, g, h = load8(row, j, WARP, True, zero)
+            put_dlogit(row_out, j, a, zero, t, hi, lo, coef, on_wt, off_target,
+                       weight, smoothing, sc, ignored)
+            put_dlogit(row_out, j + 1 * WARP, b, zero, t, hi, lo, coef, on_wt, off_target,
+                       weight, smoothing, sc, ignored)
+            put_dlogit(row_out, j + 2 * WARP, c, zero, t, hi, lo, coef, on_wt, off_target,
+                       weight, smoothing, sc, ignored)
+            put_dlogit(row_out, j + 3 * WARP, d, zero, t, hi, lo, coef, on_wt, off_target,
+                       weight, smoothing, sc, ignored)
+            put_dlogit(row_out, j + 4 * WARP, e, zero, t, hi, lo, coef, on_wt, off_target,
+                       weight, smoothing, sc, ignored)
+            put_dlogit(row_out, j + 5 * WARP, f, zero, t, hi, lo, coef, on_wt, off_target,
+                       weight, smoothing, sc, ignored)
+            put_dlogit(row_out, j + 6 * WARP, g, zero, t, hi, lo, coef, on_wt, off_target,
+                       weight, smoothing, sc, ignored)
+            put_dlogit(row_out, j + 7 * WARP, h, zero, t, hi, lo, coef, on_wt, off_target,
+                       weight, smoothing, sc, ignored)
 
 
 def softmax_cross_entropy_forward(
     logits, target, weight, weight_sum, ignore_index, on_target, off_target,
     row_max, row_log_sum, row_loss, row_weight, device,
 ) -> None:  # fmt: skip
-    launch_rows(
-        softmax_cross_entropy_forward_kernel, logits.shape[0], row_threads(logits.shape[1]),
-        device,
+    launch_warp_rows(
+        softmax_cross_entropy_forward_kernel, logits.shape[0], device,
         logits, target, weight, weight_sum, ignore_index, on_target, off_target,
         row_max, row_log_sum, row_loss, row_weight,
     )  # fmt: skip
@@ -249,9 +351,8 @@ def softmax_cross_entropy_backward(
     logits, target, weight, weight_sum, ignore_index, on_target, off_target,
     lse_hi, lse_lo, scale, gx, device,
 ) -> None:  # fmt: skip
-    launch_rows(
-        softmax_cross_entropy_backward_kernel, logits.shape[0], row_threads(logits.shape[1]),
-        device,
+    launch_warp_rows(
+        softmax_cross_entropy_backward_kernel, logits.shape[0], device,
         logits, target, weight, weight_sum, ignore_index, on_target, off_target,
         lse_hi, lse_lo, scale, gx,
     )  # fmt: skip

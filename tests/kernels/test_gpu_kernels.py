@@ -156,21 +156,22 @@ def test_kernels_launch_through_cupy_and_match_numbas_launcher(cp, rng):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("n, c", [(4096, 10), (64, 32000), (1, 1)])
-def test_cross_entropy_class_counts_on_gpu(cp, rng, n, c):
+@pytest.mark.parametrize("eps", [0.0, 0.1])  # the one-pass forward, and the two-pass one
+@pytest.mark.parametrize("n, c", [(4096, 10), (64, 32000), (1, 1), (3000, 1000)])
+def test_cross_entropy_class_counts_on_gpu(cp, rng, n, c, eps):
     logits = (rng.standard_normal((n, c)) * 3).astype(np.float32)
     target = rng.integers(0, c, n)
     loss, lse, tw = K.softmax_cross_entropy_forward(
-        cp.asarray(logits), cp.asarray(target), label_smoothing=0.1, device="cuda")
+        cp.asarray(logits), cp.asarray(target), label_smoothing=eps, device="cuda")
     ref_loss, ref_lse, ref_tw = K.softmax_cross_entropy_forward_reference(
-        logits, target, label_smoothing=0.1)
+        logits, target, label_smoothing=eps)
     np.testing.assert_allclose(cp.asnumpy(loss), ref_loss, rtol=2e-5, atol=1e-5)
     np.testing.assert_allclose(cp.asnumpy(lse), ref_lse, rtol=2e-5, atol=1e-5)
     g = K.softmax_cross_entropy_backward(
         cp.asarray(logits), cp.asarray(target), lse, cp.asarray(np.float32(1)),
-        label_smoothing=0.1, total_weight=tw, device="cuda")
+        label_smoothing=eps, total_weight=tw, device="cuda")
     ref_g = K.softmax_cross_entropy_backward_reference(
-        logits, target, ref_lse, np.float32(1), label_smoothing=0.1, total_weight=ref_tw)
+        logits, target, ref_lse, np.float32(1), label_smoothing=eps, total_weight=ref_tw)
     np.testing.assert_allclose(cp.asnumpy(g), ref_g, rtol=2e-5, atol=1e-6)
 
 
@@ -189,3 +190,37 @@ def test_large_relu_and_im2col_on_gpu(cp, rng):
         cols = K.im2col(cp.asarray(img), *geo, device="cuda", layout=layout)
         expected = K.im2col_reference(img, *geo, layout=layout)
         np.testing.assert_array_equal(cp.asnumpy(cols), expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cross_entropy_infinite_and_nan_rows_on_gpu(cp, dtype):
+    """The one-pass forward's -inf / NaN / +inf handling on the hardware (exp2, shuffles)."""
+    n, c = 6, 1100
+    logits = np.random.default_rng(1).standard_normal((n, c)).astype(dtype)
+    logits[0, :600] = -np.inf
+    logits[1, :] = -np.inf
+    logits[2, 250] = np.nan
+    logits[3, 7] = np.inf
+    logits[4, ::2] = -np.inf
+    logits[5] *= 1e4
+    target = np.array([1000, 3, 1, 2, 1, 5])
+    loss, lse, _ = K.softmax_cross_entropy_forward(
+        cp.asarray(logits), cp.asarray(target), reduction="none", device="cuda")
+    ref_loss, ref_lse, _ = K.softmax_cross_entropy_forward_reference(logits, target,
+                                                                     reduction="none")
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_allclose(cp.asnumpy(lse), ref_lse, rtol=2e-6)
+        np.testing.assert_allclose(cp.asnumpy(loss), ref_loss, rtol=2e-5)
+
+
+@pytest.mark.parametrize("layout", K.LAYOUTS)
+def test_generic_im2col_for_large_kernels_on_gpu(cp, rng, layout):
+    """7x8 = 56 taps: more than the sized kernels take, so the generic kernel runs."""
+    from gpugrad.kernels import conv_cuda
+
+    assert 7 * 8 > conv_cuda.MAX_SIZED_TAPS
+    img = rng.standard_normal((5, 6, 40, 33)).astype(np.float32)
+    geo = ((7, 8), (2, 1), (3, 3), (1, 2))
+    cols = K.im2col(cp.asarray(img), *geo, pad_value=-np.inf, device="cuda", layout=layout)
+    np.testing.assert_array_equal(cp.asnumpy(cols),
+                                  K.im2col_reference(img, *geo, -np.inf, layout=layout))

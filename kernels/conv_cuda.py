@@ -7,7 +7,7 @@ walk their items with a grid-stride loop, so any grid size covers any array.
 im2col comes in two builds. Kernels up to MAX_SIZED_TAPS taps (7x7) get a kernel compiled for
 their size (``sized_im2col_kernel``, built on first use): its tap loops unroll, every tap is
 loaded into registers before any is stored, and its divisions are multiplications. Measured on
-an H200 (N=128, C=64, 56x56, 3x3), that took im2col from 33% to 77% of the bandwidth of a plain
+an H200 (N=128, C=64, 56x56, 3x3), that took im2col from 33% to 76% of the bandwidth of a plain
 fill of the columns: the generic kernel was bound by its integer instructions, not by memory.
 Larger kernels use the generic ``im2col_kernel``.
 """

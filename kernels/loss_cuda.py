@@ -3,18 +3,20 @@
 Imported on the first CUDA call only (it imports numba.cuda). Both kernels give each row one
 warp (eight rows to a 256-thread block, grid-stride over row groups): a row's lanes reduce
 with register shuffles in a fixed order (deterministic), and no block barrier holds a row
-back. Measured on an H200 (N=262144, C=1000, float32), the earlier block-per-row kernels
-reached 18% (forward) and 42% (backward) of the device's copy bandwidth; these reach 77% and
-84% (bench/results/gpu/gpu-variants-cuda-run4.json). What it took, in the order it mattered:
+back. Measured on an H200 (N=262144, C=1000, float32, paired against a copy of the logits), the
+earlier block-per-row kernels reached 18% (forward) and 42% (backward) of the device's copy
+bandwidth; these reach 76% and 83% (bench/results/gpu/gpu-variants-cuda.json; the README tells
+the steps). What it took, in the order it mattered:
 
 - many loads in flight: each lane issues 16 (forward) or 8 (backward) loads before it uses any,
   including on a row's last, partial trip (a one-at-a-time tail loop cost a latency per logit);
 - the forward reads each row once (online softmax: a running max, and a sum of exps rescaled
   when the max rises) instead of twice;
-- fewer instructions per logit: exp as the hardware exp2 of one FMA (float32; libdevice's expf
-  is about ten instructions), unsigned indices (Numba adds negative-index wraparound code to
-  signed ones), bounds checks on the last trip only;
-- no branch on the label before the row's loads: the label is loaded first but used after.
+- fewer instructions per logit in the forward: exp as the hardware exp2 of one FMA (float32;
+  libdevice's expf is about ten instructions), unsigned indices (Numba adds negative-index
+  wraparound code to signed ones), bounds checks on the last trip only;
+- no branch on the label before the row's loads: the label is loaded first but used after;
+- the backward capped at 40 registers: six blocks per SM instead of four.
 
 With label smoothing the forward needs the row's final max for its smoothing gap (a sum of
 w * (max - x), kept free of cancellation), so it reads the row twice, as before.

@@ -192,3 +192,15 @@ def test_one_pass_forward_on_infinite_and_nan_rows(dtype):
         np.testing.assert_allclose(lse, ref_lse, rtol=2e-6)
         np.testing.assert_allclose(loss, ref_loss, rtol=2e-5)
     assert np.isfinite(loss[[0, 4, 5]]).all() and np.isnan(lse[[1, 2, 3]]).all()
+
+
+def test_one_pass_forward_keeps_precision_at_large_logits():
+    """Logits of 1e4 with a spread of 1: the loss is O(1) and must keep float32 precision.
+    exp2(x * log2e - top * log2e) lost the rounding of top * log2e (7e-6 of the loss here)."""
+    rng = np.random.default_rng(0)
+    logits = (10000 + rng.standard_normal((4, 1100))).astype(np.float32)
+    target = rng.integers(0, 1100, 4)
+    loss, lse, _ = softmax_cross_entropy_forward(logits, target, reduction="none", device="cuda")
+    ref_loss, ref_lse, _ = softmax_cross_entropy_forward_reference(logits, target,
+                                                                   reduction="none")
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-6)

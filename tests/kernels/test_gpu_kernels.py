@@ -224,3 +224,15 @@ def test_generic_im2col_for_large_kernels_on_gpu(cp, rng, layout):
     cols = K.im2col(cp.asarray(img), *geo, pad_value=-np.inf, device="cuda", layout=layout)
     np.testing.assert_array_equal(cp.asnumpy(cols),
                                   K.im2col_reference(img, *geo, -np.inf, layout=layout))
+
+
+def test_cross_entropy_precision_at_large_logits_on_gpu(cp):
+    """Logits of 1e4 with a spread of 1: an O(1) loss to float32 precision on the hardware's
+    exp2 (the one-pass forward takes x - max before scaling by log2(e))."""
+    rng = np.random.default_rng(0)
+    logits = (10000 + rng.standard_normal((64, 1100))).astype(np.float32)
+    target = rng.integers(0, 1100, 64)
+    loss, _, _ = K.softmax_cross_entropy_forward(
+        cp.asarray(logits), cp.asarray(target), reduction="none", device="cuda")
+    ref_loss, _, _ = K.softmax_cross_entropy_forward_reference(logits, target, reduction="none")
+    np.testing.assert_allclose(cp.asnumpy(loss), ref_loss, rtol=5e-6)

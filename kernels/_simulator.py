@@ -34,9 +34,12 @@ def _shfl_xor_sync(self, mask, value, lane_mask):
     return result
 
 
+_U64 = 2**64 - 1
+
+
 def _umul64hi(x, y):
-    """The high 64 bits of the 128-bit product of two uint64s."""
-    return np.uint64((int(x) * int(y)) >> 64)
+    """The high 64 bits of the 128-bit product of x and y read as uint64s."""
+    return np.uint64(((int(x) & _U64) * (int(y) & _U64)) >> 64)
 
 
 def install() -> None:

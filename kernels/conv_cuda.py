@@ -95,16 +95,13 @@ def division_magic(d: int):
 @cuda.jit(device=True, inline=True)
 def divmod_by(i, d, magic):
     """(i // d, i % d) for 0 <= i and i * d < 2**64, given magic = division_magic(d): the high
-    half of a 64-bit product and one correction instead of a 64-bit integer division, which a
-    GPU emulates in dozens of instructions. ceil(2**64 / d) overestimates 1 / d by less than
-    d / 2**64, so the quotient is exact or one too large."""
+    half of a 64-bit product instead of a 64-bit integer division, which a GPU emulates in
+    dozens of instructions. Exact: with magic = (2**64 + e) / d, 0 <= e < d, and i = q * d + r,
+    i * magic / 2**64 = q + (r + i * e / 2**64) / d, and r + i * e / 2**64 < r + 1 <= d."""
     if d == 1:
         return i, i - i
     q = int64(libdevice.umul64hi(uint64(i), magic))
     r = i - q * d
-    if r < 0:
-        q -= 1
-        r += d
     return q, r
 
 
@@ -217,6 +214,8 @@ def col2im_kernel(cols, kh, kw, sy, sx, ph, pw, dy, dx, channel_major, x):
 def im2col(x, kh, kw, sy, sx, ph, pw, dy, dx, pad_value, channel_major, cols, device) -> None:
     n_img, n_ch, h, w = x.shape
     out_h, out_w = cols.shape[4], cols.shape[5]
+    if cols.size == 0:
+        return  # no channels or images: nothing to launch (and no divisor to prepare)
     if kh * kw <= MAX_SIZED_TAPS:
         launch_elementwise(
             sized_im2col_kernel(kh, kw, x.dtype), n_img * n_ch * out_h * out_w, device,

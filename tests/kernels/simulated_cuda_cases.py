@@ -73,6 +73,14 @@ def _divide(i, d, magic, q, r):
         q[k], r[k] = conv_cuda.divmod_by(i[k], d, magic)
 
 
+@pytest.mark.parametrize("shape", [(2, 0, 4, 4), (0, 3, 4, 4)])
+def test_im2col_of_no_channels_or_images(shape):
+    x = np.zeros(shape, np.float32)
+    geo = ((3, 3), (1, 1), (1, 1), (1, 1))
+    cols = im2col(x, *geo, device="cuda")
+    assert cols.shape == im2col(x, *geo, device="cpu").shape == (shape[0], shape[1], 3, 3, 4, 4)
+
+
 def test_divmod_by_is_exact():
     """divmod_by against Python's divmod, from 0 to 2**40, divisors 1 to 2**20 (the bound
     i * d < 2**64 is met with room to spare by any array that fits in memory)."""

@@ -33,10 +33,10 @@ from gpugrad.kernels.loss_cuda import (
     WARP,
     dlogit,
     row_exp_sums,
-    row_loss,
     row_max,
     warp_max,
     warp_sum,
+    write_row,
 )
 
 # The previous kernels gave a row a block of up to 256 threads, sized by row_threads.
@@ -103,18 +103,9 @@ def previous_forward_kernel(
             for k in range(1, n_warps):
                 s += warp_sums[k]
                 gap += warp_gaps[k]
-            log_s = math.log(s)
-            row_max_out[i] = m
-            row_log_sum[i] = log_s
-            t = target[i]
-            if t == ignore_index:
-                row_loss_out[i] = zero
-                row_weight[i] = zero
-            else:
-                w_t = weight[t]
-                row_loss_out[i] = row_loss(m, log_s, gap, logits[i, t], w_t, on_target,
-                                           off_target, weight_sum, smoothing)
-                row_weight[i] = w_t
+            write_row(logits, weight, weight_sum, ignore_index, on_target, off_target,
+                      smoothing, i, target[i], m, math.log(s), gap,
+                      row_max_out, row_log_sum, row_loss_out, row_weight)
 
 
 

@@ -33,9 +33,8 @@ import math
 import numba
 from numba import cuda, types, uint64
 
-from gpugrad.kernels._launch import launch_warp_rows
+from gpugrad.kernels._launch import WARP, launch_warp_rows
 
-WARP = 32
 # Every lane of a warp takes part in each shuffle.
 FULL_MASK = 0xFFFFFFFF
 # Logits each thread loads before it uses any, in the two-pass (label smoothing) forward.
@@ -218,6 +217,24 @@ def warp_online(m, s):
     return m, s
 
 
+@cuda.jit(device=True, inline=True)
+def write_row(logits, weight, weight_sum, ignore_index, on_target, off_target, smoothing,
+              i, t, m, log_s, gap, row_max_out, row_log_sum, row_loss_out, row_weight):
+    """Store row i's max, log of its sum of exps, loss and target weight (zeros for an
+    ignored row), from its label t and the row's reductions."""
+    zero = logits.dtype.type(0)
+    row_max_out[i] = m
+    row_log_sum[i] = log_s
+    if t == ignore_index:
+        row_loss_out[i] = zero
+        row_weight[i] = zero
+    else:
+        w_t = weight[t]
+        row_loss_out[i] = row_loss(m, log_s, gap, logits[i, t], w_t, on_target, off_target,
+                                   weight_sum, smoothing)
+        row_weight[i] = w_t
+
+
 @cuda.jit
 def softmax_cross_entropy_forward_kernel(
     logits, target, weight, weight_sum, ignore_index, on_target, off_target,
@@ -258,16 +275,9 @@ def softmax_cross_entropy_forward_kernel(
         if active and lane == 0:
             # A row of -inf only gives NaN, as the reference does (and the two-pass sum).
             log_s = math.log(s) if m != neg_inf else logits.dtype.type(math.nan)
-            row_max_out[i] = m
-            row_log_sum[i] = log_s
-            if t == ignore_index:
-                row_loss_out[i] = zero
-                row_weight[i] = zero
-            else:
-                w_t = weight[t]
-                row_loss_out[i] = row_loss(m, log_s, gap, logits[i, t], w_t, on_target,
-                                           off_target, weight_sum, smoothing)
-                row_weight[i] = w_t
+            write_row(logits, weight, weight_sum, ignore_index, on_target, off_target,
+                      smoothing, i, t, m, log_s, gap,
+                      row_max_out, row_log_sum, row_loss_out, row_weight)
 
 
 @cuda.jit(device=True, inline=True)

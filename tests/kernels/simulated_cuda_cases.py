@@ -33,6 +33,8 @@ from gpugrad.kernels import (  # noqa: E402
 )
 from gpugrad.kernels import conv_cuda  # noqa: E402
 
+from cross_entropy_cases import infinite_and_nan_rows  # noqa: E402
+
 GEOMETRIES = [
     ((2, 3, 5, 6), (3, 2), (2, 1), (1, 2), (1, 2)),
     ((1, 2, 7, 4), (1, 1), (3, 2), (0, 1), (1, 1)),
@@ -180,19 +182,9 @@ def test_gpu_variants_baseline_kernels_match_the_references(rng, n, c, weighted,
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_one_pass_forward_on_infinite_and_nan_rows(dtype):
-    """The one-pass forward on rows a two-pass kernel handles by its final max: -inf in a
-    lane's first loads and finite later, a lane that sees only -inf, a row of -inf only, a NaN,
-    +inf. It gives what the reference gives, NaN included; the 1100 classes make full
-    unguarded trips before the guarded last one."""
-    n, c = 6, 1100
-    logits = np.random.default_rng(1).standard_normal((n, c)).astype(dtype)
-    logits[0, :600] = -np.inf
-    logits[1, :] = -np.inf
-    logits[2, 250] = np.nan
-    logits[3, 7] = np.inf
-    logits[4, ::2] = -np.inf  # even lanes see -inf only
-    logits[5] *= 1e4
-    target = np.array([1000, 3, 1, 2, 1, 5])
+    """The one-pass forward on rows a two-pass kernel handles by its final max gives what the
+    reference gives, NaN included."""
+    logits, target = infinite_and_nan_rows(dtype)
     loss, lse, _ = softmax_cross_entropy_forward(logits, target, reduction="none", device="cuda")
     ref_loss, ref_lse, _ = softmax_cross_entropy_forward_reference(logits, target,
                                                                    reduction="none")

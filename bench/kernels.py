@@ -246,8 +246,10 @@ def cross_entropy_kernel_launches(xp, device, args, extras):
     if device == "cuda":
         from gpugrad.kernels import loss_cuda
 
+        first_bad = xp.full(1, n, np.int64)  # the kernel's label check: stays n (labels are good)
+
         def forward():
-            loss_cuda.softmax_cross_entropy_forward(*args, *outs, device)
+            loss_cuda.softmax_cross_entropy_forward(*args, *outs, first_bad, device)
 
         def backward():
             loss_cuda.softmax_cross_entropy_backward(*args, lse_hi, lse_lo, scale, gx, device)

@@ -34,9 +34,11 @@ REDUCTIONS = ("mean", "sum", "none")
 
 
 def check_targets(target, num_classes: int, ignore_index: int, op: str = "cross_entropy") -> None:
-    """Raise ValueError naming the first bad label unless every target is in [0, C) or ignored.
+    """Raise ValueError naming the first bad label (and its flat index) unless every target is
+    in [0, C) or ignored.
 
-    On CuPy arrays this costs one device-to-host copy of two numbers (the min and the max).
+    On CuPy arrays this waits for the GPU and copies one flag to the host (and, for a bad label,
+    the label). The CUDA cross-entropy forward checks its labels inside the kernel instead.
     """
     if not hasattr(target, "dtype") or target.dtype.kind not in "iu":
         raise TypeError(
@@ -45,15 +47,18 @@ def check_targets(target, num_classes: int, ignore_index: int, op: str = "cross_
         )
     if target.size == 0:
         return
-    xp = backend.array_module(target)
-    labels = xp.where(target == ignore_index, 0, target)
-    lo, hi = (int(v) for v in xp.stack([labels.min(), labels.max()]).tolist())
-    if lo >= 0 and hi < num_classes:
-        return
-    bad = lo if lo < 0 else hi
+    flat = target.reshape(-1)
+    # Read as unsigned, a negative label is huge: one comparison checks both ends.
+    unsigned = flat.view(np.dtype(f"u{flat.dtype.itemsize}"))
+    bad = (unsigned >= num_classes) & (flat != ignore_index)
+    if bool(bad.any()):
+        _raise_bad_label(op, flat, int(bad.argmax()), num_classes, ignore_index)
+
+
+def _raise_bad_label(op, target, row, num_classes, ignore_index):
     raise ValueError(
-        f"{op}: target label {bad} is out of range; expected class indices in "
-        f"[0, {num_classes}) or ignore_index={ignore_index}"
+        f"{op}: target label {int(target[row])} (flat index {row}) is out of range; "
+        f"expected class indices in [0, {num_classes}) or ignore_index={ignore_index}"
     )
 
 
@@ -197,6 +202,7 @@ def _softmax_cross_entropy_forward_cpu(
     logits, target, weight, weight_sum, ignore_index, on_target, off_target,
     row_max, row_log_sum, row_loss, row_weight,
 ):  # fmt: skip
+    n_cls = logits.shape[1]
     zero = logits.dtype.type(0)
     smoothing = off_target != zero
     for i in prange(logits.shape[0]):
@@ -209,6 +215,11 @@ def _softmax_cross_entropy_forward_cpu(
         if t == ignore_index:
             row_loss[i] = zero
             row_weight[i] = zero
+            continue
+        if t < 0 or t >= n_cls:
+            # The dispatcher checked the labels; a bad one must still never index out of bounds.
+            row_loss[i] = math.nan
+            row_weight[i] = math.nan
             continue
         wt = weight[t]
         # lse - x[t] as (m - x[t]) + log_s: exact differences first, so 1e4 logits lose nothing.
@@ -234,6 +245,11 @@ def _softmax_cross_entropy_backward_cpu(
         if t == ignore_index:
             for j in range(n_cls):
                 g[j] = zero
+            continue
+        if t < 0 or t >= n_cls:
+            # Only reached with check_labels=False and a broken promise: NaN, not a stray read.
+            for j in range(n_cls):
+                g[j] = math.nan
             continue
         row = logits[i]
         sc = scale[i] if per_row else scale[0]
@@ -264,29 +280,43 @@ def softmax_cross_entropy_forward(
     arrays = [a for a in (logits, target, weight) if a is not None]
     path = choose_path(op, device, *arrays)
     n, c = _check_inputs(op, logits, target, weight, label_smoothing, reduction)
-    check_targets(target, c, ignore_index, op)
+    if path != CUDA:
+        check_targets(target, c, ignore_index, op)
     if path == REFERENCE:
         return softmax_cross_entropy_forward_reference(
             logits, target, weight, ignore_index, label_smoothing, reduction
         )
     xp = backend.array_module(logits)
     args = _kernel_args(xp, logits, target, weight, ignore_index, label_smoothing)
-    row_max, row_log_sum, row_loss, row_weight = (xp.empty(n, logits.dtype) for _ in range(4))
-    outs = (row_max, row_log_sum, row_loss, row_weight)
+    # One buffer for the four per-row outputs: one allocation, and one reduction for the loss
+    # and total weight below.
+    rows = xp.empty((4, n), logits.dtype)
+    row_max, row_log_sum, row_loss, row_weight = rows[0], rows[1], rows[2], rows[3]
     if path == CUDA:
         from gpugrad.kernels import loss_cuda
 
-        loss_cuda.softmax_cross_entropy_forward(*args, *outs, device)
+        # The kernel checks the labels itself and leaves the first bad row here (n: none), so
+        # nothing waits for the GPU before it runs; the one read-back comes after everything
+        # below is queued.
+        first_bad = xp.full(1, n, np.int64)
+        loss_cuda.softmax_cross_entropy_forward(*args, row_max, row_log_sum, row_loss,
+                                                row_weight, first_bad, device)
     else:
-        run_cpu_twin(_softmax_cross_entropy_forward_cpu, logits.size, *args, *outs)
-    lse = row_max.astype(np.float64) + row_log_sum
-    total_weight = _sum_0d(row_weight)
+        run_cpu_twin(_softmax_cross_entropy_forward_cpu, logits.size, *args,
+                     row_max, row_log_sum, row_loss, row_weight)
+    lse = xp.add(row_max, row_log_sum, dtype=np.float64)
+    sums = rows[2:].sum(axis=1)
+    total_weight = sums[1, ...]  # 0-d arrays, not NumPy scalars
+    loss = sums[0, ...]
     if reduction == "none":
-        return row_loss, lse, total_weight
-    loss = _sum_0d(row_loss)
-    if reduction == "mean":
+        loss = row_loss
+    elif reduction == "mean":
         with np.errstate(invalid="ignore", divide="ignore"):
             loss = xp.asarray(loss / total_weight)
+    if path == CUDA:
+        row = int(first_bad[0])
+        if row < n:
+            _raise_bad_label(op, target, row, c, ignore_index)
     return loss, lse, total_weight
 
 
@@ -301,8 +331,13 @@ def softmax_cross_entropy_backward(
     reduction="mean",
     total_weight=None,
     device="cpu",
+    check_labels=True,
 ):
-    """dlogits (N, C) for the incoming gradient `gloss` (0-d for mean/sum, (N,) for none)."""
+    """dlogits (N, C) for the incoming gradient `gloss` (0-d for mean/sum, (N,) for none).
+
+    `check_labels=False` skips the label check (on the GPU a wait and a read-back) for labels
+    that already went through the forward, as autograd's do. The CUDA kernel trusts them then.
+    """
     op = "cross_entropy_backward"
     arrays = [a for a in (logits, target, lse, gloss, weight, total_weight) if a is not None]
     path = choose_path(op, device, *arrays)
@@ -314,6 +349,8 @@ def softmax_cross_entropy_backward(
         if total_weight is None:
             raise ValueError(f"{op}: reduction 'mean' needs the total_weight from the forward")
         check_float_array(op, "total_weight", total_weight, shape=())
+    if check_labels:
+        check_targets(target, c, ignore_index, op)
     if path == REFERENCE:
         return softmax_cross_entropy_backward_reference(
             logits, target, lse, gloss, weight, ignore_index, label_smoothing, reduction,
@@ -377,9 +414,13 @@ def _kernel_args(xp, logits, target, weight, ignore_index, label_smoothing):
     dt = logits.dtype.type
     logits = xp.ascontiguousarray(logits)
     target = xp.ascontiguousarray(target, dtype=np.int64)
-    weight = xp.ones(c, logits.dtype) if weight is None else xp.ascontiguousarray(weight)
-    # An array, not a Python float, so the sum never leaves the GPU.
-    weight_sum = xp.reshape(weight.sum(), (1,)).astype(logits.dtype)
+    # weight_sum is an array, not a Python float, so the sum never leaves the GPU.
+    if weight is None:
+        weight = xp.ones(c, logits.dtype)
+        weight_sum = xp.full(1, c, logits.dtype)
+    else:
+        weight = xp.ascontiguousarray(weight)
+        weight_sum = weight.sum(keepdims=True)
     eps = float(label_smoothing)
     on_target, off_target = dt(1.0 - eps), dt(eps / c)
     return logits, target, weight, weight_sum, np.int64(ignore_index), on_target, off_target
@@ -392,14 +433,9 @@ def _backward_kernel_args(xp, lse, gloss, reduction, total_weight, dtype):
     lse = lse.astype(np.float64, copy=False)
     lse_hi = lse.astype(dtype)
     lse_lo = (lse - lse_hi).astype(dtype)
+    scale = gloss.astype(dtype, copy=False)
     if reduction == "mean":
         with np.errstate(invalid="ignore", divide="ignore"):
-            scale = gloss.astype(dtype) / total_weight.astype(dtype)
-    else:
-        scale = gloss.astype(dtype)
+            scale = scale / total_weight.astype(dtype, copy=False)
     return lse_hi, lse_lo, xp.ascontiguousarray(xp.reshape(scale, (-1,)))
 
-
-def _sum_0d(a):
-    """The sum of a 1-D array as a 0-d array (NumPy would hand back a scalar)."""
-    return a.sum(keepdims=True).reshape(())

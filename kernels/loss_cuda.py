@@ -22,6 +22,12 @@ The measured forward computed exp2(x * log2e - top * log2e) as one FMA; the ship
 the difference first, one instruction more per logit, because the FMA form lost 7e-6 of the
 loss at logits of 1e4 (a test pins this). That build is not yet measured on a GPU.
 
+The forward also checks the labels: a row whose label is neither ignore_index nor in [0, C) gets
+NaN and lowers a first-bad-row flag, which the dispatcher reads back after queuing the rest of
+its work (one small copy, instead of a min/max read back before the kernel could start). The
+backward trusts its labels: its dispatcher checks them first unless they came through the
+forward.
+
 With label smoothing the forward needs the row's final max for its smoothing gap (a sum of
 w * (max - x), kept free of cancellation), so it reads the row twice, as before.
 """
@@ -235,13 +241,27 @@ def write_row(logits, weight, weight_sum, ignore_index, on_target, off_target, s
         row_weight[i] = w_t
 
 
+@cuda.jit(device=True, inline=True)
+def flag_bad_label(i, m, log_s, first_bad, row_max_out, row_log_sum, row_loss_out, row_weight):
+    """Row i's label is out of range: keep its reductions, NaN for its loss and weight, and
+    lower first_bad[0] to i, so the dispatcher can name the first bad label."""
+    nan = row_loss_out.dtype.type(math.nan)
+    row_max_out[i] = m
+    row_log_sum[i] = log_s
+    row_loss_out[i] = nan
+    row_weight[i] = nan
+    cuda.atomic.min(first_bad, 0, i)
+
+
 @cuda.jit
 def softmax_cross_entropy_forward_kernel(
     logits, target, weight, weight_sum, ignore_index, on_target, off_target,
-    row_max_out, row_log_sum, row_loss_out, row_weight,
+    row_max_out, row_log_sum, row_loss_out, row_weight, first_bad,
 ):  # fmt: skip
-    """Per row, in one warp: max, log-sum-exp and the (smoothed, weighted) loss."""
-    n_rows = logits.shape[0]
+    """Per row, in one warp: max, log-sum-exp and the (smoothed, weighted) loss. A label that
+    is neither ignore_index nor in [0, C) is never used as an index: the row is flagged in
+    first_bad (which must start at n_rows) instead."""
+    n_rows, n_cls = logits.shape
     zero = logits.dtype.type(0)
     neg_inf = logits.dtype.type(-math.inf)
     log2e = logits.dtype.type(LOG2E)
@@ -275,9 +295,13 @@ def softmax_cross_entropy_forward_kernel(
         if active and lane == 0:
             # A row of -inf only gives NaN, as the reference does (and the two-pass sum).
             log_s = math.log(s) if m != neg_inf else logits.dtype.type(math.nan)
-            write_row(logits, weight, weight_sum, ignore_index, on_target, off_target,
-                      smoothing, i, t, m, log_s, gap,
-                      row_max_out, row_log_sum, row_loss_out, row_weight)
+            if t != ignore_index and (t < 0 or t >= n_cls):
+                flag_bad_label(i, m, log_s, first_bad,
+                               row_max_out, row_log_sum, row_loss_out, row_weight)
+            else:
+                write_row(logits, weight, weight_sum, ignore_index, on_target, off_target,
+                          smoothing, i, t, m, log_s, gap,
+                          row_max_out, row_log_sum, row_loss_out, row_weight)
 
 
 @cuda.jit(device=True, inline=True)
@@ -363,12 +387,12 @@ def softmax_cross_entropy_backward_kernel(
 
 def softmax_cross_entropy_forward(
     logits, target, weight, weight_sum, ignore_index, on_target, off_target,
-    row_max, row_log_sum, row_loss, row_weight, device,
+    row_max, row_log_sum, row_loss, row_weight, first_bad, device,
 ) -> None:  # fmt: skip
     launch_warp_rows(
         softmax_cross_entropy_forward_kernel, logits.shape[0], device,
         logits, target, weight, weight_sum, ignore_index, on_target, off_target,
-        row_max, row_log_sum, row_loss, row_weight,
+        row_max, row_log_sum, row_loss, row_weight, first_bad,
     )  # fmt: skip
 
 
@@ -394,7 +418,7 @@ def signatures(dtype):
         (
             "softmax_cross_entropy_forward_kernel",
             softmax_cross_entropy_forward_kernel,
-            (m2, labels, v, v, i, f, f, v, v, v, v),
+            (m2, labels, v, v, i, f, f, v, v, v, v, labels),
         ),
         (
             "softmax_cross_entropy_backward_kernel",

@@ -41,9 +41,10 @@ class CrossEntropyBackward(Function):
     def forward(self, logits, gloss, target, lse, total_weight, options):
         self.target, self.total_weight, self.options = target, total_weight, options
         weight, ignore_index, label_smoothing, reduction = options
+        # The forward checked these labels: no second check (on the GPU, a wait).
         return loss_kernels.softmax_cross_entropy_backward(
             logits, target, lse, gloss, weight, ignore_index, label_smoothing, reduction,
-            total_weight, self.device,
+            total_weight, self.device, check_labels=False,
         )
 
     def backward(self, ggx):

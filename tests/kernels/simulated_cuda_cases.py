@@ -204,3 +204,57 @@ def test_one_pass_forward_keeps_precision_at_large_logits():
     ref_loss, ref_lse, _ = softmax_cross_entropy_forward_reference(logits, target,
                                                                    reduction="none")
     np.testing.assert_allclose(loss, ref_loss, rtol=1e-6)
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.2])  # the one-pass and the two-pass forward
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_forward_kernel_checks_the_labels(rng, eps, reduction):
+    """No label check before the CUDA kernel: the kernel flags the first bad row itself (rows
+    13 and 17 lie past the first grid-stride step), the dispatcher names its label."""
+    n, c = 21, 40
+    logits = rng.standard_normal((n, c)).astype(np.float32)
+    target = rng.integers(0, c, n)
+    target[[2, 13, 17]] = [-100, c, -1]
+    with pytest.raises(ValueError, match=rf"cross_entropy: target label {c} \(flat index 13\) "
+                                         rf"is out of range; expected class indices in "
+                                         rf"\[0, {c}\) or ignore_index=-100"):
+        softmax_cross_entropy_forward(logits, target, label_smoothing=eps, reduction=reduction,
+                                      device="cuda")
+
+
+def test_forward_kernel_marks_bad_rows_nan_and_leaves_the_rest():
+    from gpugrad.kernels import loss as L
+    from gpugrad.kernels import loss_cuda
+
+    rng = np.random.default_rng(3)
+    n, c = 11, 70
+    logits = rng.standard_normal((n, c)).astype(np.float32)
+    target = rng.integers(0, c, n)
+    target[4] = -100
+    ref_loss, ref_lse, _ = softmax_cross_entropy_forward_reference(logits, target,
+                                                                   reduction="none")
+    bad_rows = [9, 6]
+    target[bad_rows] = [2**40, -7]
+    outs = [np.full(n, 123.0, np.float32) for _ in range(4)]
+    first_bad = np.full(1, n, np.int64)
+    args = L._kernel_args(np, logits, target, None, -100, 0.0)
+    loss_cuda.softmax_cross_entropy_forward(*args, *outs, first_bad, "cuda")
+    row_max, row_log_sum, row_loss, row_weight = outs
+    assert first_bad[0] == 6
+    assert np.isnan(row_loss[bad_rows]).all() and np.isnan(row_weight[bad_rows]).all()
+    good = np.setdiff1d(np.arange(n), bad_rows)
+    np.testing.assert_allclose(row_loss[good], ref_loss[good], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(row_max + row_log_sum.astype(np.float64), ref_lse, rtol=1e-6)
+
+
+def test_backward_on_cuda_checks_labels_unless_told_they_were():
+    rng = np.random.default_rng(5)
+    n, c = 6, 9
+    logits = rng.standard_normal((n, c)).astype(np.float32)
+    target = rng.integers(0, c, n)
+    _, lse, tw = softmax_cross_entropy_forward(logits, target, device="cuda")
+    target[1] = 9
+    with pytest.raises(ValueError, match=r"cross_entropy_backward: target label 9 "
+                                         r"\(flat index 1\) is out of range"):
+        softmax_cross_entropy_backward(logits, target, lse, np.float32(1.0), total_weight=tw,
+                                       device="cuda")

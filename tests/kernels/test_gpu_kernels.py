@@ -80,9 +80,28 @@ def test_softmax_cross_entropy_on_gpu(cp, rng, dtype, reduction, weighted, eps):
 
 def test_check_targets_on_gpu(cp):
     target = cp.asarray([0, 3, -100, 9])
-    with pytest.raises(ValueError, match=r"target label 9 is out of range.*\[0, 5\)"):
+    with pytest.raises(ValueError, match=r"target label 9 \(flat index 3\) is out of range"
+                                         r".*\[0, 5\)"):
         K.check_targets(target, 5, -100)
     K.check_targets(target, 10, -100)
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+def test_forward_kernel_checks_labels_on_gpu(cp, rng, eps):
+    """The CUDA forward checks labels in the kernel (no check before it): the first bad row,
+    among many rows and blocks, is named, and nothing faults."""
+    n, c = 5000, 100
+    logits = cp.asarray(rng.standard_normal((n, c)).astype(np.float32))
+    target = rng.integers(0, c, n)
+    target[[4001, 4321]] = [2**40, -5]
+    with pytest.raises(ValueError, match=r"target label 1099511627776 \(flat index 4001\) "
+                                         r"is out of range; expected class indices in \[0, 100\)"):
+        K.softmax_cross_entropy_forward(logits, cp.asarray(target), label_smoothing=eps,
+                                        device="cuda")
+    # The device is still healthy, and good labels pass.
+    target[[4001, 4321]] = [0, 99]
+    loss, _, _ = K.softmax_cross_entropy_forward(logits, cp.asarray(target), device="cuda")
+    assert np.isfinite(float(loss))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

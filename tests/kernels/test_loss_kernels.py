@@ -130,15 +130,70 @@ def test_nan_logit_gives_nan_loss(rng):
 # ----------------------------------------------------------------------------- labels
 
 
-@pytest.mark.parametrize("bad, ignore_index", [(-1, -100), (7, -100), (-100, 0), (123, 5)])
+@pytest.mark.parametrize("bad, ignore_index", [(-1, -100), (7, -100), (-100, 0), (123, 5),
+                                                (2**40, -100)])
 def test_bad_labels_raise_value_error_naming_the_value(rng, bad, ignore_index):
     logits, target, _ = make_problem(rng, 8, 7, np.float32, False, ignore_index)
     target[5] = bad
-    message = rf"target label {bad} is out of range; expected class indices in \[0, 7\)"
-    with pytest.raises(ValueError, match=message):
+    message = (rf"target label {bad} \(flat index 5\) is out of range; "
+               rf"expected class indices in \[0, 7\) or ignore_index={ignore_index}")
+    with pytest.raises(ValueError, match="cross_entropy: " + message):
         softmax_cross_entropy_forward(logits, target, ignore_index=ignore_index)
     with pytest.raises(ValueError, match=message):
         check_targets(target, 7, ignore_index)
+
+
+def test_the_first_bad_label_is_named(rng):
+    logits, target, _ = make_problem(rng, 9, 4, np.float64, False, -100)
+    target[[2, 6, 7]] = [-100, 9, -3]
+    with pytest.raises(ValueError, match=r"target label 9 \(flat index 6\)"):
+        softmax_cross_entropy_forward(logits, target)
+    # Spatial targets: the index is into target.reshape(-1).
+    with pytest.raises(ValueError, match=r"target label 2 \(flat index 2\)"):
+        check_targets(np.tile(np.arange(3), (3, 1)), 2, -100)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_backward_checks_its_labels(rng, reduction):
+    # The backward is public too: a bad label must raise, never index out of bounds (the CPU
+    # twin used to read far past `weight` and crash the process).
+    logits, target, _ = make_problem(rng, 6, 5, np.float32, False, -100)
+    loss, lse, tw = softmax_cross_entropy_forward(logits, target, reduction=reduction)
+    gloss = incoming_gradient(rng, reduction, 6, np.float32)
+    bad = target.copy()
+    bad[3] = 70_000_000
+    with pytest.raises(ValueError, match=r"cross_entropy_backward: target label 70000000 "
+                                         r"\(flat index 3\) is out of range"):
+        softmax_cross_entropy_backward(logits, bad, lse, gloss, reduction=reduction,
+                                       total_weight=tw)
+
+
+@pytest.mark.parametrize("twin_threads", [1, 2], indirect=True)
+def test_unchecked_bad_labels_give_nan_rows_not_a_stray_read(rng, twin_threads):
+    """With check_labels=False the caller vouches for the labels; if it is wrong, the CPU
+    twins still stay in bounds and mark the row NaN (the CUDA backward trusts the caller)."""
+    from gpugrad.kernels import loss as L
+
+    n, c = 300, 600  # past the twins' parallel threshold with 2 threads
+    logits, target, _ = make_problem(rng, n, c, np.float32, False, -100)
+    loss, lse, tw = softmax_cross_entropy_forward(logits, target, reduction="sum")
+    bad = target.copy()
+    bad[[5, 201]] = [c, -2]
+    g = softmax_cross_entropy_backward(logits, bad, lse, np.float32(1.0), reduction="sum",
+                                       check_labels=False)
+    assert np.isnan(g[[5, 201]]).all()
+    good = np.ones(n, bool)
+    good[[5, 201]] = False
+    ref = softmax_cross_entropy_backward_reference(logits, target, lse, np.float32(1.0),
+                                                   reduction="sum")
+    np.testing.assert_allclose(g[good], ref[good], **TOL[np.float32])
+    # The forward twin, called past its dispatcher's check, does the same.
+    args = L._kernel_args(np, logits, bad, None, -100, 0.0)
+    outs = [np.empty(n, np.float32) for _ in range(4)]
+    L.run_cpu_twin(L._softmax_cross_entropy_forward_cpu, logits.size, *args, *outs)
+    row_loss, row_weight = outs[2], outs[3]
+    assert np.isnan(row_loss[[5, 201]]).all() and np.isnan(row_weight[[5, 201]]).all()
+    assert np.isfinite(row_loss[good]).all()
 
 
 def test_check_targets_accepts_ignore_index_and_edges():

@@ -21,6 +21,7 @@ The CUDA kernels live in ``loss_cuda`` and are imported on first use.
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 from numba import njit, prange
@@ -40,19 +41,59 @@ def check_targets(target, num_classes: int, ignore_index: int, op: str = "cross_
     On CuPy arrays this waits for the GPU and copies one flag to the host (and, for a bad label,
     the label). The CUDA cross-entropy forward checks its labels inside the kernel instead.
     """
-    if not hasattr(target, "dtype") or target.dtype.kind not in "iu":
-        raise TypeError(
-            f"{op}: target must be an integer array of class indices, "
-            f"got {getattr(target, 'dtype', type(target).__name__)}"
-        )
+    _check_label_array(op, target)
     if target.size == 0:
         return
     flat = target.reshape(-1)
+    if flat.dtype.kind == "i" and flat.dtype.itemsize < 8:
+        flat = flat.astype(np.int64)  # so that a negative label reads as a huge unsigned one
     # Read as unsigned, a negative label is huge: one comparison checks both ends.
     unsigned = flat.view(np.dtype(f"u{flat.dtype.itemsize}"))
     bad = (unsigned >= num_classes) & (flat != ignore_index)
     if bool(bad.any()):
         _raise_bad_label(op, flat, int(bad.argmax()), num_classes, ignore_index)
+
+
+def class_indices(target, num_classes: int, ignore_index: int, op: str = "cross_entropy"):
+    """`target` as the int64 labels the kernels take. uint64 labels are range-checked first: a
+    label of 2**63 or more would wrap to a negative one in the cast (-1 could pass as an
+    ignore_index)."""
+    _check_label_array(op, target)
+    if target.dtype == np.uint64:
+        check_targets(target, num_classes, ignore_index, op)
+    return target.astype(np.int64, copy=False)
+
+
+def check_ignore_index(op: str, ignore_index) -> int:
+    """ignore_index as a Python int, which must be an integer (not a bool) that fits int64."""
+    if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(ignore_index, numbers.Integral):
+        raise TypeError(f"{op}: ignore_index must be an int, "
+                        f"got {type(ignore_index).__name__} {ignore_index!r}")
+    value = int(ignore_index)
+    if not -(2**63) <= value < 2**63:
+        raise ValueError(f"{op}: ignore_index must fit in int64, got {value}")
+    return value
+
+
+def check_label_smoothing(op: str, label_smoothing) -> float:
+    """label_smoothing as a float in [0, 1]."""
+    if isinstance(label_smoothing, (bool, np.bool_)) or not isinstance(label_smoothing,
+                                                                       numbers.Real):
+        raise TypeError(f"{op}: label_smoothing must be a float, "
+                        f"got {type(label_smoothing).__name__} {label_smoothing!r}")
+    eps = float(label_smoothing)
+    if not 0.0 <= eps <= 1.0:
+        raise ValueError(f"{op}: label_smoothing must be in [0, 1], got {label_smoothing}")
+    return eps
+
+
+def _check_label_array(op, target):
+    kind = getattr(getattr(target, "dtype", None), "kind", None)
+    if kind is None or kind not in "iu" or not hasattr(target, "reshape"):
+        raise TypeError(
+            f"{op}: target must be an integer array of class indices, "
+            f"got {getattr(target, 'dtype', type(target).__name__)}"
+        )
 
 
 def _raise_bad_label(op, target, row, num_classes, ignore_index):
@@ -279,8 +320,9 @@ def softmax_cross_entropy_forward(
     op = "cross_entropy"
     arrays = [a for a in (logits, target, weight) if a is not None]
     path = choose_path(op, device, *arrays)
-    n, c = _check_inputs(op, logits, target, weight, label_smoothing, reduction)
-    if path != CUDA:
+    n, c = _check_inputs(op, logits, target, weight, ignore_index, label_smoothing, reduction)
+    if path != CUDA or target.dtype == np.uint64:
+        # (The CUDA kernel checks int64 labels; a uint64 one might wrap in the cast.)
         check_targets(target, c, ignore_index, op)
     if path == REFERENCE:
         return softmax_cross_entropy_forward_reference(
@@ -336,12 +378,13 @@ def softmax_cross_entropy_backward(
     """dlogits (N, C) for the incoming gradient `gloss` (0-d for mean/sum, (N,) for none).
 
     `check_labels=False` skips the label check (on the GPU a wait and a read-back) for labels
-    that already went through the forward, as autograd's do. The CUDA kernel trusts them then.
+    that already went through the forward, as autograd's do. A bad one then gives a NaN row, never
+    an out-of-bounds read.
     """
     op = "cross_entropy_backward"
     arrays = [a for a in (logits, target, lse, gloss, weight, total_weight) if a is not None]
     path = choose_path(op, device, *arrays)
-    n, c = _check_inputs(op, logits, target, weight, label_smoothing, reduction)
+    n, c = _check_inputs(op, logits, target, weight, ignore_index, label_smoothing, reduction)
     check_float_array(op, "lse", lse, shape=(n,))
     gloss_shape = (n,) if reduction == "none" else ()
     check_float_array(op, "gloss", gloss, shape=gloss_shape)
@@ -383,16 +426,14 @@ def __getattr__(name):
 # ----------------------------------------------------------------------------- helpers
 
 
-def _check_inputs(op, logits, target, weight, label_smoothing, reduction):
+def _check_inputs(op, logits, target, weight, ignore_index, label_smoothing, reduction):
     check_float_array(op, "logits", logits, ndim=2)
     n, c = logits.shape
     if c == 0:
         raise ValueError(f"{op}: logits must have at least one class, got shape {(n, c)}")
-    if not hasattr(target, "dtype") or target.dtype.kind not in "iu":
-        raise TypeError(
-            f"{op}: target must be an integer array of class indices, "
-            f"got {getattr(target, 'dtype', type(target).__name__)}"
-        )
+    _check_label_array(op, target)
+    check_ignore_index(op, ignore_index)
+    check_label_smoothing(op, label_smoothing)
     if tuple(target.shape) != (n,):
         raise ValueError(
             f"{op}: target must have shape ({n},) to match logits {(n, c)}, "
@@ -401,8 +442,6 @@ def _check_inputs(op, logits, target, weight, label_smoothing, reduction):
     if weight is not None:
         check_float_array(op, "weight", weight, shape=(c,))
         check_same_dtype(op, "weight", weight, logits.dtype)
-    if not 0.0 <= float(label_smoothing) <= 1.0:
-        raise ValueError(f"{op}: label_smoothing must be in [0, 1], got {label_smoothing}")
     if reduction not in REDUCTIONS:
         raise ValueError(f"{op}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
     return n, c

@@ -25,8 +25,9 @@ loss at logits of 1e4 (a test pins this). That build is not yet measured on a GP
 The forward also checks the labels: a row whose label is neither ignore_index nor in [0, C) gets
 NaN and lowers a first-bad-row flag, which the dispatcher reads back after queuing the rest of
 its work (one small copy, instead of a min/max read back before the kernel could start). The
-backward trusts its labels: its dispatcher checks them first unless they came through the
-forward.
+backward's dispatcher checks its labels first unless they came through the forward; if a
+caller's promise is broken, the kernel still never uses a bad label as an index (the row's
+gradient is NaN).
 
 With label smoothing the forward needs the row's final max for its smoothing gap (a sum of
 w * (max - x), kept free of cancellation), so it reads the row twice, as before.
@@ -347,7 +348,11 @@ def softmax_cross_entropy_backward_kernel(
         lo = lse_lo[i]
         sc = scale[i] if per_row else scale[0]
         ignored = t == ignore_index
-        on_wt = zero if ignored else on_target * weight[t]
+        # A label out of range (only with check_labels=False and a broken promise) is never an
+        # index: it makes the row's gradient NaN.
+        on_wt = zero
+        if not ignored:
+            on_wt = on_target * weight[t] if 0 <= t < n_cls else logits.dtype.type(math.nan)
         coef = on_wt + off_target * weight_sum[0]
         j = lane
         while j < n_cls:

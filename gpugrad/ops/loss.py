@@ -89,11 +89,23 @@ def _composite_terms(logits, target, weight, ignore_index, eps, reduction, total
     return a, b, per_row.astype(dt)
 
 
-def _check_options(op, reduction, label_smoothing):
+def _check_options(op, reduction, label_smoothing, ignore_index):
+    """(label_smoothing, ignore_index) as float and int, once checked."""
     if reduction not in REDUCTIONS:
         raise ValueError(f"{op}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"{op}: label_smoothing must be in [0, 1], got {label_smoothing}")
+    return (loss_kernels.check_label_smoothing(op, label_smoothing),
+            loss_kernels.check_ignore_index(op, ignore_index))
+
+
+def _check_input(op, x, what):
+    """Floating-point input of at least one dimension."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: input must be a Tensor, got {type(x).__name__}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{op}: expected floating-point {what}, got {x.dtype}")
+    if x.ndim == 0:
+        raise ValueError(f"{op}: expected input of shape (C,), (N, C) or (N, C, d1, ...), "
+                         f"got a 0-d tensor")
 
 
 def _check_weight(op, weight, logits):
@@ -137,13 +149,9 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
                   label_smoothing=0.0):
     """Softmax cross-entropy, as torch.nn.functional.cross_entropy."""
     op = "cross_entropy"
-    _check_options(op, reduction, label_smoothing)
+    label_smoothing, ignore_index = _check_options(op, reduction, label_smoothing, ignore_index)
     x = input
-    if x.dtype.kind != "f":
-        raise TypeError(f"{op}: expected floating-point logits, got {x.dtype}")
-    if x.ndim == 0:
-        raise ValueError(f"{op}: expected input of shape (C,), (N, C) or (N, C, d1, ...), "
-                         f"got a 0-d tensor")
+    _check_input(op, x, "logits")
     if x.ndim == 1:  # one unbatched sample: (C,) logits, a 0-d class or (C,) probabilities
         if not isinstance(target, Tensor):
             raise TypeError(f"{op}: target must be a Tensor, got {type(target).__name__}")
@@ -158,16 +166,19 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
                             label_smoothing)
         return out.reshape(()) if reduction == "none" else out
     if isinstance(target, Tensor) and target.dtype.kind == "f":
+        if ignore_index != -100:
+            raise ValueError(f"{op}: ignore_index is not supported for class-probability "
+                             f"(floating-point) targets, got ignore_index={ignore_index}")
         return _soft_target_cross_entropy(x, target, weight, reduction, label_smoothing)
     _check_class_target(op, x, target)
     w = _check_weight(op, weight, x)
     spatial = x.shape[2:]
     if x.ndim > 2:
         x, target = _flatten_spatial(x, target)
-    target_data = target.data.astype(np.int64, copy=False)
+    target_data = loss_kernels.class_indices(target.data, x.shape[1], ignore_index, op)
     loss = CrossEntropy.apply(x, Tensor(target_data, target.device), weight=w,
-                              ignore_index=int(ignore_index),
-                              label_smoothing=float(label_smoothing), reduction=reduction)
+                              ignore_index=ignore_index, label_smoothing=label_smoothing,
+                              reduction=reduction)
     if reduction == "none" and spatial:
         loss = loss.reshape(input.shape[0], *spatial)
     return loss
@@ -202,9 +213,15 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     from gpugrad.ops.reduce import sum
 
     op = "nll_loss"
-    _check_options(op, reduction, 0.0)
+    _, ignore_index = _check_options(op, reduction, 0.0, ignore_index)
     x = input
-    if x.ndim == 1:
+    _check_input(op, x, "log-probabilities")
+    if x.ndim == 1:  # one unbatched sample: a 0-d class (or one of shape (1,), as PyTorch)
+        if not isinstance(target, Tensor):
+            raise TypeError(f"{op}: target must be a Tensor, got {type(target).__name__}")
+        if tuple(target.shape) not in ((), (1,)):
+            raise ValueError(f"{op}: for unbatched input of shape {tuple(x.shape)} expected a "
+                             f"target of shape () or (1,), got {tuple(target.shape)}")
         out = nll_loss(x.reshape(1, -1), target.reshape(1), weight, ignore_index, reduction)
         return out.reshape(()) if reduction == "none" else out
     _check_class_target(op, x, target)
@@ -212,18 +229,23 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     spatial = x.shape[2:]
     if x.ndim > 2:
         x, target = _flatten_spatial(x, target)
-    t = target.data.astype(np.int64, copy=False)
+    t = loss_kernels.class_indices(target.data, x.shape[1], ignore_index, op)
     loss_kernels.check_targets(t, x.shape[1], ignore_index, op=op)
     xp = backend.array_module(t)
     keep = t != ignore_index
     safe = xp.where(keep, t, 0)
-    row_w = (xp.ones(x.shape[1], dtype=x.dtype) if w is None else w)[safe] * keep
-    row_w = Tensor(row_w.astype(x.dtype), x.device)
+    row_w = ((xp.ones(x.shape[1], dtype=x.dtype) if w is None else w)[safe] * keep).astype(x.dtype)
     picked = gather(x, 1, Tensor(safe.reshape(-1, 1), x.device)).reshape(-1)
-    losses = -picked * row_w
+    if reduction == "mean":
+        # Each kept row's weight over the total, and exactly 0 for an ignored row (as PyTorch:
+        # a gradient of 0, not 0 * 1/0). With every row ignored the loss is 0 / 0 = nan, and
+        # the gradient zeros.
+        total_w = row_w.sum()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = xp.where(keep, row_w / total_w, 0).astype(x.dtype)
+        nothing_kept = xp.where(keep.any(), 0, np.nan).astype(x.dtype)
+        return sum(-picked * Tensor(share, x.device)) + Tensor(nothing_kept, x.device)
+    losses = -picked * Tensor(row_w, x.device)
     if reduction == "none":
         return losses.reshape(input.shape[0], *spatial) if spatial else losses
-    total = sum(losses)
-    if reduction == "sum":
-        return total
-    return total / sum(row_w)
+    return sum(losses)

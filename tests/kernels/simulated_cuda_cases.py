@@ -258,3 +258,21 @@ def test_backward_on_cuda_checks_labels_unless_told_they_were():
                                          r"\(flat index 1\) is out of range"):
         softmax_cross_entropy_backward(logits, target, lse, np.float32(1.0), total_weight=tw,
                                        device="cuda")
+
+
+def test_unchecked_bad_labels_in_the_cuda_backward_give_nan_rows():
+    """check_labels=False with a label out of range (a broken promise): the kernel never uses it
+    as an index (the simulator would raise IndexError), the row's gradient is NaN."""
+    rng = np.random.default_rng(8)
+    n, c = 7, 4
+    logits = rng.standard_normal((n, c)).astype(np.float32)
+    target = rng.integers(0, c, n)
+    _, lse, _ = softmax_cross_entropy_forward(logits, target, reduction="none", device="cuda")
+    gloss = np.ones(n, np.float32)
+    ref = softmax_cross_entropy_backward_reference(logits, target, lse, gloss, reduction="none")
+    target[[2, 5]] = [c, -1]
+    g = softmax_cross_entropy_backward(logits, target, lse, gloss, reduction="none",
+                                       device="cuda", check_labels=False)
+    assert np.isnan(g[[2, 5]]).all()
+    good = [0, 1, 3, 4, 6]
+    np.testing.assert_allclose(g[good], ref[good], rtol=1e-5, atol=1e-6)

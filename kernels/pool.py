@@ -16,6 +16,8 @@ The CUDA kernels live in ``pool_cuda`` and are imported on first use.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit, prange
 
@@ -100,11 +102,12 @@ def max_pool2d_backward_reference(gy, argmax, in_h, in_w, kernel_size, stride, p
     """gx: every tap adds gy where it is its window's argmax; raises if an argmax is no tap."""
     xp = backend.array_module(gy)
     n, c, out_h, out_w = gy.shape
-    (kh, kw), (sy, sx), (ph, pw), (dy, dx) = kernel_size, stride, padding, dilation
+    geometry = (kernel_size, stride, padding, dilation)
+    _check_argmax("max_pool2d_backward", argmax, in_h, in_w, geometry)
+    (kh, kw), (sy, sx), (ph, pw), (dy, dx) = geometry
     full_h = max(in_h + 2 * ph, (out_h - 1) * sy + (kh - 1) * dy + 1)
     full_w = max(in_w + 2 * pw, (out_w - 1) * sx + (kw - 1) * dx + 1)
     img = xp.zeros((n, c, full_h, full_w), dtype=gy.dtype)
-    matched = xp.zeros(gy.shape, dtype=np.int64)
     zero = gy.dtype.type(0)
     for ky in range(kh):
         rows = _tap_rows(xp, out_h, ky, sy, ph, dy).reshape(-1, 1)
@@ -112,15 +115,8 @@ def max_pool2d_backward_reference(gy, argmax, in_h, in_w, kernel_size, stride, p
             cols = _tap_rows(xp, out_w, kx, sx, pw, dx).reshape(1, -1)
             inside = (rows >= 0) & (rows < in_h) & (cols >= 0) & (cols < in_w)
             hit = inside & (argmax == rows * in_w + cols)
-            matched += hit
             img[:, :, ky * dy : ky * dy + sy * out_h : sy,
                 kx * dx : kx * dx + sx * out_w : sx] += xp.where(hit, gy, zero)
-    misses = int((matched != 1).sum())
-    if misses:
-        raise ValueError(
-            f"max_pool2d_backward: {misses} argmax entries are not in-image taps of their "
-            "window; argmax must come from max_pool2d_forward with the same geometry"
-        )
     return xp.ascontiguousarray(img[:, :, ph : ph + in_h, pw : pw + in_w])
 
 
@@ -128,8 +124,9 @@ def max_pool2d_backward_reference(gy, argmax, in_h, in_w, kernel_size, stride, p
 # Parallel over (n, c) planes: a plane is read and written by one thread only, so the backward's
 # sums need no atomics and add in output order, bit for bit like the CUDA gather. Each window's
 # in-image range is worked out once (PyTorch's hstart/hend), so the tap loops test no bounds.
-# The backward checks each argmax against its window with integer division; that costs little
-# next to the scatter and turns a foreign argmax into an error instead of a write out of bounds.
+# The backward skips an argmax that is not an in-image tap of its window (integer division per
+# output, little next to the scatter), so a foreign argmax is never a write out of bounds; the
+# dispatcher raises for one unless told the argmax came from the forward.
 
 
 @njit(cache=True)
@@ -137,8 +134,9 @@ def _window(o, s, p, d, k, size):
     """[start, end) of the in-image taps of window `o` along one axis (step d)."""
     start = o * s - p
     end = min(start + (k - 1) * d + 1, size)
-    while start < 0:
-        start += d
+    if start < 0:
+        # PyTorch's `while start < 0: start += d`, in one step: ceil(-start / d) steps of d.
+        start += (d - 1 - start) // d * d
     return start, end
 
 
@@ -171,9 +169,8 @@ def _max_pool2d_forward_cpu(x, kh, kw, sy, sx, ph, pw, dy, dx, y, argmax):
 
 
 @njit(parallel=True, cache=True)
-def _max_pool2d_backward_cpu(gy, argmax, sy, sx, ph, pw, dy, dx, kh, kw, gx, misses):
-    """Scatter each gy to its argmax, counting per plane the argmax entries that are not an
-    in-image tap of their own window (those are skipped, and the dispatcher raises)."""
+def _max_pool2d_backward_cpu(gy, argmax, sy, sx, ph, pw, dy, dx, kh, kw, gx):
+    """Scatter each gy to its argmax, skipping an argmax that is no in-image tap of its window."""
     n_img, n_ch, h, w = gx.shape
     out_h, out_w = gy.shape[2], gy.shape[3]
     zero = gx.dtype.type(0)
@@ -186,7 +183,6 @@ def _max_pool2d_backward_cpu(gy, argmax, sy, sx, ph, pw, dy, dx, kh, kw, gx, mis
         for iy in range(h):
             for ix in range(w):
                 dst[iy, ix] = zero
-        bad = 0
         for oy in range(out_h):
             y0, y1 = _window(oy, sy, ph, dy, kh, h)
             for ox in range(out_w):
@@ -196,10 +192,8 @@ def _max_pool2d_backward_cpu(gy, argmax, sy, sx, ph, pw, dy, dx, kh, kw, gx, mis
                 ix = a - iy * w
                 if (a < 0 or iy < y0 or iy >= y1 or ix < x0 or ix >= x1
                         or (iy - y0) % dy != 0 or (ix - x0) % dx != 0):
-                    bad += 1
                     continue
                 dst[iy, ix] += src[oy, ox]
-        misses[plane] = bad
 
 
 # The 2x2, stride-2 pool without padding or dilation (LeNet's, VGG's) gets its own pair: with the
@@ -250,8 +244,9 @@ def _max_pool2d_2x2_forward_cpu(x, y, argmax):
 
 
 @njit(parallel=True, cache=True)
-def _max_pool2d_2x2_backward_cpu(gy, argmax, gx, misses):
-    """Each window's four pixels get gy or 0; the pixels past the last window get 0."""
+def _max_pool2d_2x2_backward_cpu(gy, argmax, gx):
+    """Each window's four pixels get gy or 0; the pixels past the last window get 0. An argmax
+    that is none of the four sends its gy nowhere."""
     n_img, n_ch, h, w = gx.shape
     out_h, out_w = gy.shape[2], gy.shape[3]
     zero = gx.dtype.type(0)
@@ -261,7 +256,6 @@ def _max_pool2d_2x2_backward_cpu(gy, argmax, gx, misses):
         dst = gx[n, c]
         src = gy[n, c]
         arg = argmax[n, c]
-        bad = 0
         for oy in range(out_h):
             top = dst[2 * oy]
             bottom = dst[2 * oy + 1]
@@ -274,15 +268,12 @@ def _max_pool2d_2x2_backward_cpu(gy, argmax, gx, misses):
                 top[ix + 1] = g if a == at + 1 else zero
                 bottom[ix] = g if a == at + w else zero
                 bottom[ix + 1] = g if a == at + w + 1 else zero
-                if a != at and a != at + 1 and a != at + w and a != at + w + 1:
-                    bad += 1
             for ix in range(2 * out_w, w):
                 top[ix] = zero
                 bottom[ix] = zero
         for iy in range(2 * out_h, h):
             for ix in range(w):
                 dst[iy, ix] = zero
-        misses[plane] = bad
 
 
 # ----------------------------------------------------------------------------- dispatchers
@@ -293,10 +284,11 @@ def max_pool2d_forward(x, kernel_size, stride, padding, dilation, device="cpu", 
     op = "max_pool2d"
     path = choose_path(op, device, x)
     check_float_array(op, "x", x, ndim=4)
-    geometry = _check_geometry(op, kernel_size, stride, padding, dilation)
+    geometry = _check_pool_geometry(op, kernel_size, stride, padding, dilation)
     (kh, kw), (sy, sx), (ph, pw), (dy, dx) = geometry
     n, c, h, w = x.shape
     out_h, out_w = _check_windows(op, h, w, geometry, ceil_mode)
+    _check_array_size(op, "output", (n, c, out_h, out_w))
     if path == REFERENCE:
         return max_pool2d_reference(x, *geometry, ceil_mode=ceil_mode)
     xp = backend.array_module(x)
@@ -315,19 +307,24 @@ def max_pool2d_forward(x, kernel_size, stride, padding, dilation, device="cpu", 
 
 
 def max_pool2d_backward(gy, argmax, in_h, in_w, kernel_size, stride, padding, dilation,
-                        device="cpu", ceil_mode=False):
+                        device="cpu", ceil_mode=False, check_argmax=True):
     """gx (N, C, in_h, in_w): each gy added at its argmax.
 
-    The CPU twin and the reference raise if an argmax is not an in-image tap of its window (it
-    did not come from max_pool2d_forward with this geometry); the CUDA gather skips such entries
-    instead, since checking there would stall the host on the GPU.
+    Raises ValueError if an argmax is not an in-image tap of its window (it did not come from
+    max_pool2d_forward with this geometry), on every device; on CUDA the check waits for one
+    count to come back to the host. ``check_argmax=False`` skips the check for an argmax known to
+    come from the forward (autograd's): the kernels then skip a bad entry, never reading or
+    writing out of bounds, and its gradient is lost. The reference always checks.
     """
     op = "max_pool2d_backward"
     path = choose_path(op, device, gy, argmax)
     check_float_array(op, "gy", gy, ndim=4)
-    geometry = _check_geometry(op, kernel_size, stride, padding, dilation)
+    geometry = _check_pool_geometry(op, kernel_size, stride, padding, dilation)
     (kh, kw), (sy, sx), (ph, pw), (dy, dx) = geometry
     in_h, in_w = _check_positive_ints(op, "input size", (in_h, in_w))
+    if in_h * in_w > _INT64_MAX:
+        raise ValueError(f"{op}: input size {in_h}x{in_w} is too large: flat argmax positions "
+                         "would not fit in int64")
     out_hw = _check_windows(op, in_h, in_w, geometry, ceil_mode)
     n, c = gy.shape[:2]
     if tuple(gy.shape[2:]) != out_hw:
@@ -342,8 +339,11 @@ def max_pool2d_backward(gy, argmax, in_h, in_w, kernel_size, stride, padding, di
         raise ValueError(
             f"{op}: argmax must have gy's shape {tuple(gy.shape)}, got {tuple(argmax.shape)}"
         )
+    _check_array_size(op, "gradient", (n, c, in_h, in_w))
     if path == REFERENCE:
         return max_pool2d_backward_reference(gy, argmax, in_h, in_w, *geometry)
+    if check_argmax:
+        _check_argmax(op, argmax, in_h, in_w, geometry)
     xp = backend.array_module(gy)
     gy = xp.ascontiguousarray(gy)
     argmax = xp.ascontiguousarray(argmax)
@@ -352,18 +352,10 @@ def max_pool2d_backward(gy, argmax, in_h, in_w, kernel_size, stride, padding, di
         from gpugrad.kernels import pool_cuda
 
         pool_cuda.max_pool2d_backward(gy, argmax, kh, kw, sy, sx, ph, pw, dy, dx, gx, device)
-        return gx
-    misses = np.empty(n * c, dtype=np.int64)
-    if _is_plain_2x2(geometry, (in_h, in_w), out_hw):
-        _max_pool2d_2x2_backward_cpu(gy, argmax, gx, misses)
+    elif _is_plain_2x2(geometry, (in_h, in_w), out_hw):
+        _max_pool2d_2x2_backward_cpu(gy, argmax, gx)
     else:
-        _max_pool2d_backward_cpu(gy, argmax, sy, sx, ph, pw, dy, dx, kh, kw, gx, misses)
-    total = int(misses.sum())
-    if total:
-        raise ValueError(
-            f"{op}: {total} argmax entries are not in-image taps of their window; argmax must "
-            "come from max_pool2d_forward with the same geometry"
-        )
+        _max_pool2d_backward_cpu(gy, argmax, sy, sx, ph, pw, dy, dx, kh, kw, gx)
     return gx
 
 
@@ -380,6 +372,33 @@ def __getattr__(name):
 # ----------------------------------------------------------------------------- argument checks
 
 
+# PyTorch's pooling takes its geometry as C ints and raises above 2**31 - 1. The same limit here
+# keeps every product of two geometry values (a window's span (k - 1) * d, o * s) far inside
+# int64 in the Numba and CUDA kernels, where a larger value would wrap or, from 2**63, be typed
+# uint64.
+MAX_GEOMETRY = 2**31 - 1
+_INT64_MAX = 2**63 - 1
+
+
+def _check_pool_geometry(op, kernel_size, stride, padding, dilation):
+    """((kh, kw), (sy, sx), (ph, pw), (dy, dx)) as ints, each at most MAX_GEOMETRY."""
+    geometry = _check_geometry(op, kernel_size, stride, padding, dilation)
+    for name, pair in zip(("kernel_size", "stride", "padding", "dilation"), geometry):
+        if max(pair) > MAX_GEOMETRY:
+            raise ValueError(
+                f"{op}: {name} {pair} is too large: each value must be at most 2**31 - 1 "
+                f"({MAX_GEOMETRY}), as in PyTorch"
+            )
+    return geometry
+
+
+def _check_array_size(op, what, shape):
+    """A clear error for an array larger than any can be (NumPy: "array is too big")."""
+    if math.prod(shape) * INDEX_DTYPE.itemsize > _INT64_MAX:
+        raise ValueError(f"{op}: the {what} would have shape {shape}, more than an array can "
+                         "hold; check the kernel size, stride, padding and dilation")
+
+
 def _check_windows(op, h, w, geometry, ceil_mode):
     """(out_h, out_w), after checking that every window has at least one in-image tap."""
     (kh, kw), (sy, sx), (ph, pw), (dy, dx) = geometry
@@ -392,17 +411,86 @@ def _check_windows(op, h, w, geometry, ceil_mode):
                 f"larger than the padded input {size + 2 * p} along {axis} (input {size}, "
                 f"padding {p})"
             )
-        # Only a window that starts in the padding can miss the image: its first in-image
-        # tap must come before both the image's end and the window's last tap.
-        for i in range(o):
-            start = i * s - p
-            if start >= 0:
-                break
-            first = start + (-start + d - 1) // d * d
-            if first >= size or first > start + (k - 1) * d:
-                raise ValueError(
-                    f"{op}: window {i} along {axis} (kernel {k}, stride {s}, padding {p}, "
-                    f"dilation {d}, input {size}) has no tap inside the input"
-                )
+        i = _first_window_without_taps(o, size, k, s, p, d)
+        if i is not None:
+            raise ValueError(
+                f"{op}: window {i} along {axis} (kernel {k}, stride {s}, padding {p}, "
+                f"dilation {d}, input {size}) has no tap inside the input"
+            )
         out.append(o)
     return tuple(out)
+
+
+def _first_window_without_taps(o, size, k, s, p, d):
+    """The first of the `o` windows along an axis with no tap in [0, size), or None.
+
+    Without a loop over the windows (there can be ~2**32 of them). Only a window that starts in
+    the padding, i < ceil(p / s), can miss: the others start inside the image. Window i starts
+    at i*s - p < 0, and its first tap at or past 0 is (i*s - p) mod d, which misses if it is
+    past the window's last tap or at or past `size`. The first happens for window 0 if at all
+    (it starts furthest out); the second only when d > size.
+    """
+    in_padding = min(o, -(-p // s))
+    if in_padding == 0:
+        return None
+    if p > (k - 1) * d:
+        return 0
+    if d <= size:
+        return None
+    # (i*s - p) mod d >= size  <=>  i*s mod d in the cyclic range [size + p, p - 1] (mod d).
+    lo, hi = (size + p) % d, (p - 1) % d
+    ranges = [(lo, hi)] if lo <= hi else [(lo, d - 1), (0, hi)]
+    hits = [i for i in (_first_multiple_in(s, d, a, b) for a, b in ranges) if i is not None]
+    first = min(hits, default=None)
+    return first if first is not None and first < in_padding else None
+
+
+def _first_multiple_in(s, d, lo, hi):
+    """The smallest i >= 0 with lo <= (i * s) mod d <= hi (0 <= lo <= hi < d), or None.
+
+    Euclid's algorithm on (s, d), O(log d) calls. If no multiple of s lies in [lo, hi], the
+    answer lies past a wrap: after j wraps, i*s - j*d lands in [lo, hi] for some i exactly
+    when j*d mod s lies in [-hi mod s, -lo mod s] (a range, since [lo, hi] holds no multiple
+    of s), and the first such j gives the first i, as j*d grows with i.
+    """
+    if lo == 0:
+        return 0
+    s %= d
+    if s == 0:
+        return None
+    i = -(-lo // s)
+    if i * s <= hi:
+        return i
+    j = _first_multiple_in(d % s, s, -hi % s, -lo % s)
+    return None if j is None else -(-(lo + j * d) // s)
+
+
+def _check_argmax(op, argmax, in_h, in_w, geometry):
+    """Raise unless every argmax is an in-image tap of its own window; NumPy or CuPy.
+
+    The test of the CPU twin's backward, on whole arrays: argmax a of window (oy, ox) must be
+    row a // W and column a mod W, each inside the window's in-image range and on its dilation
+    grid. One count is read back to the host (a sync on CUDA); the first bad entry only on error.
+    """
+    xp = backend.array_module(argmax)
+    (kh, kw), (sy, sx), (ph, pw), (dy, dx) = geometry
+    out_h, out_w = argmax.shape[2:]
+    rows, cols = xp.divmod(argmax, in_w)  # floor division: a negative argmax gets a row < 0
+    ok = None
+    for at, out_size, size, k, s, p, d, shape in ((rows, out_h, in_h, kh, sy, ph, dy, (-1, 1)),
+                                                   (cols, out_w, in_w, kw, sx, pw, dx, (1, -1))):
+        first = _first_taps(xp, out_size, s, p, d).reshape(shape)
+        end = xp.minimum(_tap_rows(xp, out_size, k - 1, s, p, d) + 1, size).reshape(shape)
+        # `at - first` can wrap for a huge negative argmax, but then `at >= first` is False.
+        inside = (at >= first) & (at < end) & ((at - first) % d == 0)
+        ok = inside if ok is None else ok & inside
+    bad = ~ok
+    count = int(bad.sum())
+    if count:
+        where = np.unravel_index(int(xp.argmax(bad)), bad.shape)
+        at = ", ".join(str(int(i)) for i in where)
+        raise ValueError(
+            f"{op}: {count} argmax entries are not in-image taps of their window (the first is "
+            f"argmax[{at}] = {int(argmax[where])}); argmax must come from max_pool2d_forward "
+            "with the same geometry"
+        )

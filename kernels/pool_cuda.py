@@ -27,15 +27,16 @@ def max_pool2d_forward_kernel(x, kh, kw, sy, sx, ph, pw, dy, dx, y, argmax):
         c = rest % n_ch
         n = rest // n_ch
         # The in-image taps of the window, PyTorch's hstart/hend: a start in the padding steps
-        # forward by the dilation. (Inline: a device function would need a GPU to compile.)
+        # forward by ceil(-start / dilation) dilations, in one step (PyTorch loops). (Inline: a
+        # device function would need a GPU to compile.)
         y0 = oy * sy - ph
         y1 = min(y0 + (kh - 1) * dy + 1, h)
-        while y0 < 0:
-            y0 += dy
+        if y0 < 0:
+            y0 += (dy - 1 - y0) // dy * dy
         x0 = ox * sx - pw
         x1 = min(x0 + (kw - 1) * dx + 1, w)
-        while x0 < 0:
-            x0 += dx
+        if x0 < 0:
+            x0 += (dx - 1 - x0) // dx * dx
         # Seeding with the first in-image tap equals starting from -inf (the tap beats it or
         # equals it) and keeps float64 literals out of the float32 kernel.
         best = x[n, c, y0, x0]
@@ -55,9 +56,13 @@ def max_pool2d_backward_kernel(gy, argmax, kh, kw, sy, sx, ph, pw, dy, dx, gx):
     """One thread per input pixel, summing gy over the windows whose argmax it is.
 
     A gather rather than a scatter of gy into gx: each pixel is written by one thread, so no
-    atomics are needed. The taps are visited with ky and kx descending, which is output order
-    (oy, then ox, ascending), the order the CPU twin adds in, so the sums match it bit for bit.
-    An argmax that is no tap of its window matches no pixel and is skipped.
+    atomics are needed. The pixel is tap ky of output row oy when oy * sy + ky * dy = iy + ph
+    with 0 <= ky < kh: the rows oy in [ceil((iy + ph - (kh - 1) * dy) / sy), (iy + ph) // sy]
+    whose offset iy + ph - oy * sy is a multiple of dy (columns alike). Looping over those rows
+    rather than over the kh taps keeps the work per pixel within the windows that hold it,
+    whatever the kernel size, and visits them in output order (oy, then ox, ascending), the order
+    the CPU twin adds in, so the sums match it bit for bit. An argmax that is no tap of its
+    window matches no pixel and is skipped; every read stays inside gy and argmax.
     """
     n_ch, h, w = gx.shape[1], gx.shape[2], gx.shape[3]
     out_h, out_w = gy.shape[2], gy.shape[3]
@@ -73,17 +78,21 @@ def max_pool2d_backward_kernel(gy, argmax, kh, kw, sy, sx, ph, pw, dy, dx, gx):
         n = rest // n_ch
         here = iy * w + ix
         acc = zero
-        for ky in range(kh - 1, -1, -1):
-            # The pixel is tap ky of output row oy when oy * sy = iy + ph - ky * dy.
-            ty = iy + ph - ky * dy
-            if ty < 0 or ty % sy != 0 or ty // sy >= out_h:
+        # Every division below has a non-negative numerator (no floor-division fix-ups).
+        ty = iy + ph
+        lo = ty - (kh - 1) * dy
+        oy0 = (lo + sy - 1) // sy if lo > 0 else 0
+        oy1 = min(ty // sy + 1, out_h)
+        tx = ix + pw
+        lo = tx - (kw - 1) * dx
+        ox0 = (lo + sx - 1) // sx if lo > 0 else 0
+        ox1 = min(tx // sx + 1, out_w)
+        for oy in range(oy0, oy1):
+            if (ty - oy * sy) % dy != 0:
                 continue
-            oy = ty // sy
-            for kx in range(kw - 1, -1, -1):
-                tx = ix + pw - kx * dx
-                if tx < 0 or tx % sx != 0 or tx // sx >= out_w:
+            for ox in range(ox0, ox1):
+                if (tx - ox * sx) % dx != 0:
                     continue
-                ox = tx // sx
                 if argmax[n, c, oy, ox] == here:
                     acc += gy[n, c, oy, ox]
         gx[n, c, iy, ix] = acc

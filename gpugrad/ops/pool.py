@@ -71,8 +71,11 @@ class MaxPool2dBackward(Function):
 
     def forward(self, gy, argmax, in_hw, geometry, ceil_mode):
         self.argmax, self.in_hw, self.geometry, self.ceil_mode = argmax, in_hw, geometry, ceil_mode
+        # The argmax came from MaxPool2d's forward with this geometry: no need to check it (on
+        # CUDA the check would wait on the GPU in every backward).
         return pool_kernels.max_pool2d_backward(gy, argmax, in_hw[0], in_hw[1], *geometry,
-                                                device=self.device, ceil_mode=ceil_mode)
+                                                device=self.device, ceil_mode=ceil_mode,
+                                                check_argmax=False)
 
     def backward(self, ggx):
         return (GatherAtArgmax.apply(ggx, argmax=self.argmax, in_hw=self.in_hw,

@@ -28,6 +28,10 @@ GEOMETRIES = [
     ((2, 2, 6, 7), (2, 2), (2, 2), (0, 0), (1, 1), False),
     ((1, 2, 7, 6), (3, 3), (2, 2), (1, 1), (1, 1), False),
     ((1, 2, 7, 8), (2, 3), (1, 2), (1, 1), (2, 1), True),
+    # stride past the kernel (pixels in no window), dilation 3 with padding, a kernel as tall as
+    # the padded input: the gather's range of windows per pixel at its edges
+    ((1, 2, 9, 8), (2, 3), (3, 4), (1, 1), (3, 1), False),
+    ((1, 1, 5, 9), (5, 2), (1, 3), (2, 1), (1, 4), True),
 ]
 
 
@@ -66,13 +70,53 @@ def test_max_pool2d_forward_and_backward(rng, shape, k, s, p, d, ceil, dtype):
     )
 
 
-def test_gather_skips_an_argmax_outside_its_window(rng):
+BAD_ARGMAX = [15, -1, 16, 10**9, -(2**63), 2**63 - 1]  # 15: a pixel of window (1, 1)
+
+
+@pytest.mark.parametrize("bad", BAD_ARGMAX)
+def test_the_dispatcher_rejects_an_argmax_outside_its_window(rng, bad):
     x = rng.standard_normal((1, 1, 4, 4))
     y, arg = max_pool2d_forward(x, 2, 2, 0, 1, device="cuda")
-    arg[0, 0, 0, 0] = 15  # a pixel of window (1, 1), not of window (0, 0)
+    arg[0, 0, 0, 0] = bad
+    message = (rf"max_pool2d_backward: 1 argmax entries are not in-image taps of their window "
+               rf"\(the first is argmax\[0, 0, 0, 0\] = {bad}\)")
+    for device in ("cuda", "cpu"):  # the same check, the same message
+        with pytest.raises(ValueError, match=message):
+            max_pool2d_backward(np.ones_like(y), arg, 4, 4, 2, 2, 0, 1, device=device)
+
+
+@pytest.mark.parametrize("bad", BAD_ARGMAX)
+def test_unchecked_gather_skips_an_argmax_outside_its_window(rng, bad):
+    # check_argmax=False (autograd's own argmax): the kernel stays in bounds and the entry's
+    # gradient is lost, as on the CPU twin.
+    x = rng.standard_normal((1, 1, 6, 6))
+    y, arg = max_pool2d_forward(x, 3, 2, 1, 1, device="cuda")
+    arg[0, 0, 0, 0] = bad
     gy = np.ones_like(y)
-    gx = max_pool2d_backward(gy, arg, 4, 4, 2, 2, 0, 1, device="cuda")
-    assert gx.sum() == 3.0
+    gx = max_pool2d_backward(gy, arg, 6, 6, 3, 2, 1, 1, device="cuda", check_argmax=False)
+    assert gx.sum() == gy.sum() - 1
+    np.testing.assert_array_equal(
+        gx, max_pool2d_backward(gy, arg, 6, 6, 3, 2, 1, 1, check_argmax=False)
+    )
+
+
+def test_huge_padding_and_kernel(rng):
+    # Each window spans its whole column. The forward used to walk 2**30 steps out of the
+    # padding per thread, and the gather looped over all 2**31 - 1 taps of the kernel.
+    p = 2**30 - 1
+    k = (2 * p + 1, 1)
+    x = rng.standard_normal((1, 2, 4, 3))
+    y, arg = max_pool2d_forward(x, k, 1, (p, 0), 1, device="cuda")
+    cpu_y, cpu_arg = max_pool2d_forward(x, k, 1, (p, 0), 1)
+    np.testing.assert_array_equal(y, cpu_y)
+    np.testing.assert_array_equal(arg, cpu_arg)
+    gy = rng.standard_normal(y.shape)
+    np.testing.assert_array_equal(
+        max_pool2d_backward(gy, arg, 4, 3, k, 1, (p, 0), 1, device="cuda"),
+        max_pool2d_backward(gy, arg, 4, 3, k, 1, (p, 0), 1),
+    )
+    with pytest.raises(ValueError, match=r"max_pool2d: padding \(2147483648, 0\) is too large"):
+        max_pool2d_forward(x, (2**31 - 1, 1), 1, (2**31, 0), 1, device="cuda")
 
 
 def test_autograd_max_pool2d_on_the_cuda_device(rng):

@@ -138,14 +138,10 @@ def test_plain_2x2_twins_match_the_general_twins(rng, shape, dtype):
     np.testing.assert_array_equal(arg, ref_arg)
     gy = rng.standard_normal(out).astype(dtype)
     gx = np.full(shape, 7, dtype)  # every pixel must be written, the uncovered ones with 0
-    misses = np.full(shape[0] * shape[1], -1)
-    pool._max_pool2d_2x2_backward_cpu(gy, arg, gx, misses)
+    pool._max_pool2d_2x2_backward_cpu(gy, arg, gx)
     ref_gx = np.empty(shape, dtype)
-    ref_misses = np.empty_like(misses)
-    pool._max_pool2d_backward_cpu(gy, arg, 2, 2, 0, 0, 1, 1, 2, 2, ref_gx, ref_misses)
+    pool._max_pool2d_backward_cpu(gy, arg, 2, 2, 0, 0, 1, 1, 2, 2, ref_gx)
     np.testing.assert_array_equal(gx, ref_gx)
-    np.testing.assert_array_equal(misses, 0)
-    np.testing.assert_array_equal(ref_misses, 0)
 
 
 def test_reference_mode_routes_to_reference(rng, monkeypatch):
@@ -235,7 +231,7 @@ def test_backward_rejects_bad_input(rng):
         max_pool2d_backward(arg, arg, 5, 5, 2, 2, 0, 1)
 
 
-@pytest.mark.parametrize("bad", [-1, 4, 5 * 5, 2])
+@pytest.mark.parametrize("bad", [-1, 4, 5 * 5, 2, 10**9, -(2**63), 2**63 - 1])
 @pytest.mark.parametrize("k, s, p", [(2, 2, 0), (3, 2, 1)], ids=["2x2-twin", "general-twin"])
 @pytest.mark.parametrize("use_reference", [False, True])
 def test_backward_rejects_argmax_outside_its_window(rng, bad, k, s, p, use_reference):
@@ -245,8 +241,153 @@ def test_backward_rejects_argmax_outside_its_window(rng, bad, k, s, p, use_refer
     y, arg = max_pool2d_forward(x, k, s, p, 1)
     arg[0, 0, 0, 0] = bad
     with reference_mode(use_reference):
-        with pytest.raises(ValueError, match="1 argmax entries are not in-image taps"):
+        with pytest.raises(ValueError, match=rf"max_pool2d_backward: 1 argmax entries are not "
+                                             rf"in-image taps .* argmax\[0, 0, 0, 0\] = {bad}\)"):
             max_pool2d_backward(np.ones_like(y), arg, 5, 5, k, s, p, 1)
+
+
+def test_backward_error_counts_the_bad_entries_and_names_the_first(rng):
+    x = rng.standard_normal((2, 3, 6, 6))
+    y, arg = max_pool2d_forward(x, 3, 2, 1, (1, 2))
+    assert arg.shape == (2, 3, 3, 2)
+    arg[1, 2, 0, 0] = arg[1, 2, 2, 1]  # a tap of a window that shares no pixel with (0, 0)
+    arg[1, 0, 2, 1] = -5
+    arg[0, 1, 1, 1] += 1  # the next pixel: off the window's dilation-2 grid of columns
+    for use_reference in (False, True):
+        with reference_mode(use_reference):
+            with pytest.raises(ValueError, match=rf"3 argmax entries .*the first is "
+                                                 rf"argmax\[0, 1, 1, 1\] = {arg[0, 1, 1, 1]}\)"):
+                max_pool2d_backward(np.ones_like(y), arg, 6, 6, 3, 2, 1, (1, 2))
+
+
+@pytest.mark.parametrize("k, s, p", [(2, 2, 0), (3, 2, 1)], ids=["2x2-twin", "general-twin"])
+def test_backward_without_the_check_skips_bad_argmax_in_bounds(rng, k, s, p):
+    # check_argmax=False is for autograd's own argmax; given a bad one anyway the twins must
+    # neither write out of bounds nor crash: the bad entries' gradient is lost, the rest lands.
+    x = rng.standard_normal((2, 2, 5, 5))
+    y, arg = max_pool2d_forward(x, k, s, p, 1)
+    gy = np.ones_like(y)
+    good = max_pool2d_backward(gy, arg, 5, 5, k, s, p, 1, check_argmax=False)
+    np.testing.assert_array_equal(good, max_pool2d_backward(gy, arg, 5, 5, k, s, p, 1))
+    bad_values = [-1, 25, 10**9, -(2**63), 2**63 - 1, 2]
+    for i, bad in enumerate(bad_values):
+        arg[0, 0, 0, 0] = bad
+        gx = max_pool2d_backward(gy, arg, 5, 5, k, s, p, 1, check_argmax=False)
+        assert gx.sum() == gy.sum() - 1
+        np.testing.assert_array_equal(gx[1], good[1])
+
+
+# ----------------------------------------------------------------------------- huge geometry
+# Walking a window start out of the padding one dilation at a time took O(padding) per window
+# (p = 2**40 never returned); so did checking the windows one by one. Both are closed forms now,
+# and values past PyTorch's int32 limit are refused before any kernel sees them.
+
+
+def test_huge_padding_inside_the_limit_gives_the_right_answer(rng):
+    # Every window spans the whole column: each output is the column's max. The old walk took
+    # 2**30 steps per window here.
+    p = 2**30 - 1
+    k = (2 * p + 1, 1)
+    x = rng.standard_normal((1, 2, 4, 3))
+    y, arg = max_pool2d_forward(x, k, 1, (p, 0), 1)
+    assert y.shape == (1, 2, 4, 3)
+    np.testing.assert_array_equal(y, np.broadcast_to(x.max(axis=2, keepdims=True), y.shape))
+    np.testing.assert_array_equal(arg % 3, np.broadcast_to(np.arange(3), y.shape))
+    gx = max_pool2d_backward(np.ones_like(y), arg, 4, 3, k, 1, (p, 0), 1)
+    np.testing.assert_array_equal(gx, (x == x.max(axis=2, keepdims=True)) * 4.0)
+
+
+def test_two_billion_windows_are_checked_without_a_loop():
+    # Kernel-level only (F.max_pool2d wants padding <= kernel // 2): padding 2**31 - 2 and a
+    # kernel that reaches the image from every window give 2**31 + 2 rows of windows, all
+    # with taps. With no images there is nothing to compute, only the check, which looped.
+    p = 2**31 - 2
+    y, arg = max_pool2d_forward(np.zeros((0, 1, 4, 4)), (p + 1, 1), 1, (p, 0), 1)
+    assert y.shape == arg.shape == (0, 1, p + 4, 4)
+
+
+def test_the_first_window_without_taps_is_found_in_closed_form():
+    # Dilation 2**20 + 1 on a 2**20-pixel row, padding 2**20 + 1: window i has taps at
+    # i - 2**20 - 1 and i, so windows 0 .. 2**20 - 1 have one, window 2**20 has none.
+    n = 2**20
+    with pytest.raises(ValueError, match=f"max_pool2d: window {n} along W .* has no tap inside"):
+        max_pool2d_forward(np.zeros((1, 1, 1, n), np.float32), (1, 2), 1, (0, n + 1), (1, n + 1))
+    # A kernel too short to reach the image from the padding: window 0 misses.
+    x = np.zeros((1, 1, 4, 4))
+    with pytest.raises(ValueError, match="window 0 along H .* has no tap inside"):
+        max_pool2d_forward(x, (3, 1), 1, (2**31 - 1, 0), (2**20, 1))
+    # Dilation 2**31 - 1: taps at i - 2**30 and i + 2**30 - 1, none inside a 4-pixel row.
+    with pytest.raises(ValueError, match="window 0 along W .* has no tap inside"):
+        max_pool2d_forward(x, (1, 2), 1, (0, 2**30), (1, 2**31 - 1))
+    # Only window 1 misses: starts -3, -1, 1 with dilation 3 on a 2-pixel row.
+    with pytest.raises(ValueError, match="window 1 along W .* has no tap inside"):
+        max_pool2d_forward(np.zeros((1, 1, 2, 2)), (1, 2), (1, 2), (0, 3), (1, 3))
+
+
+def test_first_window_without_taps_matches_a_walk_over_the_windows():
+    from gpugrad.kernels.pool import _first_window_without_taps
+
+    def walk(o, size, k, s, p, d):
+        for i in range(o):
+            start = i * s - p
+            if start >= 0:
+                return None
+            first = start + (-start + d - 1) // d * d
+            if first >= size or first > start + (k - 1) * d:
+                return i
+        return None
+
+    rng = np.random.default_rng(7)
+    for _ in range(20000):
+        size, k, s, p, d = (int(v) for v in rng.integers(1, [30, 20, 40, 200, 60]))
+        ceil = bool(rng.integers(2))
+        o = pool_output_size(size, k, s, p, d, ceil)
+        if o >= 1:
+            assert _first_window_without_taps(o, size, k, s, p, d) == walk(o, size, k, s, p, d), (
+                size, k, s, p, d, ceil)
+
+
+@pytest.mark.parametrize("name, arguments", [
+    ("kernel_size", dict(kernel_size=(2**31, 1))),
+    ("stride", dict(kernel_size=2, stride=(1, 2**31))),
+    ("padding", dict(kernel_size=2, padding=2**31)),
+    ("dilation", dict(kernel_size=2, dilation=(2**40, 1))),
+])
+def test_geometry_past_int32_is_refused(name, arguments):
+    arguments = dict(dict(stride=1, padding=0, dilation=1), **arguments)
+    value = arguments[name]
+    pair = value if isinstance(value, tuple) else (value, value)
+    expected = (rf"{name} \({pair[0]}, {pair[1]}\) is too large: each value must be at most "
+                r"2\*\*31 - 1")
+    with pytest.raises(ValueError, match="max_pool2d: " + expected):
+        max_pool2d_forward(np.zeros((1, 1, 4, 4), np.float32), **arguments)
+    y = np.zeros((1, 1, 1, 1), np.float32)
+    with pytest.raises(ValueError, match="max_pool2d_backward: " + expected):
+        max_pool2d_backward(y, np.zeros(y.shape, np.int64), 4, 4, **arguments)
+
+
+def test_the_reviews_hang_is_a_clear_error():
+    # k = 2**41 + 1, p = 2**40: PyTorch refuses these too ("value cannot be converted to type
+    # int without overflow"); the walk through the padding never returned.
+    p = 2**40
+    with pytest.raises(ValueError, match=r"max_pool2d: kernel_size \(2199023255553, 1\) is too"):
+        max_pool2d_forward(np.zeros((1, 1, 4, 4), np.float32), (2 * p + 1, 1), 1, (p, 0), 1)
+
+
+@pytest.mark.parametrize("value", [2**63, 2**64 - 1, 2**64, 2**100, np.uint64(2**63)])
+def test_geometry_past_int64_is_a_clear_error(value):
+    x = np.zeros((1, 1, 4, 4), np.float32)
+    for arguments in (dict(kernel_size=2, stride=value, padding=0, dilation=1),
+                      dict(kernel_size=2, stride=1, padding=(value, 0), dilation=1)):
+        with pytest.raises(ValueError, match="max_pool2d: (stride|padding)"):
+            max_pool2d_forward(x, **arguments)
+
+
+def test_backward_rejects_an_input_size_past_int64():
+    y = np.zeros((0, 1, 1, 1), np.float32)
+    with pytest.raises(ValueError, match="max_pool2d_backward: input size .* is too large"):
+        max_pool2d_backward(y, np.zeros(y.shape, np.int64), 2**62, 4, (2**31 - 1, 4), 2**31 - 1,
+                            0, 1)
 
 
 # ----------------------------------------------------------------------------- CUDA kernels
@@ -285,6 +426,48 @@ def test_float32_cuda_kernels_do_no_float64_arithmetic(ptx_records):
             assert found, name  # positive control: the detector does see float64 math
 
 
+@pytest.fixture
+def cp():
+    from gpugrad import backend
+
+    module = backend.cupy_module()
+    if module is None:
+        pytest.skip("needs CuPy and a CUDA GPU")
+    return module
+
+
+@pytest.mark.gpu
+def test_cuda_backward_checks_argmax_on_gpu(cp, rng):
+    x = rng.standard_normal((2, 3, 6, 6))
+    y, arg = max_pool2d_forward(cp.asarray(x), 3, 2, 1, 1, device="cuda")
+    gy = cp.ones_like(y)
+    expected = max_pool2d_backward(np.ones(y.shape), cp.asnumpy(arg), 6, 6, 3, 2, 1, 1)
+    np.testing.assert_array_equal(
+        cp.asnumpy(max_pool2d_backward(gy, arg, 6, 6, 3, 2, 1, 1, device="cuda")), expected
+    )
+    arg[1, 2, 0, 1] = 10**9
+    arg[1, 2, 1, 1] = -1
+    with pytest.raises(ValueError, match=r"2 argmax entries .*argmax\[1, 2, 0, 1\] = 1000000000"):
+        max_pool2d_backward(gy, arg, 6, 6, 3, 2, 1, 1, device="cuda")
+    gx = max_pool2d_backward(gy, arg, 6, 6, 3, 2, 1, 1, device="cuda", check_argmax=False)
+    assert float(gx.sum()) == y.size - 2
+
+
+@pytest.mark.gpu
+def test_huge_padding_and_kernel_on_gpu(cp, rng):
+    p = 2**30 - 1
+    k = (2 * p + 1, 1)
+    x = rng.standard_normal((2, 3, 5, 4)).astype(np.float32)
+    y, arg = max_pool2d_forward(cp.asarray(x), k, 1, (p, 0), 1, device="cuda")
+    cpu_y, cpu_arg = max_pool2d_forward(x, k, 1, (p, 0), 1)
+    np.testing.assert_array_equal(cp.asnumpy(y), cpu_y)
+    np.testing.assert_array_equal(cp.asnumpy(arg), cpu_arg)
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    gx = max_pool2d_backward(cp.asarray(gy), arg, 5, 4, k, 1, (p, 0), 1, device="cuda")
+    np.testing.assert_array_equal(cp.asnumpy(gx), max_pool2d_backward(gy, cpu_arg, 5, 4, k, 1,
+                                                                      (p, 0), 1))
+
+
 def test_cuda_kernels_under_the_simulator():
     cases = Path(__file__).with_name("sim_pool_cases.py")
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
@@ -295,3 +478,14 @@ def test_cuda_kernels_under_the_simulator():
     report = result.stdout[-4000:] + result.stderr[-2000:]
     assert result.returncode == 0, report
     assert " passed" in result.stdout and "skipped" not in result.stdout, report
+
+
+def test_an_output_larger_than_any_array_is_a_clear_error():
+    # 2**31 + 2 windows along both axes of 2**3 planes: 2**65 int64 argmax entries.
+    p = 2**31 - 2
+    with pytest.raises(ValueError, match=r"max_pool2d: the output would have shape \(2, 4, "):
+        max_pool2d_forward(np.zeros((2, 4, 4, 4)), p + 1, 1, p, 1)
+    y = np.zeros((2, 4, 1, 1))
+    with pytest.raises(ValueError, match=r"max_pool2d_backward: the gradient would have shape"):
+        max_pool2d_backward(y, np.zeros(y.shape, np.int64), 2**31, 2**31, 2**31 - 1, 2**31 - 1,
+                            0, 1)

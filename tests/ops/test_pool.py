@@ -135,3 +135,55 @@ def test_pool_rejects_bad_arguments():
         avg_pool2d(x, 2, divisor_override=0)
     with pytest.raises(ValueError, match="avg_pool2d: padding should be at most half"):
         avg_pool2d(x, 3, padding=2)
+
+
+def test_max_pool2d_with_huge_padding_inside_the_limit():
+    # Every window spans the whole column (the kernel's walk out of the padding took 2**30
+    # steps per window before); gradients go to each column's max, once per window.
+    p = 2**30 - 1
+    x_np = distinct_values((1, 2, 4, 3), 7)
+    x = gg.tensor(x_np, requires_grad=True)
+    y = max_pool2d(x, (2 * p + 1, 1), 1, (p, 0))
+    column_max = x_np.max(axis=2, keepdims=True)
+    np.testing.assert_array_equal(y.numpy(), np.broadcast_to(column_max, (1, 2, 4, 3)))
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), (x_np == column_max) * 4.0)
+
+
+@pytest.mark.parametrize("kernel, stride, padding, name, value", [
+    # the review's hang (k = 2**41 + 1, p = 2**40); PyTorch refuses it too
+    ((2**41 + 1, 1), 1, (2**40, 0), "kernel_size", 2**41 + 1),
+    (2, (1, 2**31), 0, "stride", 2**31),
+    (2, 2**63, 0, "stride", 2**63),
+    (2, 1, 1, None, None),
+])
+def test_max_pool2d_refuses_geometry_past_int32(kernel, stride, padding, name, value):
+    x = gg.tensor(np.zeros((1, 1, 4, 4)))
+    if name is None:  # the control: a fine geometry runs
+        assert max_pool2d(x, kernel, stride, padding).shape == (1, 1, 5, 5)
+        return
+    with pytest.raises(ValueError, match=rf"max_pool2d: {name} .*\b{value}\b"):
+        max_pool2d(x, kernel, stride, padding)
+
+
+def test_max_pool2d_backward_does_not_recheck_its_own_argmax(monkeypatch):
+    # The dispatcher checks argmax by default (a device-to-host read on CUDA); autograd's
+    # argmax comes from its own forward, so its backward turns the check off, to any order.
+    from gpugrad.kernels import pool as pool_kernels
+
+    def fail(*args):
+        raise AssertionError("autograd's backward checked its argmax")
+
+    monkeypatch.setattr(pool_kernels, "_check_argmax", fail)
+    rng = np.random.default_rng(9)
+    x = gg.tensor(distinct_values((2, 2, 6, 6), 8), requires_grad=True)
+    y = max_pool2d(x, 3, 2, 1)
+    gy = gg.tensor(rng.standard_normal(y.shape), requires_grad=True)
+    v = gg.tensor(rng.standard_normal(x.shape), requires_grad=True)
+    (gx,) = gg.autograd.grad(y, [x], gy, create_graph=True)  # MaxPool2dBackward
+    (ggy,) = gg.autograd.grad((gx * v).sum(), [gy], create_graph=True)  # GatherAtArgmax
+    (ggy * ggy).sum().backward()  # MaxPool2dBackward again, into v
+    assert v.grad is not None and gy.grad is None
+    with pytest.raises(AssertionError, match="checked its argmax"):
+        y, idx = max_pool2d(x, 3, 2, 1, return_indices=True)
+        pool_kernels.max_pool2d_backward(y.data, idx.data, 6, 6, 3, 2, 1, 1)

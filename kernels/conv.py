@@ -17,6 +17,8 @@ The CUDA kernels live in ``conv_cuda`` and are imported on first use; ``im2col_k
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 from numba import njit, prange
@@ -27,8 +29,16 @@ from gpugrad.kernels.checks import check_float_array, check_same_dtype
 
 
 def conv_output_size(in_size: int, k: int, s: int, p: int, d: int) -> int:
-    """Output length along one axis, PyTorch's formula floor((in + 2p - d(k-1) - 1) / s) + 1."""
-    return (in_size + 2 * p - d * (k - 1) - 1) // s + 1
+    """Output length along one axis, PyTorch's formula floor((in + 2p - d(k-1) - 1) / s) + 1.
+
+    Checks its arguments as im2col does (ints within int64, k, s, d >= 1, in_size, p >= 0) and
+    raises ValueError when the dilated kernel is larger than the padded input."""
+    op = "conv_output_size"
+    return _axis_output_size(
+        op, None, _check_int(op, "in_size", in_size, 0), _check_int(op, "kernel size", k, 1),
+        _check_int(op, "stride", s, 1), _check_int(op, "padding", p, 0),
+        _check_int(op, "dilation", d, 1),
+    )
 
 
 # ----------------------------------------------------------------------------- NumPy reference
@@ -54,8 +64,8 @@ def im2col_reference(x, kernel_size, stride, padding, dilation, pad_value=0.0, l
     xp = backend.array_module(x)
     n, c, h, w = x.shape
     (kh, kw), (sy, sx), (ph, pw), (dy, dx) = kernel_size, stride, padding, dilation
-    out_h = conv_output_size(h, kh, sy, ph, dy)
-    out_w = conv_output_size(w, kw, sx, pw, dx)
+    out_h = (h + 2 * ph - dy * (kh - 1) - 1) // sy + 1
+    out_w = (w + 2 * pw - dx * (kw - 1) - 1) // sx + 1
     img = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=pad_value)
     cols = xp.empty((n, c, kh, kw, out_h, out_w), dtype=x.dtype)
     for ky in range(kh):
@@ -193,15 +203,23 @@ def im2col(x, kernel_size, stride, padding, dilation, pad_value=0.0, device="cpu
     channel_major = _check_layout(op, layout)
     geometry = _check_geometry(op, kernel_size, stride, padding, dilation)
     (kh, kw), (sy, sx), (ph, pw), (dy, dx) = geometry
+    fill = _check_pad_value(op, pad_value, x.dtype)
     n, c, h, w = x.shape
     out_h, out_w = _check_output_size(op, h, w, geometry)
+    shape = (c, kh, kw, n, out_h, out_w) if channel_major else (n, c, kh, kw, out_h, out_w)
     if path == REFERENCE:
-        return im2col_reference(x, *geometry, pad_value=pad_value, layout=layout)
+        # The reference also pads a copy of the whole image.
+        padded = (n, c, h + 2 * ph, w + 2 * pw)
+        _check_nbytes(op, "padded input", padded, x.dtype)
+        _check_nbytes(op, "columns", shape, x.dtype)
+        try:
+            return im2col_reference(x, *geometry, pad_value=fill, layout=layout)
+        except MemoryError as e:
+            raise MemoryError(f"{op}: the reference cannot allocate its padded input {padded} "
+                              f"or the columns {shape} ({x.dtype}): {e}") from e
     xp = backend.array_module(x)
     x = xp.ascontiguousarray(x)
-    shape = (c, kh, kw, n, out_h, out_w) if channel_major else (n, c, kh, kw, out_h, out_w)
-    cols = backend.empty(shape, x.dtype, like=x)
-    fill = x.dtype.type(pad_value)
+    cols = _empty(op, "columns", shape, x.dtype, like=x)
     args = (x, kh, kw, sy, sx, ph, pw, dy, dx, fill, channel_major, cols)
     if path == CUDA:
         from gpugrad.kernels import conv_cuda
@@ -229,15 +247,22 @@ def col2im(cols, in_h, in_w, stride, padding, dilation, device="cpu", layout="ba
     expected = _check_output_size(op, in_h, in_w, geometry)
     if expected != (out_h, out_w):
         raise ValueError(
-            f"{op}: an image of {in_h}x{in_w} with kernel {kh}x{kw}, stride {stride}, padding "
-            f"{padding}, dilation {dilation} gives {expected[0]}x{expected[1]} columns, "
+            f"{op}: an image of {in_h}x{in_w} with kernel {kh}x{kw}, stride {(sy, sx)}, padding "
+            f"{(ph, pw)}, dilation {(dy, dx)} gives {expected[0]}x{expected[1]} columns, "
             f"but cols has {out_h}x{out_w}"
         )
+    shape = (n, c, in_h, in_w)
     if path == REFERENCE:
-        return col2im_reference(cols, in_h, in_w, *geometry[1:], layout=layout)
+        # The reference sums into a padded image and crops it.
+        padded = (n, c, in_h + 2 * ph, in_w + 2 * pw)
+        _check_nbytes(op, "padded image", padded, cols.dtype)
+        try:
+            return col2im_reference(cols, in_h, in_w, *geometry[1:], layout=layout)
+        except MemoryError as e:
+            raise _out_of_memory(op, "padded image", padded, cols.dtype, e) from e
     xp = backend.array_module(cols)
     cols = xp.ascontiguousarray(cols)
-    x = backend.empty((n, c, in_h, in_w), cols.dtype, like=cols)
+    x = _empty(op, "image", shape, cols.dtype, like=cols)
     args = (cols, kh, kw, sy, sx, ph, pw, dy, dx, channel_major, x)
     if path == CUDA:
         from gpugrad.kernels import conv_cuda
@@ -350,18 +375,47 @@ def _check_layout(op, layout):
     return layout == "channel"
 
 
+# Every geometry value (kernel size, stride, padding, dilation, image size, groups) is a Python
+# or NumPy integer, never a bool, float or str: PyTorch raises TypeError for those, where int()
+# would run stride 2.9 as 2 and stride '21' as (2, 1). It must also fit in int64, the type the
+# kernels index with: Numba types a larger Python int as uint64, and the mixed arithmetic wraps
+# (all-zero columns at stride 2**63) or fails to compile (from 2**64).
+
+INT64_MAX = 2**63 - 1
+
+
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _check_int(op, what, value, minimum):
+    """`value` as a Python int in [minimum, INT64_MAX]."""
+    if not _is_int(value):
+        raise TypeError(f"{op}: {what} must be an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{op}: {what} must be >= {minimum}, got {int(value)}")
+    if value > INT64_MAX:
+        raise ValueError(f"{op}: {what} must fit in int64 (at most 2**63 - 1), got {int(value)}")
+    return int(value)
+
+
 def _check_positive_ints(op, what, pair, minimum=1):
-    if isinstance(pair, (int, np.integer)):
+    """An int or a pair of ints as (h, w) Python ints, each in [minimum, INT64_MAX]."""
+    if _is_int(pair):
         pair = (pair, pair)
-    if (
-        not isinstance(pair, (tuple, list))
-        or len(pair) != 2
-        or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair)
-    ):
-        raise TypeError(f"{op}: {what} must be an int or a pair of ints (h, w), got {pair!r}")
-    if any(v < minimum for v in pair):
-        raise ValueError(f"{op}: {what} must be >= {minimum}, got {tuple(pair)}")
-    return int(pair[0]), int(pair[1])
+    if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+        raise TypeError(f"{op}: {what} must be an int or a pair of ints (h, w), got "
+                        f"{type(pair).__name__} {pair!r}")
+    for v in pair:
+        if not _is_int(v):
+            raise TypeError(f"{op}: {what} must be an int or a pair of ints (h, w), got "
+                            f"{type(v).__name__} {v!r} in {pair!r}")
+    h, w = int(pair[0]), int(pair[1])
+    if h < minimum or w < minimum:
+        raise ValueError(f"{op}: {what} must be >= {minimum}, got {(h, w)}")
+    if h > INT64_MAX or w > INT64_MAX:
+        raise ValueError(f"{op}: {what} must fit in int64 (at most 2**63 - 1), got {(h, w)}")
+    return h, w
 
 
 def _check_geometry(op, kernel_size, stride, padding, dilation):
@@ -373,13 +427,76 @@ def _check_geometry(op, kernel_size, stride, padding, dilation):
     )
 
 
-def _check_output_size(op, h, w, geometry):
-    (kh, kw), (sy, sx), (ph, pw), (dy, dx) = geometry
-    out_h = conv_output_size(h, kh, sy, ph, dy)
-    out_w = conv_output_size(w, kw, sx, pw, dx)
-    if out_h < 1 or out_w < 1:
+def _axis_output_size(op, axis, n, k, s, p, d):
+    """Output length along one axis of a checked geometry, after checking that the padded
+    input fits in int64 (so does every tap index, which lies inside it) and that the dilated
+    kernel fits in the padded input."""
+    where = "" if axis is None else f" along {axis}"
+    padded = n + 2 * p
+    if padded > INT64_MAX:
         raise ValueError(
-            f"{op}: input {h}x{w} padded by {(ph, pw)} is smaller than the dilated kernel "
-            f"{(dy * (kh - 1) + 1, dx * (kw - 1) + 1)}; the output would be {out_h}x{out_w}"
+            f"{op}: padding {p}{where} makes the padded input {padded} long (input {n}), "
+            "more than int64 can index (2**63 - 1)"
         )
-    return out_h, out_w
+    span = d * (k - 1) + 1
+    if span > padded:
+        raise ValueError(
+            f"{op}: kernel size {span} (kernel {k}, dilation {d}) is larger than the padded "
+            f"input {padded}{where} (input {n}, padding {p})"
+        )
+    return (padded - span) // s + 1
+
+
+def _check_output_size(op, h, w, geometry):
+    """(out_h, out_w) of an (h, w) image under a geometry from _check_geometry."""
+    (kh, kw), (sy, sx), (ph, pw), (dy, dx) = geometry
+    return (_axis_output_size(op, "H", h, kh, sy, ph, dy),
+            _axis_output_size(op, "W", w, kw, sx, pw, dx))
+
+
+def _check_pad_value(op, pad_value, dtype):
+    """pad_value as a scalar of `dtype`: a real number (not bool, None, str or an array)."""
+    if isinstance(pad_value, bool) or not isinstance(
+        pad_value, (int, float, np.integer, np.floating)
+    ):
+        raise TypeError(f"{op}: pad_value must be a real number, got "
+                        f"{type(pad_value).__name__} {pad_value!r}")
+    try:
+        return dtype.type(pad_value)
+    except OverflowError:
+        raise ValueError(f"{op}: pad_value {pad_value} does not fit in {dtype}") from None
+
+
+def _format_bytes(nbytes):
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if nbytes < 1024 or unit == "PiB":
+            break
+        nbytes /= 1024
+    return f"{nbytes:.0f} {unit}" if unit == "bytes" else f"{nbytes:.1f} {unit}"
+
+
+def _check_nbytes(op, what, shape, dtype):
+    """The size in bytes of an array of `shape`, after checking that an array can be that
+    large (NumPy would say only "Maximum allowed dimension exceeded")."""
+    nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+    if nbytes > INT64_MAX:
+        raise ValueError(
+            f"{op}: the {what} would have shape {shape} ({dtype}), {nbytes} bytes, more than "
+            "an array can hold; check the kernel size, stride, padding and dilation"
+        )
+    return nbytes
+
+
+def _out_of_memory(op, what, shape, dtype, error):
+    nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+    return MemoryError(f"{op}: cannot allocate the {what}, shape {shape} ({dtype}, "
+                       f"{_format_bytes(nbytes)}): {error}")
+
+
+def _empty(op, what, shape, dtype, like):
+    """backend.empty, with errors that name the op and the shape when the array cannot be made."""
+    _check_nbytes(op, what, shape, dtype)
+    try:
+        return backend.empty(shape, dtype, like=like)
+    except MemoryError as e:
+        raise _out_of_memory(op, what, shape, dtype, e) from e

@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-
-import numpy as np
-
 from gpugrad import factory
 from gpugrad.nn import functional as F
 from gpugrad.nn import init
 from gpugrad.nn.module import Module
 from gpugrad.nn.parameter import Parameter
+from gpugrad.ops.conv import integer, pair
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
-
-
-def _pair(op: str, name: str, v) -> tuple:
-    if isinstance(v, (tuple, list)):
-        if len(v) != 2:
-            raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {v}")
-        out = tuple(v)
-    else:
-        out = (v, v)
-    for a in out:
-        if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
-            raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {v!r}")
-    return tuple(int(a) for a in out)
 
 
 class Conv2d(Module):
@@ -39,17 +24,19 @@ class Conv2d(Module):
                  device=None, dtype=None):
         super().__init__()
         op = "Conv2d"
-        if not isinstance(groups, int) or groups <= 0:
-            raise ValueError(f"{op}: groups must be a positive integer, got {groups!r}")
+        # The geometry checks are F.conv2d's (ints within int64, no bool, float or str).
+        in_channels = integer(op, "in_channels", in_channels, 0)
+        out_channels = integer(op, "out_channels", out_channels, 0)
+        groups = integer(op, "groups", groups, 1)
         if in_channels % groups != 0:
             raise ValueError(f"{op}: in_channels must be divisible by groups, got "
                              f"in_channels={in_channels}, groups={groups}")
         if out_channels % groups != 0:
             raise ValueError(f"{op}: out_channels must be divisible by groups, got "
                              f"out_channels={out_channels}, groups={groups}")
-        self.kernel_size = _pair(op, "kernel_size", kernel_size)
-        self.stride = _pair(op, "stride", stride)
-        self.dilation = _pair(op, "dilation", dilation)
+        self.kernel_size = pair(op, "kernel_size", kernel_size, 1)
+        self.stride = pair(op, "stride", stride, 1)
+        self.dilation = pair(op, "dilation", dilation, 1)
         if isinstance(padding, str):
             if padding not in ("valid", "same"):
                 raise ValueError(f"{op}: invalid padding string {padding!r}, should be one of "
@@ -59,17 +46,10 @@ class Conv2d(Module):
                                  f"convolutions (stride={self.stride})")
             self.padding = padding
         else:
-            self.padding = _pair(op, "padding", padding)
-            if any(p < 0 for p in self.padding):
-                raise ValueError(f"{op}: negative padding is not supported, got {padding}")
+            self.padding = pair(op, "padding", padding, 0)
         if padding_mode not in _PADDING_MODES:
             raise ValueError(f"{op}: padding_mode must be one of {_PADDING_MODES}, got "
                              f"{padding_mode!r}")
-        if any(k <= 0 for k in self.kernel_size) or any(s <= 0 for s in self.stride) or any(
-            d <= 0 for d in self.dilation
-        ):
-            raise ValueError(f"{op}: kernel_size, stride and dilation must be positive, got "
-                             f"{self.kernel_size}, {self.stride}, {self.dilation}")
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.groups = groups

@@ -20,6 +20,7 @@ from gpugrad import backend
 from gpugrad.autograd.function import Function
 from gpugrad.kernels import config as kernel_config
 from gpugrad.kernels import conv as conv_kernels
+from gpugrad.kernels.checks import FLOAT_DTYPES
 from gpugrad.ops import conv_gemm, conv_winograd
 from gpugrad.tensor import Tensor
 
@@ -28,30 +29,30 @@ WINOGRAD_MIN_CHANNELS = 8
 
 
 def pair(op: str, name: str, value, minimum: int) -> tuple[int, int]:
-    """An int or a 2-tuple of ints as (h, w), each at least `minimum`."""
-    if isinstance(value, int):
-        value = (value, value)
-    try:
-        h, w = value
-        h, w = int(h), int(w)
-    except (TypeError, ValueError):
-        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}") from None
-    if h < minimum or w < minimum:
-        raise ValueError(f"{op}: {name} must be >= {minimum}, got {(h, w)}")
-    return h, w
+    """An int or a 2-tuple of ints as (h, w), each at least `minimum` and within int64.
+
+    Python or NumPy integers only, as in PyTorch: a bool, float or str raises TypeError
+    instead of being truncated (the checks are kernels.conv's, shared with im2col)."""
+    return conv_kernels._check_positive_ints(op, name, value, minimum)
+
+
+def integer(op: str, name: str, value, minimum: int) -> int:
+    """A Python or NumPy integer (not bool) in [minimum, 2**63 - 1], as a Python int."""
+    return conv_kernels._check_int(op, name, value, minimum)
 
 
 def output_size(op, in_hw, kernel, stride, padding, dilation) -> tuple[int, int]:
-    out = []
-    for axis, n, k, s, p, d in zip("HW", in_hw, kernel, stride, padding, dilation):
-        size = conv_kernels.conv_output_size(n, k, s, p, d)
-        if size <= 0:
-            raise ValueError(
-                f"{op}: kernel size {d * (k - 1) + 1} (kernel {k}, dilation {d}) is larger than "
-                f"the padded input {n + 2 * p} along {axis} (input {n}, padding {p})"
-            )
-        out.append(size)
-    return tuple(out)
+    """(out_h, out_w) of a geometry checked by `pair`; raises naming `op` when the dilated
+    kernel is larger than the padded input or the padded input does not fit in int64."""
+    return conv_kernels._check_output_size(op, in_hw[0], in_hw[1],
+                                           (kernel, stride, padding, dilation))
+
+
+def check_float_input(op: str, x) -> None:
+    """Convolution and average pooling compute in float32 or float64 only."""
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{op}: expected a float32 or float64 input, got {x.dtype} (gpugrad's "
+                        "convolution and pooling kernels compute in float32 and float64 only)")
 
 
 class Im2Col(Function):
@@ -82,11 +83,25 @@ class Col2Im(Function):
         return (im2col(gx, *self.geometry),)
 
 
-def im2col(x: Tensor, kernel, stride, padding, dilation, pad_value=0.0) -> Tensor:
+def im2col(x: Tensor, kernel, stride, padding, dilation, pad_value=0.0, op="im2col") -> Tensor:
     """Columns of x. A pad_value other than 0 (max-pooling's -inf) is not linear, but its
-    padded taps never receive gradient there, so col2im is still the right backward."""
-    return Im2Col.apply(x, kernel=tuple(kernel), stride=tuple(stride), padding=tuple(padding),
-                        dilation=tuple(dilation), pad_value=pad_value)
+    padded taps never receive gradient there, so col2im is still the right backward.
+
+    `op` names the caller's op (avg_pool2d) in the errors: dtype, geometry, columns size."""
+    check_float_input(op, x)
+    if x.ndim != 4:
+        raise ValueError(f"{op}: expected a 4-D input (N, C, H, W), got shape {x.shape}")
+    geometry = conv_kernels._check_geometry(op, kernel, stride, padding, dilation)
+    n, c, h, w = x.shape
+    oh, ow = conv_kernels._check_output_size(op, h, w, geometry)
+    shape = (n, c, *geometry[0], oh, ow)
+    conv_kernels._check_nbytes(op, "im2col columns", shape, x.dtype)
+    kernel, stride, padding, dilation = geometry
+    try:
+        return Im2Col.apply(x, kernel=kernel, stride=stride, padding=padding,
+                            dilation=dilation, pad_value=pad_value)
+    except MemoryError as e:
+        raise MemoryError(f"{op}: out of memory for the im2col columns of shape {shape}: {e}") from e
 
 
 def col2im(cols: Tensor, in_hw, stride, padding, dilation) -> Tensor:
@@ -123,15 +138,23 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         x = x.reshape(1, *x.shape)
     if x.ndim != 4:
         raise ValueError(f"{op}: expected a 3-D or 4-D input (N, C, H, W), got shape {input.shape}")
+    check_float_input(op, x)
     for t, name in ((w, "weight"), (bias, "bias")):
         if t is not None and t.device != x.device:
             raise RuntimeError(f"{op}: input is on {x.device} but {name} is on {t.device}")
         if t is not None and t.dtype != x.dtype:
             raise TypeError(f"{op}: input has dtype {x.dtype} but {name} has dtype {t.dtype}")
-    if not isinstance(groups, int) or groups < 1:
-        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    groups = integer(op, "groups", groups, 1)
     n, c, h, wd = x.shape
     oc, cg, kh, kw = w.shape
+    if kh < 1 or kw < 1:
+        raise ValueError(f"{op}: kernel size must be >= 1, got weight of shape {tuple(w.shape)}")
+    if oc < groups:
+        # PyTorch refuses this too ("expected weight to be at least 1 at dimension 0").
+        raise ValueError(
+            f"{op}: expected weight with at least groups={groups} output channels (dim 0), "
+            f"got weight of shape {tuple(w.shape)}"
+        )
     if c != cg * groups:
         raise ValueError(
             f"{op}: expected input with {cg * groups} channels (weight {tuple(w.shape)}, "
@@ -143,17 +166,27 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         raise ValueError(f"{op}: expected bias of shape ({oc},), got {tuple(bias.shape)}")
     stride = pair(op, "stride", stride, 1)
     dilation = pair(op, "dilation", dilation, 1)
-    if padding == "valid":
-        padding = (0, 0)
-    elif padding == "same":
-        padding = _same_padding(op, (kh, kw), dilation, stride)
+    if isinstance(padding, str):
+        if padding not in ("valid", "same"):
+            raise ValueError(f"{op}: invalid padding string {padding!r}, should be one of "
+                             "'valid', 'same'")
+        padding = (0, 0) if padding == "valid" else _same_padding(op, (kh, kw), dilation, stride)
     else:
         padding = pair(op, "padding", padding, 0)
     oh, ow = output_size(op, (h, wd), (kh, kw), stride, padding, dilation)
+    # The im2col columns, (C, kh, kw, N, oh, ow), are the largest array either algorithm makes.
+    cols_shape = (c, kh, kw, n, oh, ow)
+    conv_kernels._check_nbytes(op, "im2col columns", cols_shape, x.dtype)
 
     geometry = ((kh, kw), stride, padding, dilation, groups)
     inputs = (x, w) if bias is None else (x, w, bias)
-    y = Conv2d.apply(*inputs, geometry=geometry)
+    try:
+        y = Conv2d.apply(*inputs, geometry=geometry)
+    except MemoryError as e:
+        raise MemoryError(
+            f"{op}: out of memory for input {tuple(x.shape)}, weight {tuple(w.shape)}, stride "
+            f"{stride}, padding {padding}, dilation {dilation} (im2col columns {cols_shape}): {e}"
+        ) from e
     return y.reshape(oc, oh, ow) if unbatched else y
 
 

@@ -140,6 +140,17 @@ def test_conv_output_size_matches_pytorch(in_size, k, s, p, d):
     assert conv_output_size(in_size, k, s, p, d) == conv(torch.zeros(1, 1, in_size)).shape[-1]
 
 
+def test_conv_output_size_checks_its_arguments():
+    # It returned -1 for stride -1 and raised ZeroDivisionError for stride 0.
+    with pytest.raises(ValueError, match="conv_output_size: stride must be >= 1, got -1"):
+        conv_output_size(4, 2, -1, 0, 1)
+    with pytest.raises(ValueError, match="conv_output_size: stride must be >= 1, got 0"):
+        conv_output_size(4, 2, 0, 0, 1)
+    with pytest.raises(ValueError, match="conv_output_size: kernel size 3 .* larger than the "
+                                         "padded input 2"):
+        conv_output_size(2, 3, 1, 0, 1)
+
+
 # ----------------------------------------------------------------------------- PyTorch
 
 
@@ -188,12 +199,20 @@ def test_im2col_rejects_bad_input(rng):
         im2col(x, (2, 2), (0, 1), (0, 0), (1, 1))
     with pytest.raises(ValueError, match=r"im2col: padding must be >= 0"):
         im2col(x, (2, 2), (1, 1), (-1, 0), (1, 1))
-    with pytest.raises(ValueError, match="smaller than the dilated kernel"):
+    with pytest.raises(ValueError, match=r"im2col: kernel size 5 \(kernel 3, dilation 2\) is "
+                                         r"larger than the padded input 4 along H"):
         im2col(x, (3, 3), (1, 1), (0, 0), (2, 2))
     with pytest.raises(TypeError, match="kernel_size must be an int or a pair"):
         im2col(x, (2, 2, 2), (1, 1), (0, 0), (1, 1))
     with pytest.raises(ValueError, match=r"im2col: layout must be one of .*got 'NCHW'"):
         im2col(x, (2, 2), (1, 1), (0, 0), (1, 1), layout="NCHW")
+    # Past int64, Numba typed the stride uint64 and the columns came back all zeros.
+    with pytest.raises(ValueError, match=r"im2col: stride must fit in int64 .*9223372036854775808"):
+        im2col(x, (2, 2), (2**63, 1), (0, 0), (1, 1))
+    with pytest.raises(TypeError, match=r"im2col: stride .* got float 2.5 in \(2.5, 1\)"):
+        im2col(x, (2, 2), (2.5, 1), (0, 0), (1, 1))
+    with pytest.raises(TypeError, match="im2col: pad_value must be a real number, got NoneType"):
+        im2col(x, (2, 2), (1, 1), (1, 1), (1, 1), pad_value=None)  # was NaN padding
 
 
 def test_col2im_rejects_mismatched_columns(rng):

@@ -80,6 +80,27 @@ def test_conv2d_matches_torch(algorithm, dtype, tol, x_shape, w_shape, bias, str
         np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_numpy_integer_geometry_gives_the_int_results(algorithm):
+    """stride, padding, dilation and groups as NumPy integers, as PyTorch accepts them."""
+    results = []
+    for cast in (int, np.int64):
+        x, w, b = _inputs((2, 8, 6, 5), (8, 4, 3, 3), True, 5)
+        with kernels.conv_algorithm_mode(algorithm):
+            y = gg.nn.functional.conv2d(x, w, b, stride=cast(1), padding=(cast(1), 1),
+                                        dilation=cast(1), groups=cast(2))
+            y.backward(gg.ones(*y.shape))
+        results.append((y.numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy()))
+    for a, e in zip(*results):
+        np.testing.assert_array_equal(a, e)
+
+
+def test_weight_without_output_channels_raises_as_in_pytorch():
+    with pytest.raises(ValueError, match=r"conv2d: expected weight with at least groups=1 output "
+                                         r"channels \(dim 0\), got weight of shape \(0, 4, 3, 3\)"):
+        gg.nn.functional.conv2d(gg.zeros(1, 4, 5, 5), gg.zeros(0, 4, 3, 3))
+
+
 def test_winograd_agrees_with_im2col_on_a_real_layer_in_float32():
     """64 channels in and out: Winograd's transforms add a few float32 roundings, no more."""
     rng = np.random.default_rng(2)

@@ -42,7 +42,7 @@ def _windows(x, kernel, stride, padding, dilation, pad_value, op):
     n, c, h, w = x.shape
     oh, ow = output_size(op, (h, w), kernel, stride, padding, dilation)
     cols = im2col(x.reshape(n * c, 1, h, w), kernel, stride, padding, dilation,
-                  pad_value=pad_value)
+                  pad_value=pad_value, op=op)
     return cols.reshape(n, c, kernel[0] * kernel[1], oh, ow)
 
 

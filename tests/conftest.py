@@ -1,6 +1,9 @@
-"""Shared test set-up: the `gpu` marker skips without a real CUDA GPU, and seeds are fixed."""
+"""Shared test set-up: the `gpu` marker skips without a real CUDA GPU, seeds are fixed, and
+`run_under_simulator` runs a test file under Numba's CUDA simulator."""
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -33,3 +36,23 @@ def _seed():
     gg.manual_seed(0)
     np.random.seed(0)
     yield
+
+
+@pytest.fixture
+def run_under_simulator():
+    """run(path, timeout=300): pytest `path` in a child with NUMBA_ENABLE_CUDASIM=1 (it only
+    takes effect before numba.cuda is first imported, and this process keeps the real one);
+    asserts it passed with nothing skipped and returns its stdout."""
+
+    def run(path, timeout=300):
+        env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", str(path), "-q", "-p", "no:cacheprovider"],
+            capture_output=True, text=True, env=env, timeout=timeout,
+        )
+        report = result.stdout[-4000:] + result.stderr[-2000:]
+        assert result.returncode == 0, report
+        assert " passed" in result.stdout and "skipped" not in result.stdout, report
+        return result.stdout
+
+    return run

@@ -3,8 +3,6 @@ Numba's CUDA simulator (tests/kernels/sim_col2im_variant_cases.py, in a subproce
 
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -79,15 +77,8 @@ def test_largest_and_one_row_kernels_keep_their_taps_in_registers(kh, kw):
 # those calls stalled (one launch: 0.25 s in one run, 150 s in another).
 @pytest.mark.skipif(os.environ.get("GPUGRAD_SIM_COL2IM") != "1",
                     reason="set GPUGRAD_SIM_COL2IM=1 to run the col2im candidate's simulator sweep")
-def test_candidate_under_the_simulator():
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", str(CASES), "-q", "-p", "no:cacheprovider"],
-        capture_output=True, text=True, env=env, timeout=1800,
-    )
-    report = result.stdout[-4000:] + result.stderr[-2000:]
-    assert result.returncode == 0, report
-    assert " passed" in result.stdout and "skipped" not in result.stdout, report
+def test_candidate_under_the_simulator(run_under_simulator):
+    run_under_simulator(CASES, timeout=1800)
 
 
 def test_kernel_registers_tells_the_candidates_apart_by_size(monkeypatch):

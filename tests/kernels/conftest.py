@@ -12,3 +12,14 @@ def twin_threads(request, monkeypatch):
     limit = 1 << 62 if request.param == "one_thread" else 0
     monkeypatch.setattr(_launch, "PARALLEL_MIN_WORK", limit)
     return request.param
+
+
+@pytest.fixture
+def cp():
+    """CuPy, for tests that run kernels on a real GPU (skips without one)."""
+    from gpugrad import backend
+
+    module = backend.cupy_module()
+    if module is None:
+        pytest.skip("needs CuPy and a CUDA GPU")
+    return module

@@ -5,7 +5,6 @@ import pytest
 
 import gpugrad.kernels as K
 from cross_entropy_cases import infinite_and_nan_rows
-from gpugrad import backend
 
 pytestmark = pytest.mark.gpu
 
@@ -14,14 +13,6 @@ GEOMETRIES = [
     ((2, 5, 17, 9), (3, 2), (2, 3), (2, 1), (2, 3)),
     ((3, 2, 6, 6), (1, 1), (2, 2), (0, 0), (1, 1)),
 ]
-
-
-@pytest.fixture
-def cp():
-    module = backend.cupy_module()
-    if module is None:
-        pytest.skip("needs CuPy and a CUDA GPU")
-    return module
 
 
 @pytest.fixture

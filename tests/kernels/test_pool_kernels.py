@@ -1,8 +1,5 @@
 """Max-pool kernels: CPU twin against the NumPy reference and PyTorch, PTX, errors, simulator."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -426,16 +423,6 @@ def test_float32_cuda_kernels_do_no_float64_arithmetic(ptx_records):
             assert found, name  # positive control: the detector does see float64 math
 
 
-@pytest.fixture
-def cp():
-    from gpugrad import backend
-
-    module = backend.cupy_module()
-    if module is None:
-        pytest.skip("needs CuPy and a CUDA GPU")
-    return module
-
-
 @pytest.mark.gpu
 def test_cuda_backward_checks_argmax_on_gpu(cp, rng):
     x = rng.standard_normal((2, 3, 6, 6))
@@ -468,16 +455,8 @@ def test_huge_padding_and_kernel_on_gpu(cp, rng):
                                                                       (p, 0), 1))
 
 
-def test_cuda_kernels_under_the_simulator():
-    cases = Path(__file__).with_name("sim_pool_cases.py")
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", str(cases), "-q", "-p", "no:cacheprovider"],
-        capture_output=True, text=True, env=env, timeout=300,
-    )
-    report = result.stdout[-4000:] + result.stderr[-2000:]
-    assert result.returncode == 0, report
-    assert " passed" in result.stdout and "skipped" not in result.stdout, report
+def test_cuda_kernels_under_the_simulator(run_under_simulator):
+    run_under_simulator(Path(__file__).with_name("sim_pool_cases.py"))
 
 
 def test_an_output_larger_than_any_array_is_a_clear_error():

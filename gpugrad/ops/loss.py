@@ -229,8 +229,9 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     spatial = x.shape[2:]
     if x.ndim > 2:
         x, target = _flatten_spatial(x, target)
-    t = loss_kernels.class_indices(target.data, x.shape[1], ignore_index, op)
-    loss_kernels.check_targets(t, x.shape[1], ignore_index, op=op)
+    # Checked in the labels' own dtype, before the cast (a uint64 label could wrap).
+    loss_kernels.check_targets(target.data, x.shape[1], ignore_index, op=op)
+    t = target.data.astype(np.int64, copy=False)
     xp = backend.array_module(t)
     keep = t != ignore_index
     safe = xp.where(keep, t, 0)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
@@ -73,3 +73,28 @@ def batched_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
         for f in futures:
             f.result()
     return out
+
+
+def worker_count() -> int:
+    """How many threads run_parts and batched_matmul split work across: BLAS's thread count."""
+    return _setup()[2]
+
+
+def run_parts(fn, parts: int) -> list:
+    """[fn(0), ..., fn(parts - 1)], each part on its own worker thread (the calling thread runs
+    part 0), with BLAS limited to one thread meanwhile: for work that interleaves Numba kernels
+    (compiled nogil) with small BLAS calls, split once instead of once per call.
+    At most worker_count() parts; an exception in any part is raised here."""
+    controller, pool, workers = _setup()
+    if parts > workers:
+        raise ValueError(f"run_parts: {parts} parts for {workers} worker threads")
+    if parts <= 1 or pool is None:
+        with _call_lock, controller.limit(limits=1, user_api="blas"):
+            return [fn(i) for i in range(parts)]
+    with _call_lock, controller.limit(limits=1, user_api="blas"):
+        futures = [pool.submit(fn, i) for i in range(1, parts)]
+        try:
+            first = fn(0)
+        finally:
+            wait(futures)  # every part ends before the lock and the BLAS limit go
+    return [first, *(f.result() for f in futures)]

@@ -88,3 +88,35 @@ def test_a_forked_child_builds_its_own_pool():
         os._exit(0 if np.allclose(out, np.matmul(a, b)) else 1)
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def test_run_parts_runs_every_part_once_in_order_on_one_blas_thread():
+    before = _blas_threads()
+    workers = host_blas.worker_count()
+    seen = []
+
+    def part(i):
+        seen.append((i, threading.get_ident(), _blas_threads()))
+        return i * 10
+
+    assert host_blas.run_parts(part, workers) == [10 * i for i in range(workers)]
+    assert sorted(i for i, _, _ in seen) == list(range(workers))
+    assert all(threads == [1] * len(before) for _, _, threads in seen)
+    assert len({ident for _, ident, _ in seen}) == workers  # each part on its own thread
+    assert _blas_threads() == before
+
+
+def test_run_parts_raises_what_a_part_raises_after_all_parts_end():
+    workers = host_blas.worker_count()
+    finished = []
+
+    def part(i):
+        if i == 0:
+            raise KeyError("part 0 failed")
+        finished.append(i)
+
+    with pytest.raises(KeyError, match="part 0 failed"):
+        host_blas.run_parts(part, workers)
+    assert sorted(finished) == list(range(1, workers))
+    with pytest.raises(ValueError, match=rf"run_parts: {workers + 1} parts for {workers} worker"):
+        host_blas.run_parts(part, workers + 1)

@@ -53,6 +53,10 @@ def _seed_gradients(outputs, grad_outputs):
             raise RuntimeError(
                 f"backward: gradient is on {g.device} but the output is on {out.device}"
             )
+        elif g.dtype != out.dtype:
+            # As PyTorch's engine does: the gradient takes the output's dtype, so every op's
+            # backward sees a gy of its own output's dtype.
+            g = g.to(out.dtype)
         seeds.append(g)
     return seeds
 

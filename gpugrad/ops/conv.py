@@ -6,7 +6,7 @@ gradient stays on the tape:
     ConvInputGrad(gy, w)  gx = its adjoint in x applied to gy  (col2im(W^T @ gy))
     ConvWeightGrad(x, gy) gw = its adjoint in w                (gy @ im2col(x)^T)
 The backward of each is written with the other two (as PyTorch's convolution double backward).
-Each computes its numbers with one of two algorithms, modules with the same four functions:
+Each computes its numbers with one of two algorithms, modules with the same five functions:
     conv_gemm      im2col + one GEMM per group over the whole batch: every convolution
     conv_winograd  Winograd F(2x2, 3x3): 3x3, stride 1, dilation 1, on the CPU, with enough
                    channels; 2.25x fewer multiply-adds
@@ -229,16 +229,20 @@ class Conv2d(Function):
         needs = self.needs_input_grad
         gx = gw = gb = None
         algorithm = self.algorithm
-        # Both gradients read gy in the same prepared form (NHWC rows, or A gy A^T): build it
-        # once for the two.
-        both = needs[0] and needs[1]
-        prepared = algorithm.prepare_gy(gy.data, self.geometry, self.device) if both else None
-        if needs[0]:
+        if needs[0] and needs[1]:
+            # Both at once: the algorithm shares its work on gy (NHWC rows, or dM) between them.
+            gx_data, gw_data = algorithm.grads(x.data, gy.data, w.data, self.geometry,
+                                               self.device, self.saved)
             gx = ConvInputGrad.apply(gy, w, geometry=self.geometry, in_hw=x.shape[2:],
-                                     algorithm=algorithm, prepared=prepared)
-        if needs[1]:
+                                     result=gx_data)
             gw = ConvWeightGrad.apply(x, gy, geometry=self.geometry, w_shape=w.shape,
-                                      algorithm=algorithm, saved=self.saved, prepared=prepared)
+                                      result=gw_data)
+        elif needs[0]:
+            gx = ConvInputGrad.apply(gy, w, geometry=self.geometry, in_hw=x.shape[2:],
+                                     algorithm=algorithm)
+        elif needs[1]:
+            gw = ConvWeightGrad.apply(x, gy, geometry=self.geometry, w_shape=w.shape,
+                                      algorithm=algorithm, saved=self.saved)
         if len(needs) == 3 and needs[2]:
             gb = gy.sum(dim=(0, 2, 3))
         return (gx, gw) if len(needs) == 2 else (gx, gw, gb)
@@ -247,13 +251,15 @@ class Conv2d(Function):
 class ConvInputGrad(Function):
     """gx = the adjoint of conv2d in x applied to gy (col2im(W^T @ gy)), linear in gy and w."""
 
-    def forward(self, gy, w, geometry, in_hw, algorithm=None, prepared=None):
+    def forward(self, gy, w, geometry, in_hw, algorithm=None, result=None):
+        """`result`: gx already computed (by Conv2d's backward, with gw); recorded as is."""
         self.geometry = geometry
+        if result is not None:
+            return result
         n, oc = gy.shape[:2]
         x_shape = (n, w.shape[1] * geometry[4], *in_hw)
         algorithm = algorithm or _choose_algorithm(geometry, self.device, x_shape, w.shape)
-        if prepared is None:
-            prepared = algorithm.prepare_gy(gy, geometry, self.device)
+        prepared = algorithm.prepare_gy(gy, geometry, self.device)
         return algorithm.input_grad(prepared, w, geometry, n, gy.shape[2:], in_hw, self.device)
 
     def backward(self, ggx):
@@ -269,11 +275,13 @@ class ConvInputGrad(Function):
 class ConvWeightGrad(Function):
     """gw = the adjoint of conv2d in w (gy @ im2col(x)^T over all images), linear in x and gy."""
 
-    def forward(self, x, gy, geometry, w_shape, algorithm=None, saved=None, prepared=None):
+    def forward(self, x, gy, geometry, w_shape, algorithm=None, saved=None, result=None):
+        """`result`: gw already computed (by Conv2d's backward, with gx); recorded as is."""
         self.geometry = geometry
+        if result is not None:
+            return result
         algorithm = algorithm or _choose_algorithm(geometry, self.device, x.shape, w_shape)
-        if prepared is None:
-            prepared = algorithm.prepare_gy(gy, geometry, self.device)
+        prepared = algorithm.prepare_gy(gy, geometry, self.device)
         return algorithm.weight_grad(x, prepared, geometry, w_shape, self.device, saved)
 
     def backward(self, ggw):

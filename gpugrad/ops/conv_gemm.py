@@ -5,7 +5,7 @@ once: one large product is faster than N small ones (bench/results/kernels-cpu.j
     forward      y  = W @ im2col(x) (+ b)
     input_grad   gx = col2im(W^T @ gy)
     weight_grad  gw = gy @ im2col(x)^T
-This module and ``conv_winograd`` offer the same four functions; ``ops/conv.py`` picks one per
+This module and ``conv_winograd`` offer the same five functions (grads: both gradients); ``ops/conv.py`` picks one per
 convolution and owns the autograd Functions.
 """
 
@@ -74,3 +74,10 @@ def weight_grad(x, gy_rows, geometry, w_shape, device, saved=None):
     xp = backend.array_module(gy_rows)
     gw_t = xp.matmul(cols, gy_rows)  # (G, CKK/G, OC/G)
     return xp.ascontiguousarray(gw_t.transpose(0, 2, 1)).reshape(w_shape)
+
+
+def grads(x, gy, w, geometry, device, saved=None):
+    """(gx, gw) together, reading gy in its NHWC form built once."""
+    rows = prepare_gy(gy, geometry, device)
+    return (input_grad(rows, w, geometry, x.shape[0], gy.shape[2:], x.shape[2:], device),
+            weight_grad(x, rows, geometry, w.shape, device, saved))

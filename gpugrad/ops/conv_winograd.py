@@ -6,17 +6,27 @@ multiply-adds than im2col's one GEMM (the algorithm and the transforms: kernels/
     prepare_gy   dM = A gy A^T
     input_grad   gx = B (U^T @ dM) B^T, summed over overlapping patches
     weight_grad  gw = G^T (dM @ V^T) G
-Every product is one batched GEMM over the 16 positions and the groups (backend.matmul_batch:
-the batch split across threads, one BLAS thread each). Same four functions as
-``conv_gemm``; ``ops/conv.py`` chooses between them.
+A batch of two or more images runs each pass block by block, a few images at a time, so the
+tile arrays stay in cache (kernels/conv_winograd_blocked.py); `grads` then makes each block's
+dM once for both gradients. A single image runs each step over the whole batch instead (there
+is only one block to share between threads), every product one batched GEMM over the 16
+positions and the groups (backend.matmul_batch: the batch split across threads, one BLAS thread
+each). Same five functions as ``conv_gemm``; ``ops/conv.py`` chooses between them.
 """
 
 from __future__ import annotations
 
 from gpugrad import backend
 from gpugrad.kernels import conv_winograd as wino
+from gpugrad.kernels import conv_winograd_blocked as blocked
 
 NAME = "winograd"
+# From this many images, passes go block by block (blocks of whole images).
+BLOCKED_MIN_IMAGES = 2
+
+
+def _blocked(n_img: int) -> bool:
+    return n_img >= BLOCKED_MIN_IMAGES
 
 
 def applies(geometry) -> bool:
@@ -40,8 +50,11 @@ def _filters(w, groups, device):
 
 
 def forward(x, w, b, geometry, device):
-    """y (N, OC, oh, ow) and V, the transformed input, kept for weight_grad."""
+    """y (N, OC, oh, ow) and what weight_grad reuses: V for a single image (blocks transform
+    their images again: cheaper than keeping V, 4.4x the input's size)."""
     padding, groups = geometry[2], geometry[4]
+    if _blocked(x.shape[0]):
+        return blocked.forward(x, w, b, padding, groups), None
     n, c = x.shape[:2]
     out_hw = _out_hw(x.shape[2:], padding)
     v = wino.input_transform(x, padding, out_hw, device=device)  # (16, C, N*tiles)
@@ -52,13 +65,18 @@ def forward(x, w, b, geometry, device):
 
 
 def prepare_gy(gy, geometry, device):
-    """dM = A gy A^T per tile, (16, OC, N*tiles): what both gradients read."""
+    """dM = A gy A^T per tile, (16, OC, N*tiles), for a single image; blocked passes take gy
+    as it is and transform it block by block."""
+    if _blocked(gy.shape[0]):
+        return gy
     return wino.gy_transform(gy, device=device)
 
 
 def input_grad(dm, w, geometry, n, out_hw, in_hw, device):
     """gx = B (U^T @ dM) B^T: the adjoint of the forward in x."""
     padding, groups = geometry[2], geometry[4]
+    if _blocked(n):
+        return blocked.input_grad(dm, w, (n, w.shape[1] * groups, *in_hw), padding, groups)
     u_t = _filters(w, groups, device).transpose(0, 1, 3, 2)
     dv = wino.tile_array(w.shape[1] * groups, dm.shape[2], dm.dtype, like=dm)  # (16, C, N*tiles)
     backend.matmul_batch(u_t, _grouped(dm, groups), out=_grouped(dv, groups))
@@ -69,9 +87,21 @@ def weight_grad(x, dm, geometry, w_shape, device, saved=None):
     """gw = G^T (dM @ V^T) G: the adjoint of the forward in w. `saved` is the forward's V,
     transformed again when not given."""
     padding, groups = geometry[2], geometry[4]
+    if _blocked(x.shape[0]):
+        return blocked.weight_grad(x, dm, w_shape, padding, groups)
     v = saved
     if v is None:
         v = wino.input_transform(x, padding, _out_hw(x.shape[2:], padding), device=device)
     du = backend.matmul_batch(_grouped(dm, groups), _grouped(v, groups).transpose(0, 1, 3, 2))
     du = du.reshape(du.shape[0], w_shape[0], w_shape[1])  # (16, OC, C/G)
     return wino.filter_grad_transform(du, device=device)
+
+
+def grads(x, gy, w, geometry, device, saved=None):
+    """(gx, gw) together: blocked passes make each block's dM once for both."""
+    padding, groups = geometry[2], geometry[4]
+    if _blocked(x.shape[0]):
+        return blocked.grads(x, gy, w, padding, groups)
+    dm = prepare_gy(gy, geometry, device)
+    return (input_grad(dm, w, geometry, x.shape[0], gy.shape[2:], x.shape[2:], device),
+            weight_grad(x, dm, geometry, w.shape, device, saved))

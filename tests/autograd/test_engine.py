@@ -68,6 +68,26 @@ def test_gradient_shape_mismatch_raises():
         (x * 2).backward(gg.tensor([1.0, 2.0, 3.0]))
 
 
+def test_a_gradient_of_another_dtype_takes_the_outputs_dtype_as_in_pytorch():
+    """A float32 gradient for a float64 output: every backward sees float64 (the conv's
+    Winograd passes refuse mixed dtypes), and the leaf's grad is float64."""
+    rng = np.random.default_rng(0)
+    x = gg.tensor(rng.standard_normal((2, 3, 5, 5)), requires_grad=True)
+    w = gg.tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True)
+    y = gg.nn.functional.conv2d(x, w, padding=1)
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    y.backward(gg.tensor(gy))
+    assert x.grad.dtype == np.float64 and w.grad.dtype == np.float64
+    x64, w64 = (gg.tensor(t.detach().numpy(), requires_grad=True) for t in (x, w))
+    gg.nn.functional.conv2d(x64, w64, padding=1).backward(gg.tensor(gy.astype(np.float64)))
+    np.testing.assert_array_equal(x.grad.numpy(), x64.grad.numpy())
+    np.testing.assert_array_equal(w.grad.numpy(), w64.grad.numpy())
+    torch = pytest.importorskip("torch")
+    xt = torch.tensor(x.detach().numpy(), requires_grad=True)
+    (xt * 2).backward(torch.ones(xt.shape, dtype=torch.float32))
+    assert xt.grad.dtype == torch.float64  # PyTorch casts the gradient the same way
+
+
 def test_no_grad_records_nothing_and_works_as_decorator():
     x = gg.tensor([1.0], requires_grad=True)
     with gg.no_grad():

@@ -224,31 +224,16 @@ def empty_like(a):
 
 def matmul(a, b, out=None):
     """a @ b for arrays of 2 or more dimensions, into `out` when given. On the CPU a large
-    product lands in a cached buffer (conv2d's GEMM outputs are MBs, every step); CuPy
-    allocates from its own pool."""
+    product lands in a cached buffer (conv2d's GEMM outputs are MBs, every step) and runs on
+    gpugrad's own threads, one BLAS thread each (see host_blas); CuPy allocates from its own
+    pool."""
     xp = array_module(a)
-    if out is not None:
-        return xp.matmul(a, b, out=out)
     if xp is not np or a.ndim < 2 or b.ndim < 2:
-        return xp.matmul(a, b)
-    shape = (*np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), a.shape[-2], b.shape[-1])
-    out = host_cache.empty(shape, np.result_type(a, b))
-    return np.matmul(a, b, out=out)
-
-
-def matmul_batch(a, b, out=None):
-    """a @ b for a stack of many small products (a leading batch axis on both): on the CPU the
-    batch is split across threads with one BLAS thread each (see host_blas), into `out` or a
-    cached buffer; CuPy runs it as one batched cuBLAS call."""
-    xp = array_module(a)
-    if xp is not np:
-        return xp.matmul(a, b, out=out)
+        return xp.matmul(a, b) if out is None else xp.matmul(a, b, out=out)
     if out is None:
         shape = (*np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), a.shape[-2], b.shape[-1])
         out = host_cache.empty(shape, np.result_type(a, b))
-    a, b = np.broadcast_to(a, (*out.shape[:-2], *a.shape[-2:])), np.broadcast_to(
-        b, (*out.shape[:-2], *b.shape[-2:]))
-    return host_blas.batched_matmul(a, b, out)
+    return host_blas.matmul(a, b, out)
 
 
 class _NullContext:

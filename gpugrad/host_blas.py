@@ -1,13 +1,22 @@
-"""A batch of matrix products on the CPU, split across threads, each product on one BLAS thread.
+"""gpugrad's CPU matrix products, split across its own threads, each product on one BLAS thread.
 
-NumPy's ``matmul`` on a stack of matrices calls BLAS once per matrix, and OpenBLAS splits each
-call across its threads and joins them again. For Winograd's 16 small GEMMs per convolution
-pass that is 16 wake-ups and joins; when another process competes for the cores, a join can
-wait a whole scheduler slice, and the 16 products took ~130 ms instead of ~2.5 (measured on
-the 2-core bench VM with a second training process running). Here the stack is cut into one
-slice per BLAS thread, each slice runs on a worker of a small thread pool (NumPy releases the
-GIL inside BLAS) with BLAS limited to one thread: one join per batch, and as fast when the
-machine is idle. threadpoolctl sets the BLAS thread count (OpenBLAS or MKL alike).
+Two measured reasons not to let OpenBLAS thread a product itself:
+- After a threaded call, OpenBLAS's idle workers spin (calling sched_yield) for about 2^28
+  cycles, ~0.1 s, before they sleep. Whatever runs next on the cores competes with them: on
+  the 2-core bench VM a Winograd conv2d forward+backward took 25.6 ms right after an
+  im2col one (whose GEMMs woke OpenBLAS's threads) against 15.7 ms after another Winograd one,
+  and PyTorch's convolution ran about 2x slower after a NumPy GEMM.
+- NumPy's ``matmul`` on a stack of matrices calls BLAS once per matrix; OpenBLAS splits and
+  joins each call. For Winograd's 16 small GEMMs that is 16 wake-ups and joins; with another
+  process competing for the cores a join can wait a whole scheduler slice (the 16 products took
+  ~130 ms instead of ~2.5 with a second training process running).
+So a large product is cut into one slice per worker thread (the batch, or else the rows or the
+columns of the result), each slice runs on a worker of a small thread pool (NumPy releases the
+GIL inside BLAS) with BLAS limited to one thread, and OpenBLAS's own threads are never woken.
+A small product runs on the calling thread, also on one BLAS thread. The worker count is BLAS's
+thread count when gpugrad first multiplies (threadpoolctl reads and sets it, OpenBLAS or MKL).
+run_parts gives the same workers to other work that interleaves Numba kernels (compiled nogil)
+with small BLAS calls (kernels/conv_winograd_blocked.py).
 """
 
 from __future__ import annotations
@@ -18,14 +27,18 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
-# Below this many multiply-adds per batch, a plain np.matmul is cheaper than a hand-off.
+# Below this many multiply-adds a product runs on the calling thread: a hand-off to the pool
+# costs more than it saves.
 MIN_SPLIT_WORK = 1 << 20
+# OpenBLAS multiplies matrices up to this many multiply-adds (M * N * K) on one thread by
+# itself (65536 x GEMM_MULTITHREAD_THRESHOLD, 4 by default): no need to limit it.
+BLAS_SINGLE_THREAD_WORK = 1 << 18
 
 _lock = threading.Lock()
-# One batch at a time: the BLAS thread limit is process-wide, and two overlapping limits would
-# restore each other's saved value in the wrong order.
+# One limited region at a time: the BLAS thread limit is process-wide, and two overlapping
+# limits would restore each other's saved value in the wrong order.
 _call_lock = threading.Lock()
-_state = None  # (controller, pool, workers), built on first use
+_state = None  # (BLAS library controllers, pool, workers), built on first use
 
 
 def _reset_after_fork():
@@ -46,38 +59,95 @@ def _setup():
         if _state is None:
             from threadpoolctl import ThreadpoolController
 
-            controller = ThreadpoolController()
-            blas = [lib for lib in controller.info() if lib.get("user_api") == "blas"]
-            workers = max([lib["num_threads"] for lib in blas] or [1])
+            libs = [lib for lib in ThreadpoolController().lib_controllers
+                    if lib.user_api == "blas"]
+            workers = max([lib.num_threads for lib in libs] or [1])
             # The calling thread computes one slice itself.
             pool = ThreadPoolExecutor(workers - 1, thread_name_prefix="gpugrad-blas") \
                 if workers > 1 else None
-            _state = (controller, pool, workers)
+            _state = (libs, pool, workers)
     return _state
 
 
-def batched_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """np.matmul(a, b, out=out) for stacks whose leading axis is the batch (a and b already
-    broadcast to it), the batch split across BLAS's thread count."""
-    batch = out.shape[0]
-    work = out.size * a.shape[-1]
-    controller, pool, workers = _setup()
-    if pool is None or batch < 2 or work < MIN_SPLIT_WORK:
-        return np.matmul(a, b, out=out)
-    parts = min(workers, batch)
-    bounds = [batch * i // parts for i in range(parts + 1)]
-    with _call_lock, controller.limit(limits=1, user_api="blas"):
-        futures = [pool.submit(np.matmul, a[lo:hi], b[lo:hi], out=out[lo:hi])
-                   for lo, hi in zip(bounds[1:-1], bounds[2:])]
-        np.matmul(a[:bounds[1]], b[:bounds[1]], out=out[:bounds[1]])
-        for f in futures:
-            f.result()
-    return out
+class _OneBlasThread:
+    """BLAS limited to one thread inside, restored after; holds _call_lock. (threadpoolctl's
+    own limit() costs ~17 us a call, the library controllers' setters ~2 us.)"""
+
+    def __init__(self, libs):
+        self.libs = libs
+
+    def __enter__(self):
+        _call_lock.acquire()
+        try:
+            self.saved = [lib.get_num_threads() for lib in self.libs]
+            for lib in self.libs:
+                lib.set_num_threads(1)
+        except BaseException:
+            _call_lock.release()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            for lib, n in zip(self.libs, self.saved):
+                lib.set_num_threads(n)
+        finally:
+            _call_lock.release()
+        return False
 
 
 def worker_count() -> int:
-    """How many threads run_parts and batched_matmul split work across: BLAS's thread count."""
+    """How many threads matmul and run_parts split work across: BLAS's thread count."""
     return _setup()[2]
+
+
+def _slices(a, b, out, parts):
+    """[(a part, b part, out part)] cutting out into `parts` pieces: along the batch when it
+    has that many matrices, else along the larger of the rows and the columns."""
+    if out.ndim > 2 and out.shape[0] >= parts:
+        axis_a = axis_b = axis_out = 0
+        size = out.shape[0]
+    elif out.shape[-2] >= out.shape[-1]:
+        axis_a, axis_b, axis_out = a.ndim - 2, None, out.ndim - 2
+        size = out.shape[-2]
+    else:
+        axis_a, axis_b, axis_out = None, b.ndim - 1, out.ndim - 1
+        size = out.shape[-1]
+    bounds = [size * i // parts for i in range(parts + 1)]
+
+    def cut(x, axis, lo, hi):
+        if axis is None:
+            return x
+        index = [slice(None)] * x.ndim
+        index[axis] = slice(lo, hi)
+        return x[tuple(index)]
+
+    return [(cut(a, axis_a, lo, hi), cut(b, axis_b, lo, hi), cut(out, axis_out, lo, hi))
+            for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """np.matmul(a, b, out=out) for NumPy arrays of 2 or more dimensions (batch dims broadcast
+    to out's), split across the workers when large, never on OpenBLAS's own threads."""
+    m, k = a.shape[-2:]
+    n = b.shape[-1]
+    if m * n * k <= BLAS_SINGLE_THREAD_WORK and out.size * k < MIN_SPLIT_WORK:
+        return np.matmul(a, b, out=out)
+    libs, pool, workers = _setup()
+    if out.ndim > 2:
+        a = np.broadcast_to(a, (*out.shape[:-2], *a.shape[-2:]))
+        b = np.broadcast_to(b, (*out.shape[:-2], *b.shape[-2:]))
+    parts = _slices(a, b, out, workers) \
+        if pool is not None and out.size * k >= MIN_SPLIT_WORK else [(a, b, out)]
+    with _OneBlasThread(libs):
+        futures = [pool.submit(np.matmul, *part[:2], out=part[2]) for part in parts[1:]]
+        try:
+            np.matmul(*parts[0][:2], out=parts[0][2])
+        finally:
+            wait(futures)
+        for f in futures:
+            f.result()
+    return out
 
 
 def run_parts(fn, parts: int) -> list:
@@ -85,13 +155,12 @@ def run_parts(fn, parts: int) -> list:
     part 0), with BLAS limited to one thread meanwhile: for work that interleaves Numba kernels
     (compiled nogil) with small BLAS calls, split once instead of once per call.
     At most worker_count() parts; an exception in any part is raised here."""
-    controller, pool, workers = _setup()
+    libs, pool, workers = _setup()
     if parts > workers:
         raise ValueError(f"run_parts: {parts} parts for {workers} worker threads")
-    if parts <= 1 or pool is None:
-        with _call_lock, controller.limit(limits=1, user_api="blas"):
+    with _OneBlasThread(libs):
+        if parts <= 1 or pool is None:
             return [fn(i) for i in range(parts)]
-    with _call_lock, controller.limit(limits=1, user_api="blas"):
         futures = [pool.submit(fn, i) for i in range(1, parts)]
         try:
             first = fn(0)

@@ -1,46 +1,278 @@
-"""Winograd F(2x2, 3x3) convolution passes on the CPU, a few images at a time.
+"""Winograd F(2x2, 3x3) convolution passes on the CPU, a few images at a time, channels last.
 
-Done over the whole batch, every step of a Winograd pass (input transform, 16 GEMMs, output
-transform) reads and writes a tile array of 16 x channels x tiles numbers: 6-13 MB each for a
-64 x 32 x 14 x 14 batch, far past the L2 cache, so each step streams from memory. The pass then
-moves ~100 MB and runs at the memory's speed (bench/results/cpu-xeon: 11 GB/s transforms).
-Here a pass walks blocks of a few images instead; a block's V and M (or dM and dV) are sized
-to stay in a core's L2 cache between the transform that writes them and the GEMM that reads
-them. Each worker thread takes a contiguous run of blocks, calls the transforms' plane cores
-(kernels/conv_winograd.py, compiled nogil) and a one-thread BLAS GEMM per block:
-host_blas.run_parts splits the work once per pass.
+The whole-batch transforms (kernels/conv_winograd.py) work one (image, channel) plane at a
+time: a 14x14 plane has 7 tiles per row, too few for SIMD, so they run one scalar tile at a
+time (~35 cycles per tile and channel on the bench machine, about half of a Winograd conv2d).
+Here a pass walks blocks of a few images. Each block is first copied channels-last into four
+*phase* arrays, one per (row parity, column parity) of the zero-padded image:
+    phase[rp, cp][n, R, Q, c] = padded image n, channel c, at row 2R + rp, column 2Q + cp
+With that layout, input i, j of tile (ty, tx) is phase[i % 2, j % 2][n, ty + i // 2,
+tx + j // 2, :], so for one tile row, the values of every tile and channel that one term of a
+transform reads are one contiguous run of tiles_w * C numbers. Every transform is then a few
+loops of `out[e] = k0 * a[e] + k1 * b[e] + ...` over such runs, which LLVM vectorizes. The
+tile arrays are transposed to match, V^T (16, tiles, C) instead of V (16, C, tiles), and the
+GEMMs run on them transposed (M^T = V^T @ U^T). A block's arrays are sized to stay in a core's
+L2 cache from the transform that writes them to the GEMM that reads them.
 
-    forward      per block: V = B^T x B, M = U @ V, y = A^T M A (+ b)
-    input_grad   per block: dM = A gy A^T, dV = U^T @ dM, gx = B dV B^T
-    weight_grad  per block: dM, V as above, dU_block = dM @ V^T; gw = G^T (sum of dU_block) G
-    grads        input_grad and weight_grad from one dM per block
+    forward      per block: V^T = (B^T x B)^T, M^T = V^T @ U^T, y = A^T M A (+ b)
+    input_grad   per block: dM^T = (A gy A^T)^T, dV^T = dM^T @ U, gx = B dV B^T
+    weight_grad  per block: dM^T and V^T as above, dU_block = (dM^T)^T @ V^T;
+                 gw = G^T (sum of dU_block) G
+    grads        input_grad and weight_grad from one dM^T per block
 
-Blocks depend on the batch only, never on the thread count, and the weight gradient sums its
-per-block dU in block order, so every result is the same on any number of threads. The numbers
-are those of the whole-batch passes (kernels.conv_winograd's dispatchers) up to the order of
-the float additions in the weight gradient's sum over tiles.
+Each worker thread takes a contiguous run of blocks (host_blas.run_parts: one split per pass),
+running the kernels below (compiled nogil) and one-thread BLAS GEMMs. Blocks depend on the
+batch only, never on the thread count, and the weight gradient sums its per-block dU in block
+order, so every result is the same on any number of threads. The numbers are the whole-batch
+passes' up to the order of float additions (tests/kernels/test_conv_winograd_blocked.py).
 """
 
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from gpugrad import backend, host_blas
 from gpugrad.kernels import conv_winograd as wino
 from gpugrad.kernels.checks import check_float_array, check_same_dtype
 
-# A block's two tile arrays together: about half of the 2 MiB L2 of the bench machine's cores,
-# leaving room for the filters, the input and output block and BLAS's packed panels.
+POSITIONS = wino.POSITIONS
+# A block's two largest tile arrays together: about half of the 2 MiB L2 of the bench
+# machine's cores, leaving room for the phase arrays, the filters and BLAS's packed panels.
 BLOCK_BYTES = 1 << 20
 # Passes are cut into at least this many blocks (when the batch has that many images), so
 # that up to this many threads get work, whatever the machine.
 MIN_BLOCKS = 8
+
+# The transforms' matrices as terms: row r of a matrix is (count, index, sign, index, sign,
+# index, sign), the nonzero entries of that row. The ±1 signs make every product exact.
+# B^T (4x4): V = B^T d B combines 2 of the 4 patch rows (and columns) per output row.
+_BT_ROWS = np.array([[2, 0, 1, 2, -1, 0, 0], [2, 1, 1, 2, 1, 0, 0],
+                     [2, 2, 1, 1, -1, 0, 0], [2, 1, 1, 3, -1, 0, 0]], dtype=np.int64)
+# B^T's columns: gx = B dV B^T gives patch row i from up to 3 rows of dV.
+_BT_COLS = np.array([[1, 0, 1, 0, 0, 0, 0], [3, 1, 1, 2, -1, 3, 1],
+                     [3, 0, -1, 1, 1, 2, 1], [1, 3, -1, 0, 0, 0, 0]], dtype=np.int64)
+# A^T (2x4): y = A^T M A, each output row from 3 of M's 4 rows.
+_AT_ROWS = np.array([[3, 0, 1, 1, 1, 2, 1], [3, 1, 1, 2, -1, 3, -1]], dtype=np.int64)
+# A^T's columns: dM = A gy A^T gives row a of dM from up to 2 of the tile's 2 rows.
+_AT_COLS = np.array([[1, 0, 1, 0, 0, 0, 0], [2, 0, 1, 1, 1, 0, 0],
+                     [2, 0, 1, 1, -1, 0, 0], [1, 1, -1, 0, 0, 0, 0]], dtype=np.int64)
 
 
 def block_bounds(n_img: int, per_image_bytes: int) -> list[tuple[int, int]]:
     """[(first image, end), ...]: the blocks of a pass over n_img images."""
     size = max(1, min(BLOCK_BYTES // max(per_image_bytes, 1), n_img // MIN_BLOCKS))
     return [(s, min(s + size, n_img)) for s in range(0, n_img, size)]
+
+
+# ----------------------------------------------------------------------------- kernels
+# Phase arrays are flat: (4 phases, nb, rows, cols, channels), phase = 2 * row parity + column
+# parity. Runs are taken as 1-D slices and indexed from 0: Numba then knows no index is
+# negative and LLVM vectorizes the loop (an offset index would keep a wraparound test per
+# element, and the loop scalar).
+
+
+@njit(cache=True, nogil=True)
+def _to_phases(a, ph, pw, rows, cols, p):
+    """a (nb, C, h, w) into phase arrays of (rows, cols) entries per image and phase, the
+    image at (ph, pw) of the padded canvas. Entries outside the image are left as they are."""
+    nb, n_ch, h, w = a.shape
+    phase = nb * rows * cols * n_ch
+    plane = h * w
+    for n in range(nb):
+        src_img = a[n].reshape(n_ch * plane)
+        for r in range(h):
+            rr = ph + r
+            for q in range(w):
+                qq = pw + q
+                start = (((rr & 1) * 2 + (qq & 1)) * phase
+                         + ((n * rows + (rr >> 1)) * cols + (qq >> 1)) * n_ch)
+                dst = p[start:start + n_ch]
+                src = src_img[r * w + q:]
+                for c in range(n_ch):
+                    dst[c] = src[c * plane]
+
+
+@njit(cache=True, nogil=True)
+def _from_phases(p, ph, pw, rows, cols, bias, out):
+    """out (nb, C, h, w)[n, c, r, q] = the padded canvas at (ph + r, pw + q), plus bias[c]."""
+    nb, n_ch, h, w = out.shape
+    phase = nb * rows * cols * n_ch
+    plane = h * w
+    for n in range(nb):
+        dst_img = out[n].reshape(n_ch * plane)
+        for r in range(h):
+            rr = ph + r
+            for q in range(w):
+                qq = pw + q
+                start = (((rr & 1) * 2 + (qq & 1)) * phase
+                         + ((n * rows + (rr >> 1)) * cols + (qq >> 1)) * n_ch)
+                src = p[start:start + n_ch]
+                dst = dst_img[r * w + q:]
+                for c in range(n_ch):
+                    dst[c * plane] = src[c] + bias[c]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _phase_start(i, j, n, ty, rows, cols, phase, n_ch):
+    """Where entry (ty + i // 2, j // 2) of image n's phase (i % 2, j % 2) starts."""
+    return ((i & 1) * 2 + (j & 1)) * phase + ((n * rows + ty + (i >> 1)) * cols + (j >> 1)) * n_ch
+
+
+@njit(cache=True, nogil=True)
+def _input_transform(p, nb, th, tw, n_ch, vt):
+    """V^T (16, nb*th*tw*C) from the input's phases, (th + 1, tw + 1) per image: V[4a + b] =
+    sum over i, j of B^T[a, i] B^T[b, j] d[i, j], 2 x 2 terms, one tile row at a time."""
+    rows, cols = th + 1, tw + 1
+    phase = nb * rows * cols * n_ch
+    run = tw * n_ch
+    for n in range(nb):
+        for ty in range(th):
+            first = (n * th + ty) * run
+            for a in range(4):
+                i0, i1 = _BT_ROWS[a, 1], _BT_ROWS[a, 3]
+                for b in range(4):
+                    j0, j1 = _BT_ROWS[b, 1], _BT_ROWS[b, 3]
+                    out = vt[4 * a + b, first:first + run]
+                    s00 = _phase_start(i0, j0, n, ty, rows, cols, phase, n_ch)
+                    s01 = _phase_start(i0, j1, n, ty, rows, cols, phase, n_ch)
+                    s10 = _phase_start(i1, j0, n, ty, rows, cols, phase, n_ch)
+                    s11 = _phase_start(i1, j1, n, ty, rows, cols, phase, n_ch)
+                    d00 = p[s00:s00 + run]
+                    d01 = p[s01:s01 + run]
+                    d10 = p[s10:s10 + run]
+                    d11 = p[s11:s11 + run]
+                    ka, kb = _BT_ROWS[a, 4], _BT_ROWS[b, 4]  # the second term's signs
+                    k01 = out.dtype.type(kb)
+                    k10 = out.dtype.type(ka)
+                    k11 = out.dtype.type(ka * kb)
+                    for e in range(run):
+                        out[e] = d00[e] + k01 * d01[e] + k10 * d10[e] + k11 * d11[e]
+
+
+@njit(cache=True, nogil=True)
+def _output_transform(mt, length, rows8, yp):
+    """The tile values of y = A^T M A, as 4 phases (2 * row + column in the tile) of
+    `length` = nb*th*tw*K numbers each, from M^T (16, length). rows8: scratch (8, length)."""
+    # A^T along each of M's 4 tile rows (index 4a + b): rows8[2a + j] = sum_b A^T[j, b] M[4a+b]
+    for a in range(4):
+        for j in range(2):
+            out = rows8[2 * a + j, :length]
+            k0 = out.dtype.type(_AT_ROWS[j, 2])
+            k1 = out.dtype.type(_AT_ROWS[j, 4])
+            k2 = out.dtype.type(_AT_ROWS[j, 6])
+            s0 = mt[4 * a + _AT_ROWS[j, 1], :length]
+            s1 = mt[4 * a + _AT_ROWS[j, 3], :length]
+            s2 = mt[4 * a + _AT_ROWS[j, 5], :length]
+            for e in range(length):
+                out[e] = k0 * s0[e] + k1 * s1[e] + k2 * s2[e]
+    # ... then down the columns: yp[2i + j] = sum_a A^T[i, a] rows8[2a + j]
+    for i in range(2):
+        for j in range(2):
+            out = yp[(2 * i + j) * length:(2 * i + j + 1) * length]
+            k0 = out.dtype.type(_AT_ROWS[i, 2])
+            k1 = out.dtype.type(_AT_ROWS[i, 4])
+            k2 = out.dtype.type(_AT_ROWS[i, 6])
+            s0 = rows8[2 * _AT_ROWS[i, 1] + j, :length]
+            s1 = rows8[2 * _AT_ROWS[i, 3] + j, :length]
+            s2 = rows8[2 * _AT_ROWS[i, 5] + j, :length]
+            for e in range(length):
+                out[e] = k0 * s0[e] + k1 * s1[e] + k2 * s2[e]
+
+
+@njit(cache=True, nogil=True)
+def _gy_transform(g, length, dmt):
+    """dM^T (16, length) = A gy A^T per tile, from gy's 4 phases of `length` numbers each."""
+    for a in range(4):
+        for b in range(4):
+            out = dmt[4 * a + b, :length]
+            out[:] = 0
+            for u in range(_AT_COLS[a, 0]):
+                i = _AT_COLS[a, 1 + 2 * u]
+                for s in range(_AT_COLS[b, 0]):
+                    j = _AT_COLS[b, 1 + 2 * s]
+                    k = out.dtype.type(_AT_COLS[a, 2 + 2 * u] * _AT_COLS[b, 2 + 2 * s])
+                    src = g[(2 * i + j) * length:(2 * i + j + 1) * length]
+                    for e in range(length):
+                        out[e] += k * src[e]
+
+
+@njit(cache=True, nogil=True)
+def _input_grad_transform(dvt, nb, th, tw, n_ch, q16, p):
+    """The input's phases (th + 1, tw + 1 per image; zeroed here) = B dV B^T per tile, summed
+    where patches overlap, from dV^T (16, nb*th*tw*C). q16: scratch of dV^T's shape."""
+    length = nb * th * tw * n_ch
+    # B down each column of dV: q16[4i + b] = sum_a B^T[a, i] dV[4a + b]
+    for i in range(4):
+        for b in range(4):
+            out = q16[4 * i + b, :length]
+            out[:] = 0
+            for u in range(_BT_COLS[i, 0]):
+                k = out.dtype.type(_BT_COLS[i, 2 + 2 * u])
+                src = dvt[4 * _BT_COLS[i, 1 + 2 * u] + b, :length]
+                for e in range(length):
+                    out[e] += k * src[e]
+    # ... then along the rows, added onto the patches: canvas[2ty + i, 2tx + j] +=
+    # sum_b B^T[b, j] q16[4i + b]. For one (i, j), distinct tiles hit distinct entries.
+    p[:] = 0
+    cols = tw + 1
+    phase = nb * (th + 1) * cols * n_ch
+    run = tw * n_ch
+    for n in range(nb):
+        for ty in range(th):
+            first = (n * th + ty) * run
+            for i in range(4):
+                for j in range(4):
+                    start = _phase_start(i, j, n, ty, th + 1, cols, phase, n_ch)
+                    dst = p[start:start + run]
+                    for u in range(_BT_COLS[j, 0]):
+                        k = dst.dtype.type(_BT_COLS[j, 2 + 2 * u])
+                        src = q16[4 * i + _BT_COLS[j, 1 + 2 * u], first:first + run]
+                        for e in range(run):
+                            dst[e] += k * src[e]
+
+
+# ----------------------------------------------------------------------------- passes
+
+
+class _Pass:
+    """Sizes and per-thread buffers of one pass: images, channels, tiles, padding, groups."""
+
+    def __init__(self, n_img, channels, filters, in_hw, out_hw, padding, groups, dtype):
+        self.n_img, self.channels, self.filters = n_img, channels, filters
+        self.in_hw, self.out_hw, self.padding, self.groups = in_hw, out_hw, padding, groups
+        self.th, self.tw = wino.tile_counts(*out_hw)
+        self.tiles = self.th * self.tw  # per image
+        self.dtype = np.dtype(dtype)
+        per_image = POSITIONS * (channels + filters) * self.tiles * self.dtype.itemsize
+        self.blocks = block_bounds(n_img, per_image)
+        self.most = max(e - s for s, e in self.blocks)
+
+    def tiles_t(self, channels):
+        """An uninitialised (16, tiles of the largest block, channels) array: V^T, M^T..."""
+        return np.empty((POSITIONS, self.most * self.tiles, channels), self.dtype)
+
+    def phases(self, channels, rows, cols):
+        """Zeroed flat phase arrays for the largest block."""
+        return np.zeros(4 * self.most * rows * cols * channels, self.dtype)
+
+    def input_phases(self, channels):
+        return self.phases(channels, self.th + 1, self.tw + 1)
+
+    def grouped(self, a, n_tiles):
+        """(16, >= n_tiles, channels) -> (16, groups, n_tiles, channels/groups): the GEMMs'
+        batch dims (a view: each matrix's rows are `channels` apart)."""
+        g = self.groups
+        a = a[:, :n_tiles]
+        return a.reshape(POSITIONS, n_tiles, g, a.shape[2] // g).transpose(0, 2, 1, 3)
+
+    def load_input(self, x, s, e, p, last):
+        """The input phases of images s..e in p; `last` the previous block's image count (the
+        zero border holds only while the layout, which depends on it, stays the same)."""
+        if last not in (None, e - s):
+            p[:] = 0
+        _to_phases(x[s:e], *self.padding, self.th + 1, self.tw + 1, p)
+        return e - s
 
 
 def _parts(n_blocks):
@@ -55,44 +287,10 @@ def _run(part, n_blocks):
     host_blas.run_parts(lambda i: part(runs[i]), len(runs))
 
 
-class _Geometry:
-    """Sizes shared by a pass: images, channels, tiles, padding, groups."""
-
-    def __init__(self, n_img, channels, filters, in_hw, out_hw, padding, groups, dtype):
-        self.n_img, self.channels, self.filters = n_img, channels, filters
-        self.in_hw, self.out_hw, self.padding, self.groups = in_hw, out_hw, padding, groups
-        self.th, self.tw = wino.tile_counts(*out_hw)
-        self.tiles = self.th * self.tw  # per image
-        self.dtype = np.dtype(dtype)
-        per_image = wino.POSITIONS * (channels + filters) * self.tiles * self.dtype.itemsize
-        self.blocks = block_bounds(n_img, per_image)
-
-    def buffer(self, channels):
-        """A flat buffer that holds a tile array of `channels` for the largest block."""
-        most = max(e - s for s, e in self.blocks) * self.tiles
-        return np.empty(wino.POSITIONS * wino.plane_stride(channels, most, self.dtype),
-                        self.dtype)
-
-    def tile_arrays(self, flat, channels, n_block):
-        """(tile array (16, channels, tiles), its plane rows for the twins) on `flat`."""
-        a = wino.tile_view(flat, channels, n_block * self.tiles)
-        return a, wino._plane_rows(a, output=True)
-
-    def grouped(self, a):
-        """(16, channels, X) -> (16, groups, channels/groups, X): the GEMMs' batch dims."""
-        return a.reshape(a.shape[0], self.groups, a.shape[1] // self.groups, a.shape[2])
-
-    def input_canvas(self):
-        return np.zeros((wino.TILE * self.th + 2, wino.TILE * self.tw + 2), self.dtype)
-
-    def output_canvas(self):
-        return np.zeros((wino.TILE * self.th, wino.TILE * self.tw), self.dtype)
-
-
 def _filters(w, groups):
     """U = G w G^T as (16, groups, K/groups, C/groups)."""
     u = wino.filter_transform(w)
-    return u.reshape(wino.POSITIONS, groups, u.shape[1] // groups, u.shape[2])
+    return u.reshape(POSITIONS, groups, u.shape[1] // groups, u.shape[2])
 
 
 def _check(op, x_shape, w_shape, padding, groups):
@@ -134,30 +332,36 @@ def forward(x, w, bias=None, padding=(0, 0), groups=1):
         check_same_dtype(op, "bias", bias, x.dtype)
     n, c = x.shape[:2]
     k = w.shape[0]
-    geo = _Geometry(n, c, k, x.shape[2:], out_hw, padding, groups, x.dtype)
+    ps = _Pass(n, c, k, x.shape[2:], out_hw, padding, groups, x.dtype)
     x = np.ascontiguousarray(x)
     b = np.zeros(k, x.dtype) if bias is None else np.ascontiguousarray(bias)
-    u = _filters(w, groups)
+    u_t = np.ascontiguousarray(_filters(w, groups).transpose(0, 1, 3, 2))  # (16, G, C/G, K/G)
     y = backend.empty((n, k, *out_hw), x.dtype, like=x)  # cached pages: no page faults
+    th, tw = ps.th, ps.tw
 
     def part(indices):
-        v_flat, m_flat = geo.buffer(c), geo.buffer(k)
-        canvas_in, canvas_out = geo.input_canvas(), geo.output_canvas()
-        for s, e in (geo.blocks[i] for i in indices):
-            v, v_rows = geo.tile_arrays(v_flat, c, e - s)
-            m, m_rows = geo.tile_arrays(m_flat, k, e - s)
-            wino._input_transform_planes(x[s:e], *padding, geo.th, geo.tw, 0, (e - s) * c,
-                                         canvas_in, v_rows)
-            np.matmul(u, geo.grouped(v), out=geo.grouped(m))
-            wino._output_transform_planes(m_rows, b, geo.th, geo.tw, 0, (e - s) * k,
-                                          canvas_out, y[s:e])
+        p_in, p_out = ps.input_phases(c), ps.phases(k, th, tw)
+        vt, mt, rows8 = ps.tiles_t(c), ps.tiles_t(k), np.empty((8, ps.most * ps.tiles * k),
+                                                              x.dtype)
+        vt_rows, mt_rows = vt.reshape(POSITIONS, -1), mt.reshape(POSITIONS, -1)
+        last = None
+        for i in indices:
+            s, e = ps.blocks[i]
+            nb, n_tiles = e - s, (e - s) * ps.tiles
+            last = ps.load_input(x, s, e, p_in, last)
+            _input_transform(p_in, nb, th, tw, c, vt_rows)
+            np.matmul(ps.grouped(vt, n_tiles), u_t, out=ps.grouped(mt, n_tiles))
+            # M^T rows are (tiles, K): the output phases come out (nb, th, tw, K) each.
+            length = n_tiles * k
+            _output_transform(mt_rows, length, rows8, p_out)
+            _from_phases(p_out[:4 * length], 0, 0, th, tw, b, y[s:e])
 
-    _run(part, len(geo.blocks))
+    _run(part, len(ps.blocks))
     return y
 
 
 def _backward(x, gy, w, x_shape, w_shape, padding, groups, op):
-    """(gx, gw) from one dM per block: gx when w is given, gw when x is."""
+    """(gx, gw) from one dM^T per block: gx when w is given, gw when x is."""
     _check_arrays(op, **{name: a for name, a in (("gy", gy), ("x", x), ("w", w))
                          if a is not None})
     padding, out_hw = _check(op, x_shape, w_shape, padding, groups)
@@ -165,42 +369,50 @@ def _backward(x, gy, w, x_shape, w_shape, padding, groups, op):
     k = w_shape[0]
     if tuple(gy.shape) != (n, k, *out_hw):
         raise ValueError(f"{op}: expected gy of shape {(n, k, *out_hw)}, got {tuple(gy.shape)}")
-    geo = _Geometry(n, c, k, x_shape[2:], out_hw, padding, groups, gy.dtype)
+    ps = _Pass(n, c, k, x_shape[2:], out_hw, padding, groups, gy.dtype)
+    th, tw = ps.th, ps.tw
     gy = np.ascontiguousarray(gy)
-    gx = u_t = du_blocks = None
+    gx = u = du_blocks = None
     if w is not None:
         gx = backend.empty(x_shape, gy.dtype, like=gy)
-        u_t = _filters(w, groups).transpose(0, 1, 3, 2)
+        u = np.ascontiguousarray(_filters(w, groups))  # (16, G, K/G, C/G)
     if x is not None:
         x = np.ascontiguousarray(x)
         # One dU per block, summed in block order after the pass: the same on any thread count.
-        du_blocks = np.empty((len(geo.blocks), wino.POSITIONS, groups, k // groups,
-                              c // groups), gy.dtype)
+        du_blocks = np.empty((len(ps.blocks), POSITIONS, groups, k // groups, c // groups),
+                             gy.dtype)
+    zero_bias = np.zeros(c, gy.dtype)
 
     def part(indices):
-        dm_flat, cv_flat = geo.buffer(k), geo.buffer(c)  # cv: dV, then V
-        canvas_gy, canvas_gx, canvas_x = geo.output_canvas(), geo.input_canvas(), \
-            geo.input_canvas()
+        dmt, cvt = ps.tiles_t(k), ps.tiles_t(c)  # cvt: dV^T, then V^T
+        dmt_rows, cvt_rows = dmt.reshape(POSITIONS, -1), cvt.reshape(POSITIONS, -1)
+        g = ps.phases(k, th, tw)
+        p_gx = ps.input_phases(c) if gx is not None else None
+        q16 = ps.tiles_t(c).reshape(POSITIONS, -1) if gx is not None else None
+        p_x = ps.input_phases(c) if du_blocks is not None else None
+        last_gy = last_x = None
         for i in indices:
-            s, e = geo.blocks[i]
-            dm, dm_rows = geo.tile_arrays(dm_flat, k, e - s)
-            cv, cv_rows = geo.tile_arrays(cv_flat, c, e - s)
-            wino._gy_transform_planes(gy[s:e], geo.th, geo.tw, 0, (e - s) * k, canvas_gy,
-                                      dm_rows)
+            s, e = ps.blocks[i]
+            nb, n_tiles = e - s, (e - s) * ps.tiles
+            if last_gy not in (None, nb):
+                g[:] = 0  # past an odd output edge the phases must read zero
+            last_gy = nb
+            _to_phases(gy[s:e], 0, 0, th, tw, g)
+            _gy_transform(g, n_tiles * k, dmt_rows)
             if gx is not None:
-                np.matmul(u_t, geo.grouped(dm), out=geo.grouped(cv))
-                wino._input_grad_transform_planes(cv_rows, *padding, geo.th, geo.tw, 0,
-                                                  (e - s) * c, canvas_gx, gx[s:e])
+                np.matmul(ps.grouped(dmt, n_tiles), u, out=ps.grouped(cvt, n_tiles))
+                _input_grad_transform(cvt_rows, nb, th, tw, c, q16, p_gx)
+                _from_phases(p_gx, *padding, th + 1, tw + 1, zero_bias, gx[s:e])
             if du_blocks is not None:
-                wino._input_transform_planes(x[s:e], *padding, geo.th, geo.tw, 0, (e - s) * c,
-                                             canvas_x, cv_rows)
-                np.matmul(geo.grouped(dm), geo.grouped(cv).transpose(0, 1, 3, 2),
-                          out=du_blocks[i])
+                last_x = ps.load_input(x, s, e, p_x, last_x)
+                _input_transform(p_x, nb, th, tw, c, cvt_rows)
+                np.matmul(ps.grouped(dmt, n_tiles).transpose(0, 1, 3, 2),
+                          ps.grouped(cvt, n_tiles), out=du_blocks[i])
 
-    _run(part, len(geo.blocks))
+    _run(part, len(ps.blocks))
     gw = None
     if du_blocks is not None:
-        du = du_blocks.sum(axis=0).reshape(wino.POSITIONS, k, c // groups)
+        du = du_blocks.sum(axis=0).reshape(POSITIONS, k, c // groups)
         gw = wino.filter_grad_transform(du)
     return gx, gw
 
@@ -218,5 +430,5 @@ def weight_grad(x, gy, w_shape, padding=(0, 0), groups=1):
 
 
 def grads(x, gy, w, padding=(0, 0), groups=1):
-    """(gx, gw) together: each block's dM is made once and read by both."""
+    """(gx, gw) together: each block's dM^T is made once and read by both."""
     return _backward(x, gy, w, x.shape, w.shape, padding, groups, "winograd grads")

@@ -72,7 +72,7 @@ def weight_grad(x, gy_rows, geometry, w_shape, device, saved=None):
     if cols is None:
         cols, _ = _columns(x, geometry, device)
     xp = backend.array_module(gy_rows)
-    gw_t = xp.matmul(cols, gy_rows)  # (G, CKK/G, OC/G)
+    gw_t = backend.matmul(cols, gy_rows)  # (G, CKK/G, OC/G)
     return xp.ascontiguousarray(gw_t.transpose(0, 2, 1)).reshape(w_shape)
 
 

@@ -10,7 +10,7 @@ A batch of two or more images runs each pass block by block, a few images at a t
 tile arrays stay in cache (kernels/conv_winograd_blocked.py); `grads` then makes each block's
 dM once for both gradients. A single image runs each step over the whole batch instead (there
 is only one block to share between threads), every product one batched GEMM over the 16
-positions and the groups (backend.matmul_batch: the batch split across threads, one BLAS thread
+positions and the groups (backend.matmul: the batch split across threads, one BLAS thread
 each). Same five functions as ``conv_gemm``; ``ops/conv.py`` chooses between them.
 """
 
@@ -59,7 +59,7 @@ def forward(x, w, b, geometry, device):
     out_hw = _out_hw(x.shape[2:], padding)
     v = wino.input_transform(x, padding, out_hw, device=device)  # (16, C, N*tiles)
     m = wino.tile_array(w.shape[0], v.shape[2], v.dtype, like=v)  # (16, OC, N*tiles)
-    backend.matmul_batch(_filters(w, groups, device), _grouped(v, groups),
+    backend.matmul(_filters(w, groups, device), _grouped(v, groups),
                          out=_grouped(m, groups))
     return wino.output_transform(m, b, n, out_hw, device=device), v
 
@@ -79,7 +79,7 @@ def input_grad(dm, w, geometry, n, out_hw, in_hw, device):
         return blocked.input_grad(dm, w, (n, w.shape[1] * groups, *in_hw), padding, groups)
     u_t = _filters(w, groups, device).transpose(0, 1, 3, 2)
     dv = wino.tile_array(w.shape[1] * groups, dm.shape[2], dm.dtype, like=dm)  # (16, C, N*tiles)
-    backend.matmul_batch(u_t, _grouped(dm, groups), out=_grouped(dv, groups))
+    backend.matmul(u_t, _grouped(dm, groups), out=_grouped(dv, groups))
     return wino.input_grad_transform(dv, n, in_hw, padding, out_hw, device=device)
 
 
@@ -92,7 +92,7 @@ def weight_grad(x, dm, geometry, w_shape, device, saved=None):
     v = saved
     if v is None:
         v = wino.input_transform(x, padding, _out_hw(x.shape[2:], padding), device=device)
-    du = backend.matmul_batch(_grouped(dm, groups), _grouped(v, groups).transpose(0, 1, 3, 2))
+    du = backend.matmul(_grouped(dm, groups), _grouped(v, groups).transpose(0, 1, 3, 2))
     du = du.reshape(du.shape[0], w_shape[0], w_shape[1])  # (16, OC, C/G)
     return wino.filter_grad_transform(du, device=device)
 

@@ -12,7 +12,7 @@ class MatMul(Function):
     """a @ b for a, b with ndim >= 2; batch dims broadcast (the engine sums them back)."""
 
     def forward(self, a, b):
-        return backend.array_module(a).matmul(a, b)
+        return backend.matmul(a, b)
 
     def backward(self, gy):
         from gpugrad.ops.shape import transpose

@@ -59,6 +59,13 @@ _AT_COLS = np.array([[1, 0, 1, 0, 0, 0, 0], [2, 0, 1, 1, 1, 0, 0],
                      [2, 0, 1, 1, -1, 0, 0], [1, 1, -1, 0, 0, 0, 0]], dtype=np.int64)
 
 
+def image_bytes(channels: int, filters: int, out_hw, itemsize: int) -> int:
+    """The bytes of one image's tile arrays, V^T and M^T (or dM^T and dV^T): what a block of
+    images must hold in cache."""
+    th, tw = wino.tile_counts(*out_hw)
+    return POSITIONS * (channels + filters) * th * tw * itemsize
+
+
 def block_bounds(n_img: int, per_image_bytes: int) -> list[tuple[int, int]]:
     """[(first image, end), ...]: the blocks of a pass over n_img images."""
     size = max(1, min(BLOCK_BYTES // max(per_image_bytes, 1), n_img // MIN_BLOCKS))
@@ -180,21 +187,72 @@ def _output_transform(mt, length, rows8, yp):
                 out[e] = k0 * s0[e] + k1 * s1[e] + k2 * s2[e]
 
 
+# One loop per output run, whatever the number of terms: out = (or +=) sum of k * src.
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _set1(out, k0, s0):
+    for e in range(out.shape[0]):
+        out[e] = k0 * s0[e]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _set2(out, k0, s0, k1, s1):
+    for e in range(out.shape[0]):
+        out[e] = k0 * s0[e] + k1 * s1[e]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _set3(out, k0, s0, k1, s1, k2, s2):
+    for e in range(out.shape[0]):
+        out[e] = k0 * s0[e] + k1 * s1[e] + k2 * s2[e]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _set4(out, k0, s0, k1, s1, k2, s2, k3, s3):
+    for e in range(out.shape[0]):
+        out[e] = k0 * s0[e] + k1 * s1[e] + k2 * s2[e] + k3 * s3[e]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _add1(out, k0, s0):
+    for e in range(out.shape[0]):
+        out[e] += k0 * s0[e]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _add3(out, k0, s0, k1, s1, k2, s2):
+    for e in range(out.shape[0]):
+        out[e] += k0 * s0[e] + k1 * s1[e] + k2 * s2[e]
+
+
 @njit(cache=True, nogil=True)
 def _gy_transform(g, length, dmt):
-    """dM^T (16, length) = A gy A^T per tile, from gy's 4 phases of `length` numbers each."""
+    """dM^T (16, length) = A gy A^T per tile, from gy's 4 phases of `length` numbers each:
+    dM[4a + b] = sum of A^T[i, a] A^T[j, b] gy_phase[2i + j], 1, 2 or 4 terms."""
     for a in range(4):
         for b in range(4):
             out = dmt[4 * a + b, :length]
-            out[:] = 0
+            ks = np.zeros(4, out.dtype)
+            srcs = np.zeros(4, np.int64)
+            count = 0
             for u in range(_AT_COLS[a, 0]):
                 i = _AT_COLS[a, 1 + 2 * u]
-                for s in range(_AT_COLS[b, 0]):
-                    j = _AT_COLS[b, 1 + 2 * s]
-                    k = out.dtype.type(_AT_COLS[a, 2 + 2 * u] * _AT_COLS[b, 2 + 2 * s])
-                    src = g[(2 * i + j) * length:(2 * i + j + 1) * length]
-                    for e in range(length):
-                        out[e] += k * src[e]
+                for v in range(_AT_COLS[b, 0]):
+                    j = _AT_COLS[b, 1 + 2 * v]
+                    ks[count] = _AT_COLS[a, 2 + 2 * u] * _AT_COLS[b, 2 + 2 * v]
+                    srcs[count] = (2 * i + j) * length
+                    count += 1
+            s0 = g[srcs[0]:srcs[0] + length]
+            s1 = g[srcs[1]:srcs[1] + length]
+            s2 = g[srcs[2]:srcs[2] + length]
+            s3 = g[srcs[3]:srcs[3] + length]
+            if count == 1:
+                _set1(out, ks[0], s0)
+            elif count == 2:
+                _set2(out, ks[0], s0, ks[1], s1)
+            else:
+                _set4(out, ks[0], s0, ks[1], s1, ks[2], s2, ks[3], s3)
 
 
 @njit(cache=True, nogil=True)
@@ -202,16 +260,19 @@ def _input_grad_transform(dvt, nb, th, tw, n_ch, q16, p):
     """The input's phases (th + 1, tw + 1 per image; zeroed here) = B dV B^T per tile, summed
     where patches overlap, from dV^T (16, nb*th*tw*C). q16: scratch of dV^T's shape."""
     length = nb * th * tw * n_ch
-    # B down each column of dV: q16[4i + b] = sum_a B^T[a, i] dV[4a + b]
+    one = dvt.dtype.type(1)
+    # B down each column of dV: q16[4i + b] = sum_a B^T[a, i] dV[4a + b], 1 or 3 terms
     for i in range(4):
+        rows = _BT_COLS[i]
         for b in range(4):
             out = q16[4 * i + b, :length]
-            out[:] = 0
-            for u in range(_BT_COLS[i, 0]):
-                k = out.dtype.type(_BT_COLS[i, 2 + 2 * u])
-                src = dvt[4 * _BT_COLS[i, 1 + 2 * u] + b, :length]
-                for e in range(length):
-                    out[e] += k * src[e]
+            s0 = dvt[4 * rows[1] + b, :length]
+            if rows[0] == 1:
+                _set1(out, out.dtype.type(rows[2]), s0)
+            else:
+                _set3(out, out.dtype.type(rows[2]), s0, out.dtype.type(rows[4]),
+                      dvt[4 * rows[3] + b, :length], out.dtype.type(rows[6]),
+                      dvt[4 * rows[5] + b, :length])
     # ... then along the rows, added onto the patches: canvas[2ty + i, 2tx + j] +=
     # sum_b B^T[b, j] q16[4i + b]. For one (i, j), distinct tiles hit distinct entries.
     p[:] = 0
@@ -225,11 +286,14 @@ def _input_grad_transform(dvt, nb, th, tw, n_ch, q16, p):
                 for j in range(4):
                     start = _phase_start(i, j, n, ty, th + 1, cols, phase, n_ch)
                     dst = p[start:start + run]
-                    for u in range(_BT_COLS[j, 0]):
-                        k = dst.dtype.type(_BT_COLS[j, 2 + 2 * u])
-                        src = q16[4 * i + _BT_COLS[j, 1 + 2 * u], first:first + run]
-                        for e in range(run):
-                            dst[e] += k * src[e]
+                    terms = _BT_COLS[j]
+                    s0 = q16[4 * i + terms[1], first:first + run]
+                    if terms[0] == 1:
+                        _add1(dst, one * terms[2], s0)
+                    else:
+                        _add3(dst, one * terms[2], s0, one * terms[4],
+                              q16[4 * i + terms[3], first:first + run], one * terms[6],
+                              q16[4 * i + terms[5], first:first + run])
 
 
 # ----------------------------------------------------------------------------- passes
@@ -244,8 +308,8 @@ class _Pass:
         self.th, self.tw = wino.tile_counts(*out_hw)
         self.tiles = self.th * self.tw  # per image
         self.dtype = np.dtype(dtype)
-        per_image = POSITIONS * (channels + filters) * self.tiles * self.dtype.itemsize
-        self.blocks = block_bounds(n_img, per_image)
+        self.blocks = block_bounds(n_img, image_bytes(channels, filters, out_hw,
+                                                      self.dtype.itemsize))
         self.most = max(e - s for s, e in self.blocks)
 
     def tiles_t(self, channels):

@@ -6,12 +6,18 @@ multiply-adds than im2col's one GEMM (the algorithm and the transforms: kernels/
     prepare_gy   dM = A gy A^T
     input_grad   gx = B (U^T @ dM) B^T, summed over overlapping patches
     weight_grad  gw = G^T (dM @ V^T) G
-A batch of two or more images runs each pass block by block, a few images at a time, so the
-tile arrays stay in cache (kernels/conv_winograd_blocked.py); `grads` then makes each block's
-dM once for both gradients. A single image runs each step over the whole batch instead (there
-is only one block to share between threads), every product one batched GEMM over the 16
-positions and the groups (backend.matmul: the batch split across threads, one BLAS thread
-each). Same five functions as ``conv_gemm``; ``ops/conv.py`` chooses between them.
+Two ways to run a pass, chosen by `_blocked` from the shapes alone:
+- block by block (kernels/conv_winograd_blocked.py): a few images at a time, channels last,
+  every transform vectorized, the tile arrays in cache; `grads` makes each block's dM once for
+  both gradients. For batches of small images with 16 or more channels.
+- over the whole batch (kernels/conv_winograd.py's transforms): one (image, channel) plane at
+  a time, every product one batched GEMM over the 16 positions and the groups (backend.matmul:
+  the batch split across threads, one BLAS thread each). For a single image (one block would
+  leave the other threads idle), few channels (channels-last runs of fewer than 16 numbers
+  cost more to transpose than they gain) and large images (one image's tile arrays overflow
+  the L2 cache anyway).
+Same five functions as ``conv_gemm``; ``ops/conv.py`` chooses between them. prepare_gy hands gy
+on as it is: each pass transforms it in its own way.
 """
 
 from __future__ import annotations
@@ -21,12 +27,18 @@ from gpugrad.kernels import conv_winograd as wino
 from gpugrad.kernels import conv_winograd_blocked as blocked
 
 NAME = "winograd"
-# From this many images, passes go block by block (blocks of whole images).
+# The blocked passes need this many images and channels in and out (bench/results/cpu-xeon/
+# conv-winograd-blocks.json: measured against the whole-batch passes on the bench shapes).
 BLOCKED_MIN_IMAGES = 2
+BLOCKED_MIN_CHANNELS = 16
 
 
-def _blocked(n_img: int) -> bool:
-    return n_img >= BLOCKED_MIN_IMAGES
+def _blocked(x_shape, w_shape, groups, out_hw, itemsize) -> bool:
+    """Whether a pass over this convolution runs block by block (see the module docstring)."""
+    n, c = x_shape[:2]
+    k = w_shape[0]
+    return (n >= BLOCKED_MIN_IMAGES and min(c, k) >= BLOCKED_MIN_CHANNELS
+            and blocked.image_bytes(c, k, out_hw, itemsize) <= blocked.BLOCK_BYTES)
 
 
 def applies(geometry) -> bool:
@@ -50,58 +62,68 @@ def _filters(w, groups, device):
 
 
 def forward(x, w, b, geometry, device):
-    """y (N, OC, oh, ow) and what weight_grad reuses: V for a single image (blocks transform
-    their images again: cheaper than keeping V, 4.4x the input's size)."""
+    """y (N, OC, oh, ow) and what weight_grad reuses: the whole-batch pass's V (the blocked
+    passes transform their images again: cheaper than keeping V, 4x the input's size)."""
     padding, groups = geometry[2], geometry[4]
-    if _blocked(x.shape[0]):
-        return blocked.forward(x, w, b, padding, groups), None
-    n, c = x.shape[:2]
+    n = x.shape[0]
     out_hw = _out_hw(x.shape[2:], padding)
+    if _blocked(x.shape, w.shape, groups, out_hw, x.dtype.itemsize):
+        return blocked.forward(x, w, b, padding, groups), None
     v = wino.input_transform(x, padding, out_hw, device=device)  # (16, C, N*tiles)
     m = wino.tile_array(w.shape[0], v.shape[2], v.dtype, like=v)  # (16, OC, N*tiles)
-    backend.matmul(_filters(w, groups, device), _grouped(v, groups),
-                         out=_grouped(m, groups))
+    backend.matmul(_filters(w, groups, device), _grouped(v, groups), out=_grouped(m, groups))
     return wino.output_transform(m, b, n, out_hw, device=device), v
 
 
 def prepare_gy(gy, geometry, device):
-    """dM = A gy A^T per tile, (16, OC, N*tiles), for a single image; blocked passes take gy
-    as it is and transform it block by block."""
-    if _blocked(gy.shape[0]):
-        return gy
-    return wino.gy_transform(gy, device=device)
+    """gy as it is: the whole-batch passes make dM = A gy A^T themselves, the blocked ones
+    block by block."""
+    return gy
 
 
-def input_grad(dm, w, geometry, n, out_hw, in_hw, device):
+def input_grad(gy, w, geometry, n, out_hw, in_hw, device):
     """gx = B (U^T @ dM) B^T: the adjoint of the forward in x."""
     padding, groups = geometry[2], geometry[4]
-    if _blocked(n):
-        return blocked.input_grad(dm, w, (n, w.shape[1] * groups, *in_hw), padding, groups)
+    x_shape = (n, w.shape[1] * groups, *in_hw)
+    if _blocked(x_shape, w.shape, groups, out_hw, gy.dtype.itemsize):
+        return blocked.input_grad(gy, w, x_shape, padding, groups)
+    return _whole_input_grad(wino.gy_transform(gy, device=device), w, geometry, n, out_hw,
+                             in_hw, device)
+
+
+def weight_grad(x, gy, geometry, w_shape, device, saved=None):
+    """gw = G^T (dM @ V^T) G: the adjoint of the forward in w. `saved` is the forward's V,
+    transformed again when not given."""
+    padding, groups = geometry[2], geometry[4]
+    if _blocked(x.shape, w_shape, groups, gy.shape[2:], x.dtype.itemsize):
+        return blocked.weight_grad(x, gy, w_shape, padding, groups)
+    return _whole_weight_grad(x, wino.gy_transform(gy, device=device), geometry, w_shape,
+                              device, saved)
+
+
+def grads(x, gy, w, geometry, device, saved=None):
+    """(gx, gw) together, from one dM (per block, or for the whole batch)."""
+    padding, groups = geometry[2], geometry[4]
+    if _blocked(x.shape, w.shape, groups, gy.shape[2:], x.dtype.itemsize):
+        return blocked.grads(x, gy, w, padding, groups)
+    dm = wino.gy_transform(gy, device=device)
+    return (_whole_input_grad(dm, w, geometry, x.shape[0], gy.shape[2:], x.shape[2:], device),
+            _whole_weight_grad(x, dm, geometry, w.shape, device, saved))
+
+
+def _whole_input_grad(dm, w, geometry, n, out_hw, in_hw, device):
+    padding, groups = geometry[2], geometry[4]
     u_t = _filters(w, groups, device).transpose(0, 1, 3, 2)
     dv = wino.tile_array(w.shape[1] * groups, dm.shape[2], dm.dtype, like=dm)  # (16, C, N*tiles)
     backend.matmul(u_t, _grouped(dm, groups), out=_grouped(dv, groups))
     return wino.input_grad_transform(dv, n, in_hw, padding, out_hw, device=device)
 
 
-def weight_grad(x, dm, geometry, w_shape, device, saved=None):
-    """gw = G^T (dM @ V^T) G: the adjoint of the forward in w. `saved` is the forward's V,
-    transformed again when not given."""
+def _whole_weight_grad(x, dm, geometry, w_shape, device, saved):
     padding, groups = geometry[2], geometry[4]
-    if _blocked(x.shape[0]):
-        return blocked.weight_grad(x, dm, w_shape, padding, groups)
     v = saved
     if v is None:
         v = wino.input_transform(x, padding, _out_hw(x.shape[2:], padding), device=device)
     du = backend.matmul(_grouped(dm, groups), _grouped(v, groups).transpose(0, 1, 3, 2))
     du = du.reshape(du.shape[0], w_shape[0], w_shape[1])  # (16, OC, C/G)
     return wino.filter_grad_transform(du, device=device)
-
-
-def grads(x, gy, w, geometry, device, saved=None):
-    """(gx, gw) together: blocked passes make each block's dM once for both."""
-    padding, groups = geometry[2], geometry[4]
-    if _blocked(x.shape[0]):
-        return blocked.grads(x, gy, w, padding, groups)
-    dm = prepare_gy(gy, geometry, device)
-    return (input_grad(dm, w, geometry, x.shape[0], gy.shape[2:], x.shape[2:], device),
-            weight_grad(x, dm, geometry, w.shape, device, saved))

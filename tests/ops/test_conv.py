@@ -140,6 +140,86 @@ def test_double_backward_through_winograd_matches_im2col():
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
 
 
+# ----------------------------------------------------------------------------- Winograd's blocked passes
+# Batches of small images with 16+ channels take the blocked, channels-last passes
+# (kernels/conv_winograd_blocked.py); each case asserts that it does.
+BLOCKED_CASES = [
+    # x shape, w shape, bias, padding, groups
+    ((2, 16, 4, 5), (16, 2, 3, 3), True, (1, 0), 8),  # groups; small enough for gradcheck
+    ((3, 16, 7, 6), (24, 16, 3, 3), True, 1, 1),  # odd outputs: the last tiles hang over
+    ((5, 32, 3, 3), (16, 8, 3, 3), False, 2, 4),  # padding past the kernel
+]
+
+
+def _assert_blocked(x_shape, w_shape, padding, groups):
+    padding = (padding, padding) if isinstance(padding, int) else padding
+    out_hw = (x_shape[2] + 2 * padding[0] - 2, x_shape[3] + 2 * padding[1] - 2)
+    assert conv_winograd._blocked(x_shape, w_shape, groups, out_hw, 8)
+
+
+def test_blocked_passes_gradcheck_and_gradgradcheck():
+    x_shape, w_shape, bias, padding, groups = BLOCKED_CASES[0]
+    _assert_blocked(x_shape, w_shape, padding, groups)
+    inputs = [t for t in _inputs(x_shape, w_shape, bias, 4) if t is not None]
+    fn = _conv(1, padding, 1, groups)
+    with kernels.conv_algorithm_mode("winograd"):
+        assert gradcheck(fn, inputs)
+        assert gradgradcheck(fn, inputs)
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 3e-5)])
+@pytest.mark.parametrize("x_shape, w_shape, bias, padding, groups", BLOCKED_CASES)
+def test_blocked_passes_match_torch(dtype, tol, x_shape, w_shape, bias, padding, groups):
+    torch = pytest.importorskip("torch")
+    _assert_blocked(x_shape, w_shape, padding, groups)
+    rng = np.random.default_rng(5)
+    arrays = [rng.standard_normal(x_shape).astype(dtype),
+              (rng.standard_normal(w_shape) * 0.2).astype(dtype)]
+    if bias:
+        arrays.append(rng.standard_normal(w_shape[0]).astype(dtype))
+    ours = [gg.tensor(a, requires_grad=True) for a in arrays]
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    with kernels.conv_algorithm_mode("winograd"):
+        y = gg.nn.functional.conv2d(*ours, padding=padding, groups=groups)
+        gy = rng.standard_normal(y.shape).astype(dtype)
+        y.backward(gg.tensor(gy))
+    y_t = torch.nn.functional.conv2d(*theirs, padding=padding, groups=groups)
+    y_t.backward(torch.tensor(gy))
+    np.testing.assert_allclose(y.numpy(), y_t.detach().numpy(), rtol=tol, atol=tol)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=tol, atol=tol)
+
+
+def test_one_gradient_alone_through_the_blocked_passes():
+    """Only x, or only w, needs a gradient: each pass runs on its own (no shared dM)."""
+    x_shape, w_shape, bias, padding, groups = BLOCKED_CASES[1]
+    results = {}
+    for algorithm in ALGORITHMS:
+        with kernels.conv_algorithm_mode(algorithm):
+            for wanted in ("x", "w"):
+                x, w, b = _inputs(x_shape, w_shape, bias, 6)
+                x.requires_grad = wanted == "x"
+                w.requires_grad = wanted == "w"
+                y = gg.nn.functional.conv2d(x, w, b, padding=padding, groups=groups)
+                y.sum().backward()
+                results[algorithm, wanted] = (x if wanted == "x" else w).grad.numpy()
+    for wanted in ("x", "w"):
+        np.testing.assert_allclose(results["winograd", wanted], results["im2col", wanted],
+                                   rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, groups, out_hw, blocked", [
+    ((64, 32, 14, 14), (64, 32, 3, 3), 1, (14, 14), True),
+    ((2, 16, 28, 28), (16, 16, 3, 3), 1, (28, 28), True),
+    ((1, 64, 14, 14), (64, 64, 3, 3), 1, (14, 14), False),  # one image: one block
+    ((64, 8, 28, 28), (8, 8, 3, 3), 1, (28, 28), False),  # few channels
+    ((64, 32, 14, 14), (8, 32, 3, 3), 1, (14, 14), False),  # few output channels
+    ((8, 64, 56, 56), (64, 64, 3, 3), 1, (56, 56), False),  # an image overflows the cache
+])
+def test_which_winograd_passes(x_shape, w_shape, groups, out_hw, blocked):
+    assert conv_winograd._blocked(x_shape, w_shape, groups, out_hw, 4) is blocked
+
+
 # ----------------------------------------------------------------------------- which algorithm
 
 

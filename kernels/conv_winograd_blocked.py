@@ -127,20 +127,22 @@ def _phase_start(i, j, n, ty, rows, cols, phase, n_ch):
 
 
 @njit(cache=True, nogil=True)
-def _input_transform(p, nb, th, tw, n_ch, vt):
-    """V^T (16, nb*th*tw*C) from the input's phases, (th + 1, tw + 1) per image: V[4a + b] =
-    sum over i, j of B^T[a, i] B^T[b, j] d[i, j], 2 x 2 terms, one tile row at a time."""
+def _input_transform(p, nb, th, tw, n_ch, vt, plane, offset):
+    """V^T from the input's phases, (th + 1, tw + 1) per image: V[4a + b] = sum over i, j of
+    B^T[a, i] B^T[b, j] d[i, j], 2 x 2 terms, one tile row at a time. V^T's 16 planes of
+    nb*th*tw*C numbers start at offset + xi * plane in the flat array vt."""
     rows, cols = th + 1, tw + 1
     phase = nb * rows * cols * n_ch
     run = tw * n_ch
     for n in range(nb):
         for ty in range(th):
-            first = (n * th + ty) * run
+            first = offset + (n * th + ty) * run
             for a in range(4):
                 i0, i1 = _BT_ROWS[a, 1], _BT_ROWS[a, 3]
                 for b in range(4):
                     j0, j1 = _BT_ROWS[b, 1], _BT_ROWS[b, 3]
-                    out = vt[4 * a + b, first:first + run]
+                    start = (4 * a + b) * plane + first
+                    out = vt[start:start + run]
                     s00 = _phase_start(i0, j0, n, ty, rows, cols, phase, n_ch)
                     s01 = _phase_start(i0, j1, n, ty, rows, cols, phase, n_ch)
                     s10 = _phase_start(i1, j0, n, ty, rows, cols, phase, n_ch)
@@ -386,8 +388,11 @@ def _check_arrays(op, **arrays):
         check_same_dtype(op, name, a, dtype)
 
 
-def forward(x, w, bias=None, padding=(0, 0), groups=1):
-    """y = conv2d(x, w, bias, padding=padding, groups=groups), 3x3 stride 1, NCHW, on NumPy."""
+def forward(x, w, bias=None, padding=(0, 0), groups=1, keep_tiles=False):
+    """y = conv2d(x, w, bias, padding=padding, groups=groups), 3x3 stride 1, NCHW, on NumPy.
+
+    keep_tiles: return (y, V^T) instead, V^T (16, N*tiles, C) the transformed input of the whole
+    batch, which the weight gradient reads instead of transforming x again (4x x's size)."""
     op = "winograd forward"
     _check_arrays(op, x=x, w=w)
     padding, out_hw = _check(op, x.shape, w.shape, padding, groups)
@@ -401,31 +406,39 @@ def forward(x, w, bias=None, padding=(0, 0), groups=1):
     b = np.zeros(k, x.dtype) if bias is None else np.ascontiguousarray(bias)
     u_t = np.ascontiguousarray(_filters(w, groups).transpose(0, 1, 3, 2))  # (16, G, C/G, K/G)
     y = backend.empty((n, k, *out_hw), x.dtype, like=x)  # cached pages: no page faults
+    kept = backend.empty((POSITIONS, n * ps.tiles, c), x.dtype, like=x) if keep_tiles else None
     th, tw = ps.th, ps.tw
 
     def part(indices):
         p_in, p_out = ps.input_phases(c), ps.phases(k, th, tw)
-        vt, mt, rows8 = ps.tiles_t(c), ps.tiles_t(k), np.empty((8, ps.most * ps.tiles * k),
-                                                              x.dtype)
-        vt_rows, mt_rows = vt.reshape(POSITIONS, -1), mt.reshape(POSITIONS, -1)
+        vt = ps.tiles_t(c) if kept is None else None
+        mt, rows8 = ps.tiles_t(k), np.empty((8, ps.most * ps.tiles * k), x.dtype)
+        mt_rows = mt.reshape(POSITIONS, -1)
         last = None
         for i in indices:
             s, e = ps.blocks[i]
             nb, n_tiles = e - s, (e - s) * ps.tiles
             last = ps.load_input(x, s, e, p_in, last)
-            _input_transform(p_in, nb, th, tw, c, vt_rows)
-            np.matmul(ps.grouped(vt, n_tiles), u_t, out=ps.grouped(mt, n_tiles))
+            if kept is None:
+                v = vt
+                _input_transform(p_in, nb, th, tw, c, vt.reshape(-1), vt[0].size, 0)
+            else:
+                v = kept[:, s * ps.tiles:e * ps.tiles]
+                _input_transform(p_in, nb, th, tw, c, kept.reshape(-1), kept[0].size,
+                                 s * ps.tiles * c)
+            np.matmul(ps.grouped(v, n_tiles), u_t, out=ps.grouped(mt, n_tiles))
             # M^T rows are (tiles, K): the output phases come out (nb, th, tw, K) each.
             length = n_tiles * k
             _output_transform(mt_rows, length, rows8, p_out)
             _from_phases(p_out[:4 * length], 0, 0, th, tw, b, y[s:e])
 
     _run(part, len(ps.blocks))
-    return y
+    return y if kept is None else (y, kept)
 
 
-def _backward(x, gy, w, x_shape, w_shape, padding, groups, op):
-    """(gx, gw) from one dM^T per block: gx when w is given, gw when x is."""
+def _backward(x, gy, w, x_shape, w_shape, padding, groups, op, kept=None):
+    """(gx, gw) from one dM^T per block: gx when w is given, gw when x is (and its V^T, when
+    `kept` from the forward)."""
     _check_arrays(op, **{name: a for name, a in (("gy", gy), ("x", x), ("w", w))
                          if a is not None})
     padding, out_hw = _check(op, x_shape, w_shape, padding, groups)
@@ -453,7 +466,7 @@ def _backward(x, gy, w, x_shape, w_shape, padding, groups, op):
         g = ps.phases(k, th, tw)
         p_gx = ps.input_phases(c) if gx is not None else None
         q16 = ps.tiles_t(c).reshape(POSITIONS, -1) if gx is not None else None
-        p_x = ps.input_phases(c) if du_blocks is not None else None
+        p_x = ps.input_phases(c) if du_blocks is not None and kept is None else None
         last_gy = last_x = None
         for i in indices:
             s, e = ps.blocks[i]
@@ -468,10 +481,14 @@ def _backward(x, gy, w, x_shape, w_shape, padding, groups, op):
                 _input_grad_transform(cvt_rows, nb, th, tw, c, q16, p_gx)
                 _from_phases(p_gx, *padding, th + 1, tw + 1, zero_bias, gx[s:e])
             if du_blocks is not None:
-                last_x = ps.load_input(x, s, e, p_x, last_x)
-                _input_transform(p_x, nb, th, tw, c, cvt_rows)
+                if kept is None:
+                    last_x = ps.load_input(x, s, e, p_x, last_x)
+                    _input_transform(p_x, nb, th, tw, c, cvt.reshape(-1), cvt[0].size, 0)
+                    v = cvt
+                else:
+                    v = kept[:, s * ps.tiles:e * ps.tiles]
                 np.matmul(ps.grouped(dmt, n_tiles).transpose(0, 1, 3, 2),
-                          ps.grouped(cvt, n_tiles), out=du_blocks[i])
+                          ps.grouped(v, n_tiles), out=du_blocks[i])
 
     _run(part, len(ps.blocks))
     gw = None
@@ -487,12 +504,13 @@ def input_grad(gy, w, x_shape, padding=(0, 0), groups=1):
                      "winograd input_grad")[0]
 
 
-def weight_grad(x, gy, w_shape, padding=(0, 0), groups=1):
-    """gw: conv2d's gradient in w, for input x and output gradient gy."""
+def weight_grad(x, gy, w_shape, padding=(0, 0), groups=1, kept=None):
+    """gw: conv2d's gradient in w, for input x and output gradient gy; `kept` the forward's
+    V^T of x (forward(..., keep_tiles=True)) when there is one."""
     return _backward(x, gy, None, x.shape, tuple(w_shape), padding, groups,
-                     "winograd weight_grad")[1]
+                     "winograd weight_grad", kept)[1]
 
 
-def grads(x, gy, w, padding=(0, 0), groups=1):
+def grads(x, gy, w, padding=(0, 0), groups=1, kept=None):
     """(gx, gw) together: each block's dM^T is made once and read by both."""
-    return _backward(x, gy, w, x.shape, w.shape, padding, groups, "winograd grads")
+    return _backward(x, gy, w, x.shape, w.shape, padding, groups, "winograd grads", kept)

@@ -62,13 +62,13 @@ def _filters(w, groups, device):
 
 
 def forward(x, w, b, geometry, device):
-    """y (N, OC, oh, ow) and what weight_grad reuses: the whole-batch pass's V (the blocked
-    passes transform their images again: cheaper than keeping V, 4x the input's size)."""
+    """y (N, OC, oh, ow) and what weight_grad reuses: the transformed input, V (or V^T for the
+    blocked passes), 4x the input's size; transforming x again costs more."""
     padding, groups = geometry[2], geometry[4]
     n = x.shape[0]
     out_hw = _out_hw(x.shape[2:], padding)
     if _blocked(x.shape, w.shape, groups, out_hw, x.dtype.itemsize):
-        return blocked.forward(x, w, b, padding, groups), None
+        return blocked.forward(x, w, b, padding, groups, keep_tiles=True)
     v = wino.input_transform(x, padding, out_hw, device=device)  # (16, C, N*tiles)
     m = wino.tile_array(w.shape[0], v.shape[2], v.dtype, like=v)  # (16, OC, N*tiles)
     backend.matmul(_filters(w, groups, device), _grouped(v, groups), out=_grouped(m, groups))
@@ -96,7 +96,7 @@ def weight_grad(x, gy, geometry, w_shape, device, saved=None):
     transformed again when not given."""
     padding, groups = geometry[2], geometry[4]
     if _blocked(x.shape, w_shape, groups, gy.shape[2:], x.dtype.itemsize):
-        return blocked.weight_grad(x, gy, w_shape, padding, groups)
+        return blocked.weight_grad(x, gy, w_shape, padding, groups, kept=saved)
     return _whole_weight_grad(x, wino.gy_transform(gy, device=device), geometry, w_shape,
                               device, saved)
 
@@ -105,7 +105,7 @@ def grads(x, gy, w, geometry, device, saved=None):
     """(gx, gw) together, from one dM (per block, or for the whole batch)."""
     padding, groups = geometry[2], geometry[4]
     if _blocked(x.shape, w.shape, groups, gy.shape[2:], x.dtype.itemsize):
-        return blocked.grads(x, gy, w, padding, groups)
+        return blocked.grads(x, gy, w, padding, groups, kept=saved)
     dm = wino.gy_transform(gy, device=device)
     return (_whole_input_grad(dm, w, geometry, x.shape[0], gy.shape[2:], x.shape[2:], device),
             _whole_weight_grad(x, dm, geometry, w.shape, device, saved))

@@ -20,14 +20,16 @@ L2 cache from the transform that writes them to the GEMM that reads them.
                  gw = G^T (sum of dU_block) G
     grads        input_grad and weight_grad from one dM^T per block
 
-Each worker thread takes a contiguous run of blocks (host_blas.run_parts: one split per pass),
-running the kernels below (compiled nogil) and one-thread BLAS GEMMs. Blocks depend on the
+The worker threads (host_blas.run_parts: one hand-off per pass) take blocks in turn, running
+the kernels below (compiled nogil) and one-thread BLAS GEMMs. Blocks depend on the
 batch only, never on the thread count, and the weight gradient sums its per-block dU in block
 order, so every result is the same on any number of threads. The numbers are the whole-batch
 passes' up to the order of float additions (tests/kernels/test_conv_winograd_blocked.py).
 """
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 from numba import njit
@@ -341,16 +343,20 @@ class _Pass:
         return e - s
 
 
-def _parts(n_blocks):
-    """Block indices 0..n_blocks-1, cut into one contiguous run per worker thread."""
-    parts = min(host_blas.worker_count(), n_blocks)
-    return [range(n_blocks * i // parts, n_blocks * (i + 1) // parts) for i in range(parts)]
-
-
 def _run(part, n_blocks):
-    """part(block indices) for each worker's run of blocks, on the worker threads."""
-    runs = _parts(n_blocks)
-    host_blas.run_parts(lambda i: part(runs[i]), len(runs))
+    """part(block indices) on each worker thread, the workers taking the blocks 0..n_blocks-1
+    in turn from one shared counter: a thread that the machine slows down (a busy core, a
+    virtual CPU that is not scheduled) does fewer blocks instead of holding the pass up.
+    Which thread did a block changes nothing in its numbers."""
+    counter = itertools.count()  # next() on it is atomic under the GIL
+
+    def indices():
+        for i in counter:
+            if i >= n_blocks:
+                return
+            yield i
+
+    host_blas.run_parts(lambda _: part(indices()), min(host_blas.worker_count(), n_blocks))
 
 
 def _filters(w, groups):

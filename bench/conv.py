@@ -3,11 +3,13 @@
 ``gpugrad bench conv [--quick] [--rounds N] [--out DIR]``
 
 For every shape, ``y = conv2d(x, w, padding=1)`` then the gradients of x and w through autograd,
-float32, under the algorithm switch's three settings ("auto", "im2col", "winograd") and in
-PyTorch. Paired rounds in one process (the order rotates every round), medians, and speedups as
+float32, under the algorithm switch's three settings ("auto", "im2col", "winograd"), Winograd
+with its blocked passes switched off ("winograd-whole": every pass over the whole batch, see
+ops/conv_winograd.py) and in PyTorch. Paired rounds in one process (the order rotates every round), medians, and speedups as
 medians of per-round ratios. This is the measurement behind "auto"'s choice (Winograd for 3x3
-stride-1 layers with at least ops.conv.WINOGRAD_MIN_CHANNELS channels in and out); the row for
-an RGB first layer shows why the threshold exists. Writes bench/results/conv-cpu.json.
+stride-1 layers with at least ops.conv.WINOGRAD_MIN_CHANNELS channels in and out) and behind
+the choice between Winograd's blocked and whole-batch passes; the row for an RGB first layer
+shows why the first threshold exists. Writes bench/results/conv-cpu.json.
 """
 
 from __future__ import annotations
@@ -30,13 +32,14 @@ SHAPES = [
     (8, 64, 56, 64),
     (1, 64, 56, 64),  # one image
 ]
-QUICK_SHAPES = [(2, 8, 6, 8), (2, 3, 5, 4)]
+QUICK_SHAPES = [(2, 8, 6, 8), (2, 3, 5, 4), (2, 16, 5, 16)]
 ALGORITHMS = ("auto", "im2col", "winograd")
 
 
 def _contenders(shape, rng, torch):
     import gpugrad as gg
     from gpugrad import kernels
+    from gpugrad.ops import conv_winograd
 
     n, c, h, f = shape
     x = rng.standard_normal((n, c, h, h)).astype(np.float32)
@@ -53,6 +56,13 @@ def _contenders(shape, rng, torch):
         return step
 
     fns = {name: ours(name) for name in ALGORITHMS}
+    winograd = fns["winograd"]
+
+    def whole():
+        with conv_winograd.whole_batch_passes():
+            return winograd()
+
+    fns["winograd-whole"] = whole
     if torch is not None:
         t_x, t_w = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
         t_gy = torch.tensor(gy)
@@ -74,6 +84,15 @@ def _auto_choice(shape) -> str:
     return conv_op._choose_algorithm(geometry, "cpu", (n, c, h, h), (f, c, 3, 3)).NAME
 
 
+def _winograd_passes(shape) -> str:
+    """"blocked" or "whole batch": how the "winograd" setting runs this layer."""
+    from gpugrad.ops import conv_winograd
+
+    n, c, h, f = shape
+    blocked = conv_winograd._blocked((n, c, h, h), (f, c, 3, 3), 1, (h, h), 4)
+    return "blocked" if blocked else "whole batch"
+
+
 def run(quick=False, rounds=None, torch=None) -> dict:
     rounds = rounds or (3 if quick else 15)
     rng = np.random.default_rng(0)
@@ -83,10 +102,13 @@ def run(quick=False, rounds=None, torch=None) -> dict:
         row = {
             "shape": dict(zip(("n", "c", "hw", "filters"), shape)),
             "auto_picks": _auto_choice(shape),
+            "winograd_passes": _winograd_passes(shape),
             "median_ms": {name: common.median(s) * 1e3 for name, s in samples.items()},
             # >1: the first is faster. Medians of per-round ratios.
             "speedup": {
                 "winograd_vs_im2col": common.paired_ratio(samples, "im2col", "winograd"),
+                "winograd_vs_whole_batch": common.paired_ratio(samples, "winograd-whole",
+                                                               "winograd"),
             },
         }
         if torch is not None:
@@ -104,15 +126,17 @@ def run(quick=False, rounds=None, torch=None) -> dict:
 
 
 def format_report(report: dict) -> str:
-    header = ["N C HxW F", "auto picks", "auto ms", "im2col ms", "winograd ms", "torch ms",
-              "wino/im2col", "auto vs torch"]
+    header = ["N C HxW F", "auto picks", "winograd passes", "auto ms", "im2col ms",
+              "winograd ms", "whole-batch ms", "torch ms", "wino/im2col", "wino/whole",
+              "auto vs torch"]
     rows = []
     for r in report["results"]:
         s, ms, sp = r["shape"], r["median_ms"], r["speedup"]
         rows.append([
             f"{s['n']} {s['c']} {s['hw']}x{s['hw']} {s['filters']}", r["auto_picks"],
-            ms["auto"], ms["im2col"], ms["winograd"], ms.get("torch", "-"),
-            sp["winograd_vs_im2col"], sp.get("auto_vs_torch", "-"),
+            r["winograd_passes"], ms["auto"], ms["im2col"], ms["winograd"],
+            ms["winograd-whole"], ms.get("torch", "-"), sp["winograd_vs_im2col"],
+            sp["winograd_vs_whole_batch"], sp.get("auto_vs_torch", "-"),
         ])
     return common.format_table(header, rows)
 

@@ -22,6 +22,8 @@ on as it is: each pass transforms it in its own way.
 
 from __future__ import annotations
 
+import contextlib
+
 from gpugrad import backend
 from gpugrad.kernels import conv_winograd as wino
 from gpugrad.kernels import conv_winograd_blocked as blocked
@@ -31,14 +33,28 @@ NAME = "winograd"
 # conv-winograd-blocks.json: measured against the whole-batch passes on the bench shapes).
 BLOCKED_MIN_IMAGES = 2
 BLOCKED_MIN_CHANNELS = 16
+_blocked_allowed = True
 
 
 def _blocked(x_shape, w_shape, groups, out_hw, itemsize) -> bool:
     """Whether a pass over this convolution runs block by block (see the module docstring)."""
     n, c = x_shape[:2]
     k = w_shape[0]
-    return (n >= BLOCKED_MIN_IMAGES and min(c, k) >= BLOCKED_MIN_CHANNELS
+    return (_blocked_allowed and n >= BLOCKED_MIN_IMAGES and min(c, k) >= BLOCKED_MIN_CHANNELS
             and blocked.image_bytes(c, k, out_hw, itemsize) <= blocked.BLOCK_BYTES)
+
+
+@contextlib.contextmanager
+def whole_batch_passes():
+    """Inside: every Winograd pass runs over the whole batch (for `gpugrad bench conv` and for
+    debugging; process-wide, not thread-safe). A weight gradient follows its forward's passes
+    (it reads what the forward kept), wherever it runs."""
+    global _blocked_allowed
+    saved, _blocked_allowed = _blocked_allowed, False
+    try:
+        yield
+    finally:
+        _blocked_allowed = saved
 
 
 def applies(geometry) -> bool:
@@ -61,6 +77,22 @@ def _filters(w, groups, device):
     return _grouped(wino.filter_transform(w, device=device), groups)
 
 
+class _KeptTiles:
+    """What a blocked forward keeps for the weight gradient: V^T (16, N*tiles, C)."""
+
+    __slots__ = ("vt",)
+
+    def __init__(self, vt):
+        self.vt = vt
+
+
+def _blocked_weight_grad(saved, x_shape, w_shape, groups, out_hw, itemsize) -> bool:
+    """The weight gradient's passes: the forward's when it kept something, else by shape."""
+    if saved is not None:
+        return isinstance(saved, _KeptTiles)
+    return _blocked(x_shape, w_shape, groups, out_hw, itemsize)
+
+
 def forward(x, w, b, geometry, device):
     """y (N, OC, oh, ow) and what weight_grad reuses: the transformed input, V (or V^T for the
     blocked passes), 4x the input's size; transforming x again costs more."""
@@ -68,7 +100,8 @@ def forward(x, w, b, geometry, device):
     n = x.shape[0]
     out_hw = _out_hw(x.shape[2:], padding)
     if _blocked(x.shape, w.shape, groups, out_hw, x.dtype.itemsize):
-        return blocked.forward(x, w, b, padding, groups, keep_tiles=True)
+        y, vt = blocked.forward(x, w, b, padding, groups, keep_tiles=True)
+        return y, _KeptTiles(vt)
     v = wino.input_transform(x, padding, out_hw, device=device)  # (16, C, N*tiles)
     m = wino.tile_array(w.shape[0], v.shape[2], v.dtype, like=v)  # (16, OC, N*tiles)
     backend.matmul(_filters(w, groups, device), _grouped(v, groups), out=_grouped(m, groups))
@@ -95,8 +128,9 @@ def weight_grad(x, gy, geometry, w_shape, device, saved=None):
     """gw = G^T (dM @ V^T) G: the adjoint of the forward in w. `saved` is the forward's V,
     transformed again when not given."""
     padding, groups = geometry[2], geometry[4]
-    if _blocked(x.shape, w_shape, groups, gy.shape[2:], x.dtype.itemsize):
-        return blocked.weight_grad(x, gy, w_shape, padding, groups, kept=saved)
+    if _blocked_weight_grad(saved, x.shape, w_shape, groups, gy.shape[2:], x.dtype.itemsize):
+        return blocked.weight_grad(x, gy, w_shape, padding, groups,
+                                   kept=None if saved is None else saved.vt)
     return _whole_weight_grad(x, wino.gy_transform(gy, device=device), geometry, w_shape,
                               device, saved)
 
@@ -104,8 +138,8 @@ def weight_grad(x, gy, geometry, w_shape, device, saved=None):
 def grads(x, gy, w, geometry, device, saved=None):
     """(gx, gw) together, from one dM (per block, or for the whole batch)."""
     padding, groups = geometry[2], geometry[4]
-    if _blocked(x.shape, w.shape, groups, gy.shape[2:], x.dtype.itemsize):
-        return blocked.grads(x, gy, w, padding, groups, kept=saved)
+    if _blocked_weight_grad(saved, x.shape, w.shape, groups, gy.shape[2:], x.dtype.itemsize):
+        return blocked.grads(x, gy, w, padding, groups, kept=None if saved is None else saved.vt)
     dm = wino.gy_transform(gy, device=device)
     return (_whole_input_grad(dm, w, geometry, x.shape[0], gy.shape[2:], x.shape[2:], device),
             _whole_weight_grad(x, dm, geometry, w.shape, device, saved))

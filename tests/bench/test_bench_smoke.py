@@ -25,10 +25,13 @@ def test_bench_conv_quick_compares_the_algorithms_and_writes_json(tmp_path, caps
     assert main(["bench", "conv", "--quick", "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "conv-cpu.json").read_text())
     rows = result["results"]
-    # 8 channels reach auto's Winograd threshold, an RGB-like 3 does not.
-    assert [r["auto_picks"] for r in rows] == ["winograd", "im2col"]
+    # 8 channels reach auto's Winograd threshold, an RGB-like 3 does not; 16 channels in a
+    # batch of small images take Winograd's blocked passes.
+    assert [r["auto_picks"] for r in rows] == ["winograd", "im2col", "winograd"]
+    assert [r["winograd_passes"] for r in rows] == ["whole batch", "whole batch", "blocked"]
     for r in rows:
-        assert {"auto", "im2col", "winograd"} <= set(r["median_ms"])
+        assert {"auto", "im2col", "winograd", "winograd-whole"} <= set(r["median_ms"])
         assert all(ms > 0 for ms in r["median_ms"].values())
         assert r["speedup"]["winograd_vs_im2col"] > 0
+        assert r["speedup"]["winograd_vs_whole_batch"] > 0
     assert "auto picks" in capsys.readouterr().out

@@ -1,6 +1,7 @@
 """conv2d (gpugrad.ops.conv) under both algorithms: gradcheck, gradgradcheck, PyTorch, and
 which algorithm runs when."""
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -206,6 +207,26 @@ def test_one_gradient_alone_through_the_blocked_passes():
     for wanted in ("x", "w"):
         np.testing.assert_allclose(results["winograd", wanted], results["im2col", wanted],
                                    rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("forward_whole, backward_whole", [(False, True), (True, False)])
+def test_a_backward_follows_its_forwards_passes(forward_whole, backward_whole):
+    """The weight gradient reads what the forward kept (V^T blocked, V whole-batch): switching
+    the passes between forward and backward still gives the right gradients."""
+    x_shape, w_shape, bias, padding, groups = BLOCKED_CASES[1]
+    expected = None
+    for algorithm in ("im2col", "winograd"):
+        x, w, b = _inputs(x_shape, w_shape, bias, 7)
+        with kernels.conv_algorithm_mode(algorithm):
+            with conv_winograd.whole_batch_passes() if forward_whole else contextlib.nullcontext():
+                y = gg.nn.functional.conv2d(x, w, b, padding=padding, groups=groups)
+            with conv_winograd.whole_batch_passes() if backward_whole else contextlib.nullcontext():
+                y.backward(gg.ones(*y.shape, dtype=y.dtype))
+        got = (y.numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy())
+        if expected is None:
+            expected = got
+    for a, e in zip(got, expected):
+        np.testing.assert_allclose(a, e, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("x_shape, w_shape, groups, out_hw, blocked", [

@@ -55,24 +55,6 @@ _LINE_BYTES = 64
 _SETS = 64
 
 
-def plane_stride(channels: int, n_tiles: int, dtype) -> int:
-    """Elements between the planes of a CPU tile array: channels * n_tiles rounded up to an odd
-    number of cache lines (see tile_array)."""
-    per_line = _LINE_BYTES // np.dtype(dtype).itemsize
-    lines = -(-channels * n_tiles // per_line)
-    lines += 1 - lines % 2  # odd
-    return lines * per_line
-
-
-def tile_view(flat, channels: int, n_tiles: int):
-    """A (16, channels, n_tiles) tile array laid out as tile_array's, on the first
-    16 * plane_stride(...) elements of the 1-D NumPy buffer `flat` (reused block after block by
-    conv_winograd_blocked)."""
-    stride = plane_stride(channels, n_tiles, flat.dtype)
-    rows = flat[:POSITIONS * stride].reshape(POSITIONS, stride)
-    return rows[:, :channels * n_tiles].reshape(POSITIONS, channels, n_tiles)
-
-
 def tile_array(channels: int, n_tiles: int, dtype, like):
     """An uninitialised (16, channels, n_tiles) array for V, M, dM or dV.
 
@@ -85,8 +67,12 @@ def tile_array(channels: int, n_tiles: int, dtype, like):
     shape = (POSITIONS, channels, n_tiles)
     if backend.array_module(like) is not np:
         return backend.empty(shape, dtype, like=like)
-    flat = backend.empty((POSITIONS * plane_stride(channels, n_tiles, dtype),), dtype, like=like)
-    return tile_view(flat, channels, n_tiles)
+    itemsize = np.dtype(dtype).itemsize
+    per_line = _LINE_BYTES // itemsize
+    lines = -(-channels * n_tiles // per_line)
+    lines += 1 - lines % 2  # odd
+    flat = backend.empty((POSITIONS, lines * per_line), dtype, like=like)
+    return flat[:, :channels * n_tiles].reshape(shape)
 
 
 def _matrix(m, like):
@@ -207,44 +193,38 @@ def _bt(d0, d1, d2, d3):
     return d0 - d2, d1 + d2, d2 - d1, d1 - d3
 
 
-@njit(cache=True, nogil=True)
-def _input_transform_planes(x, ph, pw, th, tw, lo, hi, canvas, v):
-    """Planes lo..hi of the input transform; `canvas` (2*th + 2, 2*tw + 2) has a zero border."""
-    n_img, n_ch, h, w = x.shape
-    n_tiles = n_img * th * tw
-    for p in range(lo, hi):
-        n = p % n_img
-        c = p // n_img
-        for r in range(h):  # the dispatcher checked that the image fits the canvas
-            for q in range(w):
-                canvas[ph + r, pw + q] = x[n, c, r, q]
-        first = c * n_tiles + n * th * tw
-        for ty in range(th):
-            d0 = canvas[TILE * ty]
-            d1 = canvas[TILE * ty + 1]
-            d2 = canvas[TILE * ty + 2]
-            d3 = canvas[TILE * ty + 3]
-            for tx in range(tw):
-                q = TILE * tx
-                t = first + ty * tw + tx
-                # B^T along each of the patch's 4 rows ...
-                a0, a1, a2, a3 = _bt(d0[q], d0[q + 1], d0[q + 2], d0[q + 3])
-                b0, b1, b2, b3 = _bt(d1[q], d1[q + 1], d1[q + 2], d1[q + 3])
-                c0, c1, c2, c3 = _bt(d2[q], d2[q + 1], d2[q + 2], d2[q + 3])
-                e0, e1, e2, e3 = _bt(d3[q], d3[q + 1], d3[q + 2], d3[q + 3])
-                # ... then down each column: V[4a + b] = (B^T rows)[a][b].
-                v[0, t], v[4, t], v[8, t], v[12, t] = _bt(a0, b0, c0, e0)
-                v[1, t], v[5, t], v[9, t], v[13, t] = _bt(a1, b1, c1, e1)
-                v[2, t], v[6, t], v[10, t], v[14, t] = _bt(a2, b2, c2, e2)
-                v[3, t], v[7, t], v[11, t], v[15, t] = _bt(a3, b3, c3, e3)
-
-
 @njit(parallel=True, cache=True)
 def _input_transform_cpu(x, ph, pw, th, tw, n_chunks, v):
+    n_img, n_ch, h, w = x.shape
+    n_tiles = n_img * th * tw
     for i in prange(n_chunks):
         canvas = np.zeros((TILE * th + 2, TILE * tw + 2), x.dtype)  # the border stays zero
-        lo, hi = _chunk(i, n_chunks, x.shape[0] * x.shape[1])
-        _input_transform_planes(x, ph, pw, th, tw, lo, hi, canvas, v)
+        lo, hi = _chunk(i, n_chunks, n_img * n_ch)
+        for p in range(lo, hi):
+            n = p % n_img
+            c = p // n_img
+            for r in range(h):  # the dispatcher checked that the image fits the canvas
+                for q in range(w):
+                    canvas[ph + r, pw + q] = x[n, c, r, q]
+            first = c * n_tiles + n * th * tw
+            for ty in range(th):
+                d0 = canvas[TILE * ty]
+                d1 = canvas[TILE * ty + 1]
+                d2 = canvas[TILE * ty + 2]
+                d3 = canvas[TILE * ty + 3]
+                for tx in range(tw):
+                    q = TILE * tx
+                    t = first + ty * tw + tx
+                    # B^T along each of the patch's 4 rows ...
+                    a0, a1, a2, a3 = _bt(d0[q], d0[q + 1], d0[q + 2], d0[q + 3])
+                    b0, b1, b2, b3 = _bt(d1[q], d1[q + 1], d1[q + 2], d1[q + 3])
+                    c0, c1, c2, c3 = _bt(d2[q], d2[q + 1], d2[q + 2], d2[q + 3])
+                    e0, e1, e2, e3 = _bt(d3[q], d3[q + 1], d3[q + 2], d3[q + 3])
+                    # ... then down each column: V[4a + b] = (B^T rows)[a][b].
+                    v[0, t], v[4, t], v[8, t], v[12, t] = _bt(a0, b0, c0, e0)
+                    v[1, t], v[5, t], v[9, t], v[13, t] = _bt(a1, b1, c1, e1)
+                    v[2, t], v[6, t], v[10, t], v[14, t] = _bt(a2, b2, c2, e2)
+                    v[3, t], v[7, t], v[11, t], v[15, t] = _bt(a3, b3, c3, e3)
 
 
 @njit(cache=True, inline="always")
@@ -253,39 +233,33 @@ def _at(m0, m1, m2, m3):
     return m0 + m1 + m2, m1 - m2 - m3
 
 
-@njit(cache=True, nogil=True)
-def _output_transform_planes(m, bias, th, tw, lo, hi, canvas, y):
-    """Planes lo..hi of the output transform, through a (2*th, 2*tw) `canvas`."""
-    n_img, n_k, oh, ow = y.shape
-    n_tiles = n_img * th * tw
-    for p in range(lo, hi):
-        n = p % n_img
-        k = p // n_img
-        first = k * n_tiles + n * th * tw
-        for ty in range(th):
-            top = canvas[TILE * ty]
-            bottom = canvas[TILE * ty + 1]
-            for tx in range(tw):
-                t = first + ty * tw + tx
-                # A^T along the tile's 4 rows, then down the 2 resulting columns.
-                r00, r01 = _at(m[0, t], m[1, t], m[2, t], m[3, t])
-                r10, r11 = _at(m[4, t], m[5, t], m[6, t], m[7, t])
-                r20, r21 = _at(m[8, t], m[9, t], m[10, t], m[11, t])
-                r30, r31 = _at(m[12, t], m[13, t], m[14, t], m[15, t])
-                top[TILE * tx], bottom[TILE * tx] = _at(r00, r10, r20, r30)
-                top[TILE * tx + 1], bottom[TILE * tx + 1] = _at(r01, r11, r21, r31)
-        b = bias[k]
-        for r in range(oh):
-            for q in range(ow):
-                y[n, k, r, q] = canvas[r, q] + b
-
-
 @njit(parallel=True, cache=True)
 def _output_transform_cpu(m, bias, th, tw, n_chunks, y):
+    n_img, n_k, oh, ow = y.shape
+    n_tiles = n_img * th * tw
     for i in prange(n_chunks):
         canvas = np.empty((TILE * th, TILE * tw), y.dtype)
-        lo, hi = _chunk(i, n_chunks, y.shape[0] * y.shape[1])
-        _output_transform_planes(m, bias, th, tw, lo, hi, canvas, y)
+        lo, hi = _chunk(i, n_chunks, n_img * n_k)
+        for p in range(lo, hi):
+            n = p % n_img
+            k = p // n_img
+            first = k * n_tiles + n * th * tw
+            for ty in range(th):
+                top = canvas[TILE * ty]
+                bottom = canvas[TILE * ty + 1]
+                for tx in range(tw):
+                    t = first + ty * tw + tx
+                    # A^T along the tile's 4 rows, then down the 2 resulting columns.
+                    r00, r01 = _at(m[0, t], m[1, t], m[2, t], m[3, t])
+                    r10, r11 = _at(m[4, t], m[5, t], m[6, t], m[7, t])
+                    r20, r21 = _at(m[8, t], m[9, t], m[10, t], m[11, t])
+                    r30, r31 = _at(m[12, t], m[13, t], m[14, t], m[15, t])
+                    top[TILE * tx], bottom[TILE * tx] = _at(r00, r10, r20, r30)
+                    top[TILE * tx + 1], bottom[TILE * tx + 1] = _at(r01, r11, r21, r31)
+            b = bias[k]
+            for r in range(oh):
+                for q in range(ow):
+                    y[n, k, r, q] = canvas[r, q] + b
 
 
 @njit(cache=True, inline="always")
@@ -294,38 +268,32 @@ def _a(g0, g1):
     return g0, g0 + g1, g0 - g1, -g1
 
 
-@njit(cache=True, nogil=True)
-def _gy_transform_planes(gy, th, tw, lo, hi, canvas, dm):
-    """Planes lo..hi of the gy transform; `canvas` (2*th, 2*tw) is zero past the output's edge."""
-    n_img, n_k, oh, ow = gy.shape
-    n_tiles = n_img * th * tw
-    for p in range(lo, hi):
-        n = p % n_img
-        k = p // n_img
-        for r in range(oh):
-            for q in range(ow):
-                canvas[r, q] = gy[n, k, r, q]
-        first = k * n_tiles + n * th * tw
-        for ty in range(th):
-            top = canvas[TILE * ty]
-            bottom = canvas[TILE * ty + 1]
-            for tx in range(tw):
-                t = first + ty * tw + tx
-                # A down the tile's 2 columns, then along the 4 resulting rows.
-                a0, a1, a2, a3 = _a(top[TILE * tx], bottom[TILE * tx])
-                b0, b1, b2, b3 = _a(top[TILE * tx + 1], bottom[TILE * tx + 1])
-                dm[0, t], dm[1, t], dm[2, t], dm[3, t] = _a(a0, b0)
-                dm[4, t], dm[5, t], dm[6, t], dm[7, t] = _a(a1, b1)
-                dm[8, t], dm[9, t], dm[10, t], dm[11, t] = _a(a2, b2)
-                dm[12, t], dm[13, t], dm[14, t], dm[15, t] = _a(a3, b3)
-
-
 @njit(parallel=True, cache=True)
 def _gy_transform_cpu(gy, th, tw, n_chunks, dm):
+    n_img, n_k, oh, ow = gy.shape
+    n_tiles = n_img * th * tw
     for i in prange(n_chunks):
         canvas = np.zeros((TILE * th, TILE * tw), gy.dtype)  # past an odd edge: zero
-        lo, hi = _chunk(i, n_chunks, gy.shape[0] * gy.shape[1])
-        _gy_transform_planes(gy, th, tw, lo, hi, canvas, dm)
+        lo, hi = _chunk(i, n_chunks, n_img * n_k)
+        for p in range(lo, hi):
+            n = p % n_img
+            k = p // n_img
+            for r in range(oh):
+                for q in range(ow):
+                    canvas[r, q] = gy[n, k, r, q]
+            first = k * n_tiles + n * th * tw
+            for ty in range(th):
+                top = canvas[TILE * ty]
+                bottom = canvas[TILE * ty + 1]
+                for tx in range(tw):
+                    t = first + ty * tw + tx
+                    # A down the tile's 2 columns, then along the 4 resulting rows.
+                    a0, a1, a2, a3 = _a(top[TILE * tx], bottom[TILE * tx])
+                    b0, b1, b2, b3 = _a(top[TILE * tx + 1], bottom[TILE * tx + 1])
+                    dm[0, t], dm[1, t], dm[2, t], dm[3, t] = _a(a0, b0)
+                    dm[4, t], dm[5, t], dm[6, t], dm[7, t] = _a(a1, b1)
+                    dm[8, t], dm[9, t], dm[10, t], dm[11, t] = _a(a2, b2)
+                    dm[12, t], dm[13, t], dm[14, t], dm[15, t] = _a(a3, b3)
 
 
 @njit(cache=True, inline="always")
@@ -334,61 +302,55 @@ def _b(v0, v1, v2, v3):
     return v0, v1 - v2 + v3, v1 + v2 - v0, -v3
 
 
-@njit(cache=True, nogil=True)
-def _input_grad_transform_planes(dv, ph, pw, th, tw, lo, hi, canvas, gx):
-    """Planes lo..hi of the input-gradient transform, through a (2*th + 2, 2*tw + 2) `canvas`."""
-    n_img, n_ch, h, w = gx.shape
-    n_tiles = n_img * th * tw
-    for p in range(lo, hi):
-        n = p % n_img
-        c = p // n_img
-        canvas[:] = 0
-        first = c * n_tiles + n * th * tw
-        for ty in range(th):
-            d0 = canvas[TILE * ty]
-            d1 = canvas[TILE * ty + 1]
-            d2 = canvas[TILE * ty + 2]
-            d3 = canvas[TILE * ty + 3]
-            for tx in range(tw):
-                q = TILE * tx
-                t = first + ty * tw + tx
-                # B along each of the 4 rows of the tile of dV ...
-                a0, a1, a2, a3 = _b(dv[0, t], dv[1, t], dv[2, t], dv[3, t])
-                b0, b1, b2, b3 = _b(dv[4, t], dv[5, t], dv[6, t], dv[7, t])
-                c0, c1, c2, c3 = _b(dv[8, t], dv[9, t], dv[10, t], dv[11, t])
-                e0, e1, e2, e3 = _b(dv[12, t], dv[13, t], dv[14, t], dv[15, t])
-                # ... then down each column, added onto the patch (patches overlap).
-                s0, s1, s2, s3 = _b(a0, b0, c0, e0)
-                d0[q] += s0
-                d1[q] += s1
-                d2[q] += s2
-                d3[q] += s3
-                s0, s1, s2, s3 = _b(a1, b1, c1, e1)
-                d0[q + 1] += s0
-                d1[q + 1] += s1
-                d2[q + 1] += s2
-                d3[q + 1] += s3
-                s0, s1, s2, s3 = _b(a2, b2, c2, e2)
-                d0[q + 2] += s0
-                d1[q + 2] += s1
-                d2[q + 2] += s2
-                d3[q + 2] += s3
-                s0, s1, s2, s3 = _b(a3, b3, c3, e3)
-                d0[q + 3] += s0
-                d1[q + 3] += s1
-                d2[q + 3] += s2
-                d3[q + 3] += s3
-        for r in range(h):
-            for q in range(w):
-                gx[n, c, r, q] = canvas[ph + r, pw + q]
-
-
 @njit(parallel=True, cache=True)
 def _input_grad_transform_cpu(dv, ph, pw, th, tw, n_chunks, gx):
+    n_img, n_ch, h, w = gx.shape
+    n_tiles = n_img * th * tw
     for i in prange(n_chunks):
         canvas = np.empty((TILE * th + 2, TILE * tw + 2), gx.dtype)
-        lo, hi = _chunk(i, n_chunks, gx.shape[0] * gx.shape[1])
-        _input_grad_transform_planes(dv, ph, pw, th, tw, lo, hi, canvas, gx)
+        lo, hi = _chunk(i, n_chunks, n_img * n_ch)
+        for p in range(lo, hi):
+            n = p % n_img
+            c = p // n_img
+            canvas[:] = 0
+            first = c * n_tiles + n * th * tw
+            for ty in range(th):
+                d0 = canvas[TILE * ty]
+                d1 = canvas[TILE * ty + 1]
+                d2 = canvas[TILE * ty + 2]
+                d3 = canvas[TILE * ty + 3]
+                for tx in range(tw):
+                    q = TILE * tx
+                    t = first + ty * tw + tx
+                    # B along each of the 4 rows of the tile of dV ...
+                    a0, a1, a2, a3 = _b(dv[0, t], dv[1, t], dv[2, t], dv[3, t])
+                    b0, b1, b2, b3 = _b(dv[4, t], dv[5, t], dv[6, t], dv[7, t])
+                    c0, c1, c2, c3 = _b(dv[8, t], dv[9, t], dv[10, t], dv[11, t])
+                    e0, e1, e2, e3 = _b(dv[12, t], dv[13, t], dv[14, t], dv[15, t])
+                    # ... then down each column, added onto the patch (patches overlap).
+                    s0, s1, s2, s3 = _b(a0, b0, c0, e0)
+                    d0[q] += s0
+                    d1[q] += s1
+                    d2[q] += s2
+                    d3[q] += s3
+                    s0, s1, s2, s3 = _b(a1, b1, c1, e1)
+                    d0[q + 1] += s0
+                    d1[q + 1] += s1
+                    d2[q + 1] += s2
+                    d3[q + 1] += s3
+                    s0, s1, s2, s3 = _b(a2, b2, c2, e2)
+                    d0[q + 2] += s0
+                    d1[q + 2] += s1
+                    d2[q + 2] += s2
+                    d3[q + 2] += s3
+                    s0, s1, s2, s3 = _b(a3, b3, c3, e3)
+                    d0[q + 3] += s0
+                    d1[q + 3] += s1
+                    d2[q + 3] += s2
+                    d3[q + 3] += s3
+            for r in range(h):
+                for q in range(w):
+                    gx[n, c, r, q] = canvas[ph + r, pw + q]
 
 
 @njit(cache=True, inline="always")

@@ -10,10 +10,13 @@ Two measured reasons not to let OpenBLAS thread a product itself:
   joins each call. For Winograd's 16 small GEMMs that is 16 wake-ups and joins; with another
   process competing for the cores a join can wait a whole scheduler slice (the 16 products took
   ~130 ms instead of ~2.5 with a second training process running).
-So a large product is cut into one slice per worker thread (the batch, or else the rows or the
-columns of the result), each slice runs on a worker of a small thread pool (NumPy releases the
-GIL inside BLAS) with BLAS limited to one thread, and OpenBLAS's own threads are never woken.
-A small product runs on the calling thread, also on one BLAS thread. The worker count is BLAS's
+So a large stack of products is cut into one slice per worker thread along the batch, each
+slice runs on a worker of a small thread pool (NumPy releases the GIL inside BLAS) with BLAS
+limited to one thread, and OpenBLAS's own threads are not woken. A single large product goes
+the same way (cut along the rows or the columns of the result) only while OpenBLAS's workers
+spin for long (`long_blas_spin`): with gpugrad's shorter OPENBLAS_THREAD_TIMEOUT in effect,
+OpenBLAS's own threading multiplies one large matrix 5-35% faster than the slices do (im2col's
+GEMMs, linear layers; measured on the 2-core VM). A small product runs on the calling thread. The worker count is BLAS's
 thread count when gpugrad first multiplies (threadpoolctl reads and sets it, OpenBLAS or MKL).
 run_parts gives the same workers to other work that interleaves Numba kernels (compiled nogil)
 with small BLAS calls (kernels/conv_winograd_blocked.py).
@@ -33,6 +36,11 @@ MIN_SPLIT_WORK = 1 << 20
 # OpenBLAS multiplies matrices up to this many multiply-adds (M * N * K) on one thread by
 # itself (65536 x GEMM_MULTITHREAD_THRESHOLD, 4 by default): no need to limit it.
 BLAS_SINGLE_THREAD_WORK = 1 << 18
+
+# Whether OpenBLAS's idle workers spin for long (its default 2^28 cycles) after a threaded call.
+# gpugrad/__init__.py sets it: False when its OPENBLAS_THREAD_TIMEOUT=18 (or a user's short one)
+# reached OpenBLAS, which reads it when NumPy is first imported.
+long_blas_spin = True
 
 _lock = threading.Lock()
 # One limited region at a time: the BLAS thread limit is process-wide, and two overlapping
@@ -128,10 +136,12 @@ def _slices(a, b, out, parts):
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
     """np.matmul(a, b, out=out) for NumPy arrays of 2 or more dimensions (batch dims broadcast
-    to out's), split across the workers when large, never on OpenBLAS's own threads."""
+    to out's), split across the workers when large (see the module docstring)."""
     m, k = a.shape[-2:]
     n = b.shape[-1]
     if m * n * k <= BLAS_SINGLE_THREAD_WORK and out.size * k < MIN_SPLIT_WORK:
+        return np.matmul(a, b, out=out)
+    if not long_blas_spin and out.size == m * n:  # one product: OpenBLAS threads it best
         return np.matmul(a, b, out=out)
     libs, pool, workers = _setup()
     if out.ndim > 2:

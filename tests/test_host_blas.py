@@ -57,7 +57,10 @@ def test_backend_matmul_broadcasts_and_allocates():
     ((1, 700, 300), (300, 700), False), ((3, 1, 500, 200), (4, 200, 300), False),
     ((5, 7), (7, 3), False), ((800, 400), (400, 900), True),
 ])
-def test_large_and_small_products_equal_numpy(a_shape, b_shape, transpose):
+@pytest.mark.parametrize("long_spin", [True, False], ids=["split", "openblas-threads"])
+def test_large_and_small_products_equal_numpy(a_shape, b_shape, transpose, long_spin,
+                                              monkeypatch):
+    monkeypatch.setattr(host_blas, "long_blas_spin", long_spin)
     rng = np.random.default_rng(6)
     a = rng.standard_normal(a_shape).astype(np.float32)
     b = rng.standard_normal(b_shape).astype(np.float32)
@@ -152,3 +155,22 @@ def test_run_parts_raises_what_a_part_raises_after_all_parts_end():
     assert sorted(finished) == list(range(1, workers))
     with pytest.raises(ValueError, match=rf"run_parts: {workers + 1} parts for {workers} worker"):
         host_blas.run_parts(part, workers + 1)
+
+
+@pytest.mark.parametrize("first, env, long_spin", [
+    ("gpugrad", {}, False),  # gpugrad's OPENBLAS_THREAD_TIMEOUT=18 reached OpenBLAS
+    ("numpy", {}, True),  # too late: OpenBLAS spins its default 0.1 s
+    ("numpy", {"OPENBLAS_THREAD_TIMEOUT": "4"}, False),  # the user's own short spin
+    ("gpugrad", {"OPENBLAS_THREAD_TIMEOUT": "28"}, True),  # the user's long one
+])
+def test_single_products_use_openblas_threads_only_when_they_spin_briefly(first, env,
+                                                                          long_spin):
+    import subprocess
+    import sys
+
+    clean = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    code = (f"import {first}\nimport gpugrad\nfrom gpugrad import host_blas\n"
+            "print(host_blas.long_blas_spin)")
+    out = subprocess.run([sys.executable, "-c", code], env={**clean, **env}, check=True,
+                         capture_output=True, text=True).stdout
+    assert out.strip() == str(long_spin)

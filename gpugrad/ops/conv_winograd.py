@@ -9,7 +9,8 @@ multiply-adds than im2col's one GEMM (the algorithm and the transforms: kernels/
 Two ways to run a pass, chosen by `_blocked` from the shapes alone:
 - block by block (kernels/conv_winograd_blocked.py): a few images at a time, channels last,
   every transform vectorized, the tile arrays in cache; `grads` makes each block's dM once for
-  both gradients. For batches of small images with 16 or more channels.
+  both gradients. For batches of small images (outputs 8 to a few dozen wide) with 16 or
+  more channels.
 - over the whole batch (kernels/conv_winograd.py's transforms): one (image, channel) plane at
   a time, every product one batched GEMM over the 16 positions and the groups (backend.matmul:
   the batch split across threads, one BLAS thread each). For a single image (one block would
@@ -29,10 +30,13 @@ from gpugrad.kernels import conv_winograd as wino
 from gpugrad.kernels import conv_winograd_blocked as blocked
 
 NAME = "winograd"
-# The blocked passes need this many images and channels in and out (bench/results/cpu-xeon/
-# conv-winograd-blocks.json: measured against the whole-batch passes on the bench shapes).
+# The blocked passes need this many images, channels in and out, and outputs per row and per
+# column (`gpugrad bench conv`, bench/results/cpu-xeon/conv-cpu.json, "wino/whole": 1.2-1.26x
+# on 28x28 and 14x14 outputs with 16-64 channels, 0.955x on 7x7 outputs, whose phase arrays
+# are half border).
 BLOCKED_MIN_IMAGES = 2
 BLOCKED_MIN_CHANNELS = 16
+BLOCKED_MIN_OUTPUT = 8
 _blocked_allowed = True
 
 
@@ -41,6 +45,7 @@ def _blocked(x_shape, w_shape, groups, out_hw, itemsize) -> bool:
     n, c = x_shape[:2]
     k = w_shape[0]
     return (_blocked_allowed and n >= BLOCKED_MIN_IMAGES and min(c, k) >= BLOCKED_MIN_CHANNELS
+            and min(out_hw) >= BLOCKED_MIN_OUTPUT
             and blocked.image_bytes(c, k, out_hw, itemsize) <= blocked.BLOCK_BYTES)
 
 

@@ -103,9 +103,11 @@ def test_weight_without_output_channels_raises_as_in_pytorch():
 
 
 def test_winograd_agrees_with_im2col_on_a_real_layer_in_float32():
-    """64 channels in and out: Winograd's transforms add a few float32 roundings, no more."""
+    """64 channels in and out: Winograd's transforms add a few float32 roundings, no more.
+    (This layer takes the blocked passes by default.)"""
     rng = np.random.default_rng(2)
     x = rng.standard_normal((4, 64, 9, 10)).astype(np.float32)
+    assert conv_winograd._blocked(x.shape, (64, 64, 3, 3), 1, (9, 10), 4)
     w = (rng.standard_normal((64, 64, 3, 3)) * 0.05).astype(np.float32)
     gy = rng.standard_normal((4, 64, 9, 10)).astype(np.float32)
     exact = None
@@ -143,7 +145,9 @@ def test_double_backward_through_winograd_matches_im2col():
 
 # ----------------------------------------------------------------------------- Winograd's blocked passes
 # Batches of small images with 16+ channels take the blocked, channels-last passes
-# (kernels/conv_winograd_blocked.py); each case asserts that it does.
+# (kernels/conv_winograd_blocked.py); each case asserts that it does. The fixture lets outputs
+# smaller than 8x8 take them too (by default they run over the whole batch), to keep gradcheck
+# small and reach the edge cases; the code path does not depend on the size.
 BLOCKED_CASES = [
     # x shape, w shape, bias, padding, groups
     ((2, 16, 4, 5), (16, 2, 3, 3), True, (1, 0), 8),  # groups; small enough for gradcheck
@@ -152,13 +156,18 @@ BLOCKED_CASES = [
 ]
 
 
+@pytest.fixture
+def small_blocks(monkeypatch):
+    monkeypatch.setattr(conv_winograd, "BLOCKED_MIN_OUTPUT", 1)
+
+
 def _assert_blocked(x_shape, w_shape, padding, groups):
     padding = (padding, padding) if isinstance(padding, int) else padding
     out_hw = (x_shape[2] + 2 * padding[0] - 2, x_shape[3] + 2 * padding[1] - 2)
     assert conv_winograd._blocked(x_shape, w_shape, groups, out_hw, 8)
 
 
-def test_blocked_passes_gradcheck_and_gradgradcheck():
+def test_blocked_passes_gradcheck_and_gradgradcheck(small_blocks):
     x_shape, w_shape, bias, padding, groups = BLOCKED_CASES[0]
     _assert_blocked(x_shape, w_shape, padding, groups)
     inputs = [t for t in _inputs(x_shape, w_shape, bias, 4) if t is not None]
@@ -170,7 +179,8 @@ def test_blocked_passes_gradcheck_and_gradgradcheck():
 
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 3e-5)])
 @pytest.mark.parametrize("x_shape, w_shape, bias, padding, groups", BLOCKED_CASES)
-def test_blocked_passes_match_torch(dtype, tol, x_shape, w_shape, bias, padding, groups):
+def test_blocked_passes_match_torch(dtype, tol, x_shape, w_shape, bias, padding, groups,
+                                    small_blocks):
     torch = pytest.importorskip("torch")
     _assert_blocked(x_shape, w_shape, padding, groups)
     rng = np.random.default_rng(5)
@@ -191,7 +201,7 @@ def test_blocked_passes_match_torch(dtype, tol, x_shape, w_shape, bias, padding,
         np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=tol, atol=tol)
 
 
-def test_one_gradient_alone_through_the_blocked_passes():
+def test_one_gradient_alone_through_the_blocked_passes(small_blocks):
     """Only x, or only w, needs a gradient: each pass runs on its own (no shared dM)."""
     x_shape, w_shape, bias, padding, groups = BLOCKED_CASES[1]
     results = {}
@@ -210,7 +220,7 @@ def test_one_gradient_alone_through_the_blocked_passes():
 
 
 @pytest.mark.parametrize("forward_whole, backward_whole", [(False, True), (True, False)])
-def test_a_backward_follows_its_forwards_passes(forward_whole, backward_whole):
+def test_a_backward_follows_its_forwards_passes(forward_whole, backward_whole, small_blocks):
     """The weight gradient reads what the forward kept (V^T blocked, V whole-batch): switching
     the passes between forward and backward still gives the right gradients."""
     x_shape, w_shape, bias, padding, groups = BLOCKED_CASES[1]
@@ -236,6 +246,7 @@ def test_a_backward_follows_its_forwards_passes(forward_whole, backward_whole):
     ((64, 8, 28, 28), (8, 8, 3, 3), 1, (28, 28), False),  # few channels
     ((64, 32, 14, 14), (8, 32, 3, 3), 1, (14, 14), False),  # few output channels
     ((8, 64, 56, 56), (64, 64, 3, 3), 1, (56, 56), False),  # an image overflows the cache
+    ((32, 128, 7, 7), (128, 128, 3, 3), 1, (7, 7), False),  # 7x7 outputs: phases half border
 ])
 def test_which_winograd_passes(x_shape, w_shape, groups, out_hw, blocked):
     assert conv_winograd._blocked(x_shape, w_shape, groups, out_hw, 4) is blocked

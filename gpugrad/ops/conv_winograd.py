@@ -52,8 +52,8 @@ def _blocked(x_shape, w_shape, groups, out_hw, itemsize) -> bool:
 @contextlib.contextmanager
 def whole_batch_passes():
     """Inside: every Winograd pass runs over the whole batch (for `gpugrad bench conv` and for
-    debugging; process-wide, not thread-safe). A weight gradient follows its forward's passes
-    (it reads what the forward kept), wherever it runs."""
+    debugging; process-wide, not thread-safe). A weight gradient whose forward ran over the
+    whole batch reads the V it kept, wherever it runs."""
     global _blocked_allowed
     saved, _blocked_allowed = _blocked_allowed, False
     try:
@@ -82,31 +82,20 @@ def _filters(w, groups, device):
     return _grouped(wino.filter_transform(w, device=device), groups)
 
 
-class _KeptTiles:
-    """What a blocked forward keeps for the weight gradient: V^T (16, N*tiles, C)."""
-
-    __slots__ = ("vt",)
-
-    def __init__(self, vt):
-        self.vt = vt
-
-
 def _blocked_weight_grad(saved, x_shape, w_shape, groups, out_hw, itemsize) -> bool:
-    """The weight gradient's passes: the forward's when it kept something, else by shape."""
-    if saved is not None:
-        return isinstance(saved, _KeptTiles)
-    return _blocked(x_shape, w_shape, groups, out_hw, itemsize)
+    """The weight gradient's passes: the whole-batch ones when the forward kept its V (it ran
+    them), else by shape."""
+    return saved is None and _blocked(x_shape, w_shape, groups, out_hw, itemsize)
 
 
 def forward(x, w, b, geometry, device):
-    """y (N, OC, oh, ow) and what weight_grad reuses: the transformed input, V (or V^T for the
-    blocked passes), 4x the input's size; transforming x again costs more."""
+    """y (N, OC, oh, ow) and what weight_grad reuses: the whole-batch passes' V (transforming
+    x again costs more there); the blocked passes keep nothing (see conv_winograd_blocked)."""
     padding, groups = geometry[2], geometry[4]
     n = x.shape[0]
     out_hw = _out_hw(x.shape[2:], padding)
     if _blocked(x.shape, w.shape, groups, out_hw, x.dtype.itemsize):
-        y, vt = blocked.forward(x, w, b, padding, groups, keep_tiles=True)
-        return y, _KeptTiles(vt)
+        return blocked.forward(x, w, b, padding, groups), None
     v = wino.input_transform(x, padding, out_hw, device=device)  # (16, C, N*tiles)
     m = wino.tile_array(w.shape[0], v.shape[2], v.dtype, like=v)  # (16, OC, N*tiles)
     backend.matmul(_filters(w, groups, device), _grouped(v, groups), out=_grouped(m, groups))
@@ -134,8 +123,7 @@ def weight_grad(x, gy, geometry, w_shape, device, saved=None):
     transformed again when not given."""
     padding, groups = geometry[2], geometry[4]
     if _blocked_weight_grad(saved, x.shape, w_shape, groups, gy.shape[2:], x.dtype.itemsize):
-        return blocked.weight_grad(x, gy, w_shape, padding, groups,
-                                   kept=None if saved is None else saved.vt)
+        return blocked.weight_grad(x, gy, w_shape, padding, groups)
     return _whole_weight_grad(x, wino.gy_transform(gy, device=device), geometry, w_shape,
                               device, saved)
 
@@ -144,7 +132,7 @@ def grads(x, gy, w, geometry, device, saved=None):
     """(gx, gw) together, from one dM (per block, or for the whole batch)."""
     padding, groups = geometry[2], geometry[4]
     if _blocked_weight_grad(saved, x.shape, w.shape, groups, gy.shape[2:], x.dtype.itemsize):
-        return blocked.grads(x, gy, w, padding, groups, kept=None if saved is None else saved.vt)
+        return blocked.grads(x, gy, w, padding, groups)
     dm = wino.gy_transform(gy, device=device)
     return (_whole_input_grad(dm, w, geometry, x.shape[0], gy.shape[2:], x.shape[2:], device),
             _whole_weight_grad(x, dm, geometry, w.shape, device, saved))

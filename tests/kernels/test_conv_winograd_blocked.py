@@ -128,20 +128,3 @@ def test_bad_input_is_named():
     with pytest.raises(TypeError, match=r"winograd input_grad: w must be float64 like the input"):
         blocked.input_grad(np.zeros((2, 3, 5, 5)), w, x.shape, (1, 1))
 
-
-@pytest.mark.parametrize("shape, filters, padding, groups", CASES[:4])
-def test_kept_tiles_give_the_same_weight_gradient(block_size, shape, filters, padding, groups):
-    """forward(keep_tiles=True) hands back V^T; the weight gradient read from it is the one
-    computed by transforming x again, bit for bit."""
-    x, w, b, rng = _case(shape, filters, groups, np.float32)
-    y, kept = blocked.forward(x, w, b, padding, groups, keep_tiles=True)
-    np.testing.assert_array_equal(y, blocked.forward(x, w, b, padding, groups))
-    tiles = np.prod([-(-d // 2) for d in y.shape[2:]])
-    assert kept.shape == (16, shape[0] * tiles, shape[1])
-    gy = rng.standard_normal(y.shape).astype(np.float32)
-    gx, gw = blocked.grads(x, gy, w, padding, groups, kept=kept)
-    gx_again, gw_again = blocked.grads(x, gy, w, padding, groups)
-    np.testing.assert_array_equal(gx, gx_again)
-    np.testing.assert_array_equal(gw, gw_again)
-    np.testing.assert_array_equal(blocked.weight_grad(x, gy, w.shape, padding, groups,
-                                                      kept=kept), gw)

@@ -221,8 +221,9 @@ def test_one_gradient_alone_through_the_blocked_passes(small_blocks):
 
 @pytest.mark.parametrize("forward_whole, backward_whole", [(False, True), (True, False)])
 def test_a_backward_follows_its_forwards_passes(forward_whole, backward_whole, small_blocks):
-    """The weight gradient reads what the forward kept (V^T blocked, V whole-batch): switching
-    the passes between forward and backward still gives the right gradients."""
+    """A whole-batch forward keeps V, which its weight gradient reads; a blocked one keeps
+    nothing. Switching the passes between forward and backward still gives the right
+    gradients."""
     x_shape, w_shape, bias, padding, groups = BLOCKED_CASES[1]
     expected = None
     for algorithm in ("im2col", "winograd"):

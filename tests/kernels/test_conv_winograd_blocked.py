@@ -127,4 +127,3 @@ def test_bad_input_is_named():
         blocked.grads(x, gy, w, (1, 1))
     with pytest.raises(TypeError, match=r"winograd input_grad: w must be float64 like the input"):
         blocked.input_grad(np.zeros((2, 3, 5, 5)), w, x.shape, (1, 1))
-

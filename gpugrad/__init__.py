@@ -28,13 +28,6 @@ from gpugrad.backend import (  # noqa: F401,E402
     int64, manual_seed, set_default_dtype, uint8,
 )
 from gpugrad.tensor import Tensor  # noqa: F401
-from gpugrad import host_blas as _host_blas  # noqa: E402
-
-# With OpenBLAS's short spin in effect, single large products may use its threads (host_blas).
-_host_blas.long_blas_spin = _BLAS_TIMEOUT_TOO_LATE or not (
-    _os.environ["OPENBLAS_THREAD_TIMEOUT"].strip().isdigit()
-    and int(_os.environ["OPENBLAS_THREAD_TIMEOUT"]) <= 20
-)
 from gpugrad.ops import (  # noqa: F401
     abs, add, all, amax, amin, any, argmax, argmin, bmm, broadcast_to, cat, ceil, chunk, clamp,
     clip, clone, concat, concatenate, cos, div, eq, exp, expand_as, flatten, floor, gather, ge,

@@ -12,11 +12,12 @@ Two measured reasons not to let OpenBLAS thread a product itself:
   ~130 ms instead of ~2.5 with a second training process running).
 So a large stack of products is cut into one slice per worker thread along the batch, each
 slice runs on a worker of a small thread pool (NumPy releases the GIL inside BLAS) with BLAS
-limited to one thread, and OpenBLAS's own threads are not woken. A single large product goes
-the same way (cut along the rows or the columns of the result) only while OpenBLAS's workers
-spin for long (`long_blas_spin`): with gpugrad's shorter OPENBLAS_THREAD_TIMEOUT in effect,
-OpenBLAS's own threading multiplies one large matrix 5-35% faster than the slices do (im2col's
-GEMMs, linear layers; measured on the 2-core VM). A small product runs on the calling thread. The worker count is BLAS's
+limited to one thread, and OpenBLAS's own threads are not woken. A single product runs on
+OpenBLAS's own threads: for one large matrix they are 5-35% faster than slices (im2col's GEMMs,
+linear layers; measured on the 2-core VM with gpugrad's short OPENBLAS_THREAD_TIMEOUT in
+effect), and the way a product is computed must not depend on anything but its shapes: slicing
+only when OpenBLAS would spin for long (NumPy imported first) changed the last bits of a
+training run between processes, and a resumed run no longer matched the uninterrupted one. The worker count is BLAS's
 thread count when gpugrad first multiplies (threadpoolctl reads and sets it, OpenBLAS or MKL).
 run_parts gives the same workers to other work that interleaves Numba kernels (compiled nogil)
 with small BLAS calls (kernels/conv_winograd_blocked.py).
@@ -36,11 +37,6 @@ MIN_SPLIT_WORK = 1 << 20
 # OpenBLAS multiplies matrices up to this many multiply-adds (M * N * K) on one thread by
 # itself (65536 x GEMM_MULTITHREAD_THRESHOLD, 4 by default): no need to limit it.
 BLAS_SINGLE_THREAD_WORK = 1 << 18
-
-# Whether OpenBLAS's idle workers spin for long (its default 2^28 cycles) after a threaded call.
-# gpugrad/__init__.py sets it: False when its OPENBLAS_THREAD_TIMEOUT=18 (or a user's short one)
-# reached OpenBLAS, which reads it when NumPy is first imported.
-long_blas_spin = True
 
 _lock = threading.Lock()
 # One limited region at a time: the BLAS thread limit is process-wide, and two overlapping
@@ -111,7 +107,8 @@ def worker_count() -> int:
 
 def _slices(a, b, out, parts):
     """[(a part, b part, out part)] cutting out into `parts` pieces: along the batch when it
-    has that many matrices, else along the larger of the rows and the columns."""
+    has that many matrices, else along the larger of the rows and the columns (a stack of
+    fewer matrices than threads)."""
     if out.ndim > 2 and out.shape[0] >= parts:
         axis_a = axis_b = axis_out = 0
         size = out.shape[0]
@@ -141,7 +138,7 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
     n = b.shape[-1]
     if m * n * k <= BLAS_SINGLE_THREAD_WORK and out.size * k < MIN_SPLIT_WORK:
         return np.matmul(a, b, out=out)
-    if not long_blas_spin and out.size == m * n:  # one product: OpenBLAS threads it best
+    if out.size == m * n:  # one product: OpenBLAS threads it best
         return np.matmul(a, b, out=out)
     libs, pool, workers = _setup()
     if out.ndim > 2:

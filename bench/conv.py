@@ -32,7 +32,7 @@ SHAPES = [
     (8, 64, 56, 64),
     (1, 64, 56, 64),  # one image
 ]
-QUICK_SHAPES = [(2, 8, 6, 8), (2, 3, 5, 4), (2, 16, 5, 16)]
+QUICK_SHAPES = [(2, 8, 6, 8), (2, 3, 5, 4), (2, 16, 8, 16)]
 ALGORITHMS = ("auto", "im2col", "winograd")
 
 

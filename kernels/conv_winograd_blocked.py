@@ -43,8 +43,11 @@ POSITIONS = wino.POSITIONS
 # machine's cores, leaving room for the phase arrays, the filters and BLAS's packed panels.
 BLOCK_BYTES = 1 << 20
 # Passes are cut into at least this many blocks (when the batch has that many images), so
-# that up to this many threads get work, whatever the machine.
+# that up to this many threads get work, whatever the machine ...
 MIN_BLOCKS = 8
+# ... and at most this many: the weight gradient keeps one dU (16 x K x C/groups) per block
+# until the pass ends, so large batches get larger blocks instead of more of them.
+MAX_BLOCKS = 64
 
 # The transforms' matrices as terms: row r of a matrix is (count, index, sign, index, sign,
 # index, sign), the nonzero entries of that row. The ±1 signs make every product exact.
@@ -69,8 +72,9 @@ def image_bytes(channels: int, filters: int, out_hw, itemsize: int) -> int:
 
 
 def block_bounds(n_img: int, per_image_bytes: int) -> list[tuple[int, int]]:
-    """[(first image, end), ...]: the blocks of a pass over n_img images."""
-    size = max(1, min(BLOCK_BYTES // max(per_image_bytes, 1), n_img // MIN_BLOCKS))
+    """[(first image, end), ...]: the blocks of a pass over n_img images (none for none)."""
+    size = max(1, min(BLOCK_BYTES // max(per_image_bytes, 1), n_img // MIN_BLOCKS),
+               -(-n_img // MAX_BLOCKS))
     return [(s, min(s + size, n_img)) for s in range(0, n_img, size)]
 
 
@@ -264,7 +268,7 @@ def _input_grad_transform(dvt, nb, th, tw, n_ch, q16, p):
     """The input's phases (th + 1, tw + 1 per image; zeroed here) = B dV B^T per tile, summed
     where patches overlap, from dV^T (16, nb*th*tw*C). q16: scratch of dV^T's shape."""
     length = nb * th * tw * n_ch
-    one = dvt.dtype.type(1)
+    dt = dvt.dtype.type  # constants in the array's dtype: float32 * int64 would be float64
     # B down each column of dV: q16[4i + b] = sum_a B^T[a, i] dV[4a + b], 1 or 3 terms
     for i in range(4):
         rows = _BT_COLS[i]
@@ -293,10 +297,10 @@ def _input_grad_transform(dvt, nb, th, tw, n_ch, q16, p):
                     terms = _BT_COLS[j]
                     s0 = q16[4 * i + terms[1], first:first + run]
                     if terms[0] == 1:
-                        _add1(dst, one * terms[2], s0)
+                        _add1(dst, dt(terms[2]), s0)
                     else:
-                        _add3(dst, one * terms[2], s0, one * terms[4],
-                              q16[4 * i + terms[3], first:first + run], one * terms[6],
+                        _add3(dst, dt(terms[2]), s0, dt(terms[4]),
+                              q16[4 * i + terms[3], first:first + run], dt(terms[6]),
                               q16[4 * i + terms[5], first:first + run])
 
 
@@ -314,7 +318,7 @@ class _Pass:
         self.dtype = np.dtype(dtype)
         self.blocks = block_bounds(n_img, image_bytes(channels, filters, out_hw,
                                                       self.dtype.itemsize))
-        self.most = max(e - s for s, e in self.blocks)
+        self.most = max((e - s for s, e in self.blocks), default=0)
 
     def tiles_t(self, channels):
         """An uninitialised (16, tiles of the largest block, channels) array: V^T, M^T..."""
@@ -365,12 +369,17 @@ def _filters(w, groups):
     return u.reshape(POSITIONS, groups, u.shape[1] // groups, u.shape[2])
 
 
+def _is_int(v):
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
 def _check(op, x_shape, w_shape, padding, groups):
     """padding and out_hw of a pass, checked (ops.conv has checked what users pass)."""
-    if len(x_shape) != 4 or len(w_shape) != 4 or tuple(w_shape[2:]) != (3, 3):
+    if (len(x_shape) != 4 or len(w_shape) != 4 or tuple(w_shape[2:]) != (3, 3)
+            or not all(_is_int(d) and d >= 0 for d in (*x_shape, *w_shape))):
         raise ValueError(f"{op}: expected a 4-D input and (K, C/groups, 3, 3) filters, got "
                          f"shapes {tuple(x_shape)} and {tuple(w_shape)}")
-    if (not isinstance(groups, int) or groups < 1 or x_shape[1] != w_shape[1] * groups
+    if (not _is_int(groups) or groups < 1 or x_shape[1] != w_shape[1] * groups
             or w_shape[0] % groups):
         raise ValueError(f"{op}: input {tuple(x_shape)} and weight {tuple(w_shape)} do not "
                          f"fit groups={groups!r}")
@@ -383,15 +392,18 @@ def _check(op, x_shape, w_shape, padding, groups):
 
 
 def _check_arrays(op, **arrays):
-    """NumPy float arrays of one dtype, the first's."""
-    dtype = None
+    """NumPy float arrays of one dtype."""
+    first = None
     for name, a in arrays.items():
         if not isinstance(a, np.ndarray):
             raise TypeError(f"{op}: runs on the CPU only; {name} is a {type(a).__name__}, "
                             "not a NumPy array")
         check_float_array(op, name, a)
-        dtype = a.dtype if dtype is None else dtype
-        check_same_dtype(op, name, a, dtype)
+        if first is None:
+            first = name, a.dtype
+        elif a.dtype != first[1]:
+            raise TypeError(f"{op}: {first[0]} is {first[1]} but {name} is {a.dtype}; "
+                            "expected one dtype for all")
 
 
 def forward(x, w, bias=None, padding=(0, 0), groups=1):
@@ -443,8 +455,6 @@ def forward(x, w, bias=None, padding=(0, 0), groups=1):
 
 def _backward(x, gy, w, x_shape, w_shape, padding, groups, op):
     """(gx, gw) from one dM^T per block: gx when w is given, gw when x is."""
-    _check_arrays(op, **{name: a for name, a in (("gy", gy), ("x", x), ("w", w))
-                         if a is not None})
     padding, out_hw = _check(op, x_shape, w_shape, padding, groups)
     n, c = x_shape[:2]
     k = w_shape[0]
@@ -503,16 +513,20 @@ def _backward(x, gy, w, x_shape, w_shape, padding, groups, op):
 
 def input_grad(gy, w, x_shape, padding=(0, 0), groups=1):
     """gx: conv2d's gradient in x, for output gradient gy and an input of shape x_shape."""
-    return _backward(None, gy, w, tuple(x_shape), w.shape, padding, groups,
-                     "winograd input_grad")[0]
+    op = "winograd input_grad"
+    _check_arrays(op, gy=gy, w=w)
+    return _backward(None, gy, w, tuple(x_shape), w.shape, padding, groups, op)[0]
 
 
 def weight_grad(x, gy, w_shape, padding=(0, 0), groups=1):
     """gw: conv2d's gradient in w, for input x and output gradient gy."""
-    return _backward(x, gy, None, x.shape, tuple(w_shape), padding, groups,
-                     "winograd weight_grad")[1]
+    op = "winograd weight_grad"
+    _check_arrays(op, x=x, gy=gy)
+    return _backward(x, gy, None, x.shape, tuple(w_shape), padding, groups, op)[1]
 
 
 def grads(x, gy, w, padding=(0, 0), groups=1):
     """(gx, gw) together: each block's dM^T is made once and read by both."""
-    return _backward(x, gy, w, x.shape, w.shape, padding, groups, "winograd grads")
+    op = "winograd grads"
+    _check_arrays(op, x=x, gy=gy, w=w)
+    return _backward(x, gy, w, x.shape, w.shape, padding, groups, op)

@@ -9,14 +9,14 @@ multiply-adds than im2col's one GEMM (the algorithm and the transforms: kernels/
 Two ways to run a pass, chosen by `_blocked` from the shapes alone:
 - block by block (kernels/conv_winograd_blocked.py): a few images at a time, channels last,
   every transform vectorized, the tile arrays in cache; `grads` makes each block's dM once for
-  both gradients. For batches of small images (outputs 8 to a few dozen wide) with 16 or
-  more channels.
+  both gradients. For batches of small images (outputs 8 to a few dozen wide) with 16 to 96
+  channels.
 - over the whole batch (kernels/conv_winograd.py's transforms): one (image, channel) plane at
   a time, every product one batched GEMM over the 16 positions and the groups (backend.matmul:
   the batch split across threads, one BLAS thread each). For a single image (one block would
   leave the other threads idle), few channels (channels-last runs of fewer than 16 numbers
-  cost more to transpose than they gain) and large images (one image's tile arrays overflow
-  the L2 cache anyway).
+  cost more to transpose than they gain), many channels (U and one image's tiles overflow
+  the L2 cache) and large images (one image's tile arrays overflow it anyway).
 Same five functions as ``conv_gemm``; ``ops/conv.py`` chooses between them. prepare_gy hands gy
 on as it is: each pass transforms it in its own way.
 """
@@ -31,11 +31,14 @@ from gpugrad.kernels import conv_winograd_blocked as blocked
 
 NAME = "winograd"
 # The blocked passes need this many images, channels in and out, and outputs per row and per
-# column (`gpugrad bench conv`, bench/results/cpu-xeon/conv-cpu.json, "wino/whole": 1.2-1.26x
-# on 28x28 and 14x14 outputs with 16-64 channels, 0.955x on 7x7 outputs, whose phase arrays
-# are half border).
+# column, and at most this many channels (`gpugrad bench conv`, bench/results/cpu-xeon/
+# conv-cpu.json, "wino/whole": 1.2-1.3x on 28x28 and 14x14 outputs with 16-64 channels,
+# 0.955x on 7x7 outputs, whose phase arrays are half border; measured apart: 1.06x with 96
+# channels, 0.72x with 128 and 0.58x with 256, where U alone fills half the L2 cache and a
+# block holds a single image).
 BLOCKED_MIN_IMAGES = 2
 BLOCKED_MIN_CHANNELS = 16
+BLOCKED_MAX_CHANNELS = 96
 BLOCKED_MIN_OUTPUT = 8
 _blocked_allowed = True
 
@@ -44,7 +47,8 @@ def _blocked(x_shape, w_shape, groups, out_hw, itemsize) -> bool:
     """Whether a pass over this convolution runs block by block (see the module docstring)."""
     n, c = x_shape[:2]
     k = w_shape[0]
-    return (_blocked_allowed and n >= BLOCKED_MIN_IMAGES and min(c, k) >= BLOCKED_MIN_CHANNELS
+    return (_blocked_allowed and n >= BLOCKED_MIN_IMAGES
+            and BLOCKED_MIN_CHANNELS <= min(c, k) and max(c, k) <= BLOCKED_MAX_CHANNELS
             and min(out_hw) >= BLOCKED_MIN_OUTPUT
             and blocked.image_bytes(c, k, out_hw, itemsize) <= blocked.BLOCK_BYTES)
 

@@ -93,16 +93,23 @@ def test_results_do_not_depend_on_the_thread_count(monkeypatch):
 
 
 @pytest.mark.parametrize("n_img, per_image", [(64, 301056), (64, 1), (7, 1), (1, 10**9),
-                                              (100, 5 * 10**5), (3, 10**6)])
+                                              (100, 5 * 10**5), (3, 10**6), (1000, 10**6),
+                                              (0, 100)])
 def test_blocks_cover_the_batch_in_order(n_img, per_image):
     bounds = blocked.block_bounds(n_img, per_image)
+    if n_img == 0:
+        assert bounds == []
+        return
     assert bounds[0][0] == 0 and bounds[-1][1] == n_img
     assert all(e0 == s1 for (_, e0), (s1, _) in zip(bounds, bounds[1:]))
     sizes = [e - s for s, e in bounds]
     assert min(sizes) >= 1
     assert len(bounds) >= min(n_img, blocked.MIN_BLOCKS)
-    # Within the cache budget, unless a block is a single image.
-    assert max(sizes) == 1 or max(sizes) * per_image <= blocked.BLOCK_BYTES
+    # Within the cache budget, unless a block is a single image or the batch needs larger
+    # blocks to stay within MAX_BLOCKS.
+    assert len(bounds) <= blocked.MAX_BLOCKS
+    assert (max(sizes) == 1 or max(sizes) * per_image <= blocked.BLOCK_BYTES
+            or max(sizes) == -(-n_img // blocked.MAX_BLOCKS))
 
 
 def test_bad_input_is_named():
@@ -112,8 +119,8 @@ def test_bad_input_is_named():
     with pytest.raises(ValueError, match=r"winograd forward: expected a 4-D input and "
                                          r"\(K, C/groups, 3, 3\) filters"):
         blocked.forward(x, w[:, :, :2], b, (1, 1))
-    with pytest.raises(TypeError, match=r"winograd forward: w must be float32 like the input, "
-                                        r"got float64"):
+    with pytest.raises(TypeError, match=r"winograd forward: x is float32 but w is float64; "
+                                        r"expected one dtype for all"):
         blocked.forward(x, w.astype(np.float64), b, (1, 1))
     with pytest.raises(ValueError, match=r"winograd forward: bias must have shape \(3,\)"):
         blocked.forward(x, w, b[:2], (1, 1))
@@ -125,5 +132,24 @@ def test_bad_input_is_named():
     with pytest.raises(ValueError, match=r"winograd grads: expected gy of shape \(2, 3, 5, 5\), "
                                          r"got \(2, 3, 5, 4\)"):
         blocked.grads(x, gy, w, (1, 1))
-    with pytest.raises(TypeError, match=r"winograd input_grad: w must be float64 like the input"):
+    with pytest.raises(TypeError, match=r"winograd input_grad: gy is float64 but w is float32"):
         blocked.input_grad(np.zeros((2, 3, 5, 5)), w, x.shape, (1, 1))
+    with pytest.raises(TypeError, match=r"winograd input_grad: runs on the CPU only; w is a list"):
+        blocked.input_grad(np.zeros((2, 3, 5, 5), np.float32), [1.0], x.shape, (1, 1))
+    with pytest.raises(ValueError, match=r"winograd input_grad: expected a 4-D input"):
+        blocked.input_grad(np.zeros((2, 3, 5, 5), np.float32), w, (2, 4.0, 5, 5), (1, 1))
+
+
+def test_an_empty_batch_and_numpy_integer_groups():
+    x, w, b, rng = _case((0, 4, 5, 5), 4, 2, np.float64)
+    y = blocked.forward(x, w, b, (1, 1), groups=np.int64(2))
+    assert y.shape == (0, 4, 5, 5)
+    gx, gw = blocked.grads(x, np.zeros(y.shape), w, (1, 1), groups=np.int64(2))
+    assert gx.shape == x.shape and gw.shape == w.shape and not gw.any()
+
+
+def test_large_batches_get_larger_blocks_not_more():
+    """The weight gradient keeps one dU per block: their number stays bounded."""
+    bounds = blocked.block_bounds(10_000, 300_000)
+    assert len(bounds) <= blocked.MAX_BLOCKS
+    assert bounds[-1][1] == 10_000

@@ -248,6 +248,8 @@ def test_a_backward_follows_its_forwards_passes(forward_whole, backward_whole, s
     ((64, 32, 14, 14), (8, 32, 3, 3), 1, (14, 14), False),  # few output channels
     ((8, 64, 56, 56), (64, 64, 3, 3), 1, (56, 56), False),  # an image overflows the cache
     ((32, 128, 7, 7), (128, 128, 3, 3), 1, (7, 7), False),  # 7x7 outputs: phases half border
+    ((64, 128, 14, 14), (128, 128, 3, 3), 1, (14, 14), False),  # many channels: U fills L2
+    ((64, 96, 16, 16), (96, 96, 3, 3), 1, (16, 16), True),
 ])
 def test_which_winograd_passes(x_shape, w_shape, groups, out_hw, blocked):
     assert conv_winograd._blocked(x_shape, w_shape, groups, out_hw, 4) is blocked

@@ -1,7 +1,8 @@
 """gpugrad's hot-path kernels (installed as ``gpugrad.kernels``).
 
 One module per family: ``conv`` (im2col / col2im), ``conv_winograd`` (Winograd F(2x2, 3x3)
-transforms, CPU only), ``loss`` (fused softmax cross-entropy), ``activation`` (ReLU), ``pool``
+transforms, CPU only), ``conv_winograd_blocked`` (Winograd passes a few images at a time,
+channels last, CPU only), ``loss`` (fused softmax cross-entropy), ``activation`` (ReLU), ``pool``
 (max-pooling). Each has a NumPy reference (the test oracle), a Numba CPU twin and a
 dispatcher that picks by device; the Numba CUDA kernels sit in the matching ``*_cuda`` module,
 imported on the first CUDA call. Importing this package compiles nothing and needs no GPU.

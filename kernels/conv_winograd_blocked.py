@@ -133,16 +133,16 @@ def _phase_start(i, j, n, ty, rows, cols, phase, n_ch):
 
 
 @njit(cache=True, nogil=True)
-def _input_transform(p, nb, th, tw, n_ch, vt, plane, offset):
+def _input_transform(p, nb, th, tw, n_ch, vt, plane):
     """V^T from the input's phases, (th + 1, tw + 1) per image: V[4a + b] = sum over i, j of
     B^T[a, i] B^T[b, j] d[i, j], 2 x 2 terms, one tile row at a time. V^T's 16 planes of
-    nb*th*tw*C numbers start at offset + xi * plane in the flat array vt."""
+    nb*th*tw*C numbers start at xi * plane in the flat array vt."""
     rows, cols = th + 1, tw + 1
     phase = nb * rows * cols * n_ch
     run = tw * n_ch
     for n in range(nb):
         for ty in range(th):
-            first = offset + (n * th + ty) * run
+            first = (n * th + ty) * run
             for a in range(4):
                 i0, i1 = _BT_ROWS[a, 1], _BT_ROWS[a, 3]
                 for b in range(4):
@@ -442,7 +442,7 @@ def forward(x, w, bias=None, padding=(0, 0), groups=1):
             if nb not in grouped_mt:
                 grouped_mt[nb] = ps.grouped(mt, n_tiles)
             last = ps.load_input(x, s, e, p_in, last)
-            _input_transform(p_in, nb, th, tw, c, vt_flat, plane, 0)
+            _input_transform(p_in, nb, th, tw, c, vt_flat, plane)
             np.matmul(ps.grouped(vt, n_tiles), u_t, out=grouped_mt[nb])
             # M^T rows are (tiles, K): the output phases come out (nb, th, tw, K) each.
             length = n_tiles * k
@@ -500,7 +500,7 @@ def _backward(x, gy, w, x_shape, w_shape, padding, groups, op):
                 _from_phases(p_gx, *padding, th + 1, tw + 1, zero_bias, gx[s:e])
             if du_blocks is not None:
                 last_x = ps.load_input(x, s, e, p_x, last_x)
-                _input_transform(p_x, nb, th, tw, c, cvt.reshape(-1), cvt[0].size, 0)
+                _input_transform(p_x, nb, th, tw, c, cvt.reshape(-1), cvt[0].size)
                 np.matmul(dm_g.transpose(0, 1, 3, 2), cv_g, out=du_blocks[i])
 
     _run(part, len(ps.blocks))

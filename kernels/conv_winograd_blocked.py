@@ -312,6 +312,42 @@ def _input_grad_transform(dvt, nb, th, tw, n_ch, q16, p):
                               q16[4 * i + terms[5], first:first + run])
 
 
+# Each block's work between two GEMMs, one call each (fewer calls from Python, whose time
+# the two worker threads share under the GIL).
+
+
+@njit(cache=True, nogil=True)
+def _load_input(x, ph, pw, th, tw, p, clear, vt, plane):
+    """An input block (nb, C, h, w) -> its phases p (zeroed first when `clear`) -> V^T."""
+    if clear:
+        p[:] = 0
+    _to_phases(x, ph, pw, th + 1, tw + 1, p)
+    _input_transform(p, x.shape[0], th, tw, x.shape[1], vt, plane)
+
+
+@njit(cache=True, nogil=True)
+def _store_output(mt, length, rows8, p, th, tw, bias, y, buf):
+    """M^T -> y's phases p -> y block (nb, K, oh, ow), plus bias."""
+    _output_transform(mt, length, rows8, p)
+    _from_phases(p[:4 * length], 0, 0, th, tw, bias, y, buf)
+
+
+@njit(cache=True, nogil=True)
+def _load_gy(gy, th, tw, g, clear, dmt):
+    """A gy block (nb, K, oh, ow) -> its phases g (zeroed first when `clear`) -> dM^T."""
+    if clear:
+        g[:] = 0
+    _to_phases(gy, 0, 0, th, tw, g)
+    _gy_transform(g, gy.shape[0] * th * tw * gy.shape[1], dmt)
+
+
+@njit(cache=True, nogil=True)
+def _store_input_grad(dvt, th, tw, q16, p, ph, pw, zero_bias, gx, buf):
+    """dV^T -> the input's phases p -> gx block (nb, C, h, w)."""
+    _input_grad_transform(dvt, gx.shape[0], th, tw, gx.shape[1], q16, p)
+    _from_phases(p, ph, pw, th + 1, tw + 1, zero_bias, gx, buf)
+
+
 # ----------------------------------------------------------------------------- passes
 
 
@@ -345,14 +381,6 @@ class _Pass:
         g = self.groups
         a = a[:, :n_tiles]
         return a.reshape(POSITIONS, n_tiles, g, a.shape[2] // g).transpose(0, 2, 1, 3)
-
-    def load_input(self, x, s, e, p, last):
-        """The input phases of images s..e in p; `last` the previous block's image count (the
-        zero border holds only while the layout, which depends on it, stays the same)."""
-        if last not in (None, e - s):
-            p[:] = 0
-        _to_phases(x[s:e], *self.padding, self.th + 1, self.tw + 1, p)
-        return e - s
 
 
 def _run(part, n_blocks):
@@ -443,20 +471,19 @@ def forward(x, w, bias=None, padding=(0, 0), groups=1):
         row_buf = np.empty((k, out_hw[1]), x.dtype)
         mt_rows = mt.reshape(POSITIONS, -1)
         vt_flat, plane = vt.reshape(-1), vt[0].size
-        grouped_mt = {}  # per block size (at most two): the GEMM's view of M^T
+        views = {}  # per block size (at most two): the GEMM's views of V^T and M^T
         last = None
         for i in indices:
             s, e = ps.blocks[i]
             nb, n_tiles = e - s, (e - s) * ps.tiles
-            if nb not in grouped_mt:
-                grouped_mt[nb] = ps.grouped(mt, n_tiles)
-            last = ps.load_input(x, s, e, p_in, last)
-            _input_transform(p_in, nb, th, tw, c, vt_flat, plane)
-            np.matmul(ps.grouped(vt, n_tiles), u_t, out=grouped_mt[nb])
+            if nb not in views:
+                views[nb] = (ps.grouped(vt, n_tiles), ps.grouped(mt, n_tiles))
+            # The phases' zero border holds while the layout (set by nb) stays the same.
+            _load_input(x[s:e], *padding, th, tw, p_in, last not in (None, nb), vt_flat, plane)
+            last = nb
+            np.matmul(views[nb][0], u_t, out=views[nb][1])
             # M^T rows are (tiles, K): the output phases come out (nb, th, tw, K) each.
-            length = n_tiles * k
-            _output_transform(mt_rows, length, rows8, p_out)
-            _from_phases(p_out[:4 * length], 0, 0, th, tw, b, y[s:e], row_buf)
+            _store_output(mt_rows, n_tiles * k, rows8, p_out, th, tw, b, y[s:e], row_buf)
 
     _run(part, len(ps.blocks))
     return y
@@ -491,7 +518,8 @@ def _backward(x, gy, w, x_shape, w_shape, padding, groups, op):
         q16 = ps.tiles_t(c).reshape(POSITIONS, -1) if gx is not None else None
         p_x = ps.input_phases(c) if du_blocks is not None else None
         row_buf = np.empty((c, x_shape[3]), gy.dtype)
-        last_gy = last_x = None
+        cvt_flat, plane = cvt.reshape(-1), cvt[0].size
+        last = None
         views = {}  # per block size (at most two): the GEMMs' views of dM^T and of dV^T / V^T
         for i in indices:
             s, e = ps.blocks[i]
@@ -499,19 +527,18 @@ def _backward(x, gy, w, x_shape, w_shape, padding, groups, op):
             if nb not in views:
                 views[nb] = (ps.grouped(dmt, n_tiles), ps.grouped(cvt, n_tiles))
             dm_g, cv_g = views[nb]
-            if last_gy not in (None, nb):
-                g[:] = 0  # past an odd output edge the phases must read zero
-            last_gy = nb
-            _to_phases(gy[s:e], 0, 0, th, tw, g)
-            _gy_transform(g, n_tiles * k, dmt_rows)
+            # Past an odd output edge the phases must read zero: they are cleared whenever
+            # the layout (set by nb) changes.
+            _load_gy(gy[s:e], th, tw, g, last not in (None, nb), dmt_rows)
             if gx is not None:
                 np.matmul(dm_g, u, out=cv_g)
-                _input_grad_transform(cvt_rows, nb, th, tw, c, q16, p_gx)
-                _from_phases(p_gx, *padding, th + 1, tw + 1, zero_bias, gx[s:e], row_buf)
+                _store_input_grad(cvt_rows, th, tw, q16, p_gx, *padding, zero_bias, gx[s:e],
+                                  row_buf)
             if du_blocks is not None:
-                last_x = ps.load_input(x, s, e, p_x, last_x)
-                _input_transform(p_x, nb, th, tw, c, cvt.reshape(-1), cvt[0].size)
+                _load_input(x[s:e], *padding, th, tw, p_x, last not in (None, nb), cvt_flat,
+                            plane)
                 np.matmul(dm_g.transpose(0, 1, 3, 2), cv_g, out=du_blocks[i])
+            last = nb
 
     _run(part, len(ps.blocks))
     gw = None

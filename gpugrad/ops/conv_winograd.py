@@ -32,7 +32,7 @@ from gpugrad.kernels import conv_winograd_blocked as blocked
 NAME = "winograd"
 # The blocked passes need this many images, channels in and out, and outputs per row and per
 # column, and at most this many channels (`gpugrad bench conv`, bench/results/cpu-xeon/
-# conv-cpu.json, "wino/whole": 1.2-1.3x on 28x28 and 14x14 outputs with 16-64 channels,
+# conv-cpu.json, "wino/whole": 1.29-1.47x on 28x28 and 14x14 outputs with 16-64 channels,
 # 0.955x on 7x7 outputs, whose phase arrays are half border; measured apart: 1.06x with 96
 # channels, 0.72x with 128 and 0.58x with 256, where U alone fills half the L2 cache and a
 # block holds a single image).

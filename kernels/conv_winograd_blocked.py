@@ -85,6 +85,13 @@ def block_bounds(n_img: int, per_image_bytes: int) -> list[tuple[int, int]]:
 # element, and the loop scalar).
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _phase_start(i, j, n, ty, rows, cols, phase, n_ch):
+    """Where entry (ty + i // 2, j // 2) of image n's phase (i % 2, j % 2) starts: padded-canvas
+    row 2 ty + i, column j."""
+    return ((i & 1) * 2 + (j & 1)) * phase + ((n * rows + ty + (i >> 1)) * cols + (j >> 1)) * n_ch
+
+
 @njit(cache=True, nogil=True)
 def _to_phases(a, ph, pw, rows, cols, p):
     """a (nb, C, h, w) into phase arrays of (rows, cols) entries per image and phase, the
@@ -98,8 +105,7 @@ def _to_phases(a, ph, pw, rows, cols, p):
             rr = ph + r
             for q in range(w):
                 qq = pw + q
-                start = (((rr & 1) * 2 + (qq & 1)) * phase
-                         + ((n * rows + (rr >> 1)) * cols + (qq >> 1)) * n_ch)
+                start = _phase_start(rr, qq, n, 0, rows, cols, phase, n_ch)
                 dst = p[start:start + n_ch]
                 src = src_img[r * w + q:]
                 for c in range(n_ch):
@@ -121,8 +127,7 @@ def _from_phases(p, ph, pw, rows, cols, bias, out, buf):
             rr = ph + r
             for q in range(w):
                 qq = pw + q
-                start = (((rr & 1) * 2 + (qq & 1)) * phase
-                         + ((n * rows + (rr >> 1)) * cols + (qq >> 1)) * n_ch)
+                start = _phase_start(rr, qq, n, 0, rows, cols, phase, n_ch)
                 src = p[start:start + n_ch]
                 for c in range(n_ch):
                     buf[c, q] = src[c]
@@ -132,12 +137,6 @@ def _from_phases(p, ph, pw, rows, cols, bias, out, buf):
                 row = buf[c]
                 for q in range(w):
                     dst[q] = row[q] + b
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _phase_start(i, j, n, ty, rows, cols, phase, n_ch):
-    """Where entry (ty + i // 2, j // 2) of image n's phase (i % 2, j % 2) starts."""
-    return ((i & 1) * 2 + (j & 1)) * phase + ((n * rows + ty + (i >> 1)) * cols + (j >> 1)) * n_ch
 
 
 @njit(cache=True, nogil=True)
@@ -352,11 +351,10 @@ def _store_input_grad(dvt, th, tw, q16, p, ph, pw, zero_bias, gx, buf):
 
 
 class _Pass:
-    """Sizes and per-thread buffers of one pass: images, channels, tiles, padding, groups."""
+    """Tiles, blocks and per-thread buffers of one pass."""
 
-    def __init__(self, n_img, channels, filters, in_hw, out_hw, padding, groups, dtype):
-        self.n_img, self.channels, self.filters = n_img, channels, filters
-        self.in_hw, self.out_hw, self.padding, self.groups = in_hw, out_hw, padding, groups
+    def __init__(self, n_img, channels, filters, out_hw, groups, dtype):
+        self.groups = groups
         self.th, self.tw = wino.tile_counts(*out_hw)
         self.tiles = self.th * self.tw  # per image
         self.dtype = np.dtype(dtype)
@@ -457,7 +455,7 @@ def forward(x, w, bias=None, padding=(0, 0), groups=1):
         check_same_dtype(op, "bias", bias, x.dtype)
     n, c = x.shape[:2]
     k = w.shape[0]
-    ps = _Pass(n, c, k, x.shape[2:], out_hw, padding, groups, x.dtype)
+    ps = _Pass(n, c, k, out_hw, groups, x.dtype)
     x = np.ascontiguousarray(x)
     b = np.zeros(k, x.dtype) if bias is None else np.ascontiguousarray(bias)
     u_t = np.ascontiguousarray(_filters(w, groups).transpose(0, 1, 3, 2))  # (16, G, C/G, K/G)
@@ -496,7 +494,7 @@ def _backward(x, gy, w, x_shape, w_shape, padding, groups, op):
     k = w_shape[0]
     if tuple(gy.shape) != (n, k, *out_hw):
         raise ValueError(f"{op}: expected gy of shape {(n, k, *out_hw)}, got {tuple(gy.shape)}")
-    ps = _Pass(n, c, k, x_shape[2:], out_hw, padding, groups, gy.dtype)
+    ps = _Pass(n, c, k, out_hw, groups, gy.dtype)
     th, tw = ps.th, ps.tw
     gy = np.ascontiguousarray(gy)
     gx = u = du_blocks = None

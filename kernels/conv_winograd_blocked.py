@@ -36,6 +36,7 @@ from numba import njit
 
 from gpugrad import backend, host_blas
 from gpugrad.kernels import conv_winograd as wino
+from gpugrad.kernels.conv import _is_int
 from gpugrad.kernels.checks import check_float_array, check_same_dtype
 
 POSITIONS = wino.POSITIONS
@@ -401,10 +402,6 @@ def _filters(w, groups):
     """U = G w G^T as (16, groups, K/groups, C/groups)."""
     u = wino.filter_transform(w)
     return u.reshape(POSITIONS, groups, u.shape[1] // groups, u.shape[2])
-
-
-def _is_int(v):
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
 def _check(op, x_shape, w_shape, padding, groups):

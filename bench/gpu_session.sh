@@ -5,7 +5,7 @@
 #   bash bench/gpu_session.sh [OUT_DIR]      (default: $OUT, else bench/results/gpu)
 #
 # Installs gpugrad in place without dependencies, records the machine (gpugrad info,
-# nvidia-smi), runs the gpu-marked tests, the kernel and training-step benchmarks on CUDA, the
+# nvidia-smi), runs the gpu-marked tests, the kernel, training-step and max-pool benchmarks on CUDA, the
 # shipped kernels against the ones they replaced (bench/gpu_variants.py), and a short training run
 # on the GPU. Each step runs even if an earlier one failed; the exit status
 # is the number of failed steps. Everything lands in OUT_DIR, ready to commit under bench/results.
@@ -33,6 +33,7 @@ step nvidia-smi nvidia-smi
 step gpu-tests python3 -m pytest -m gpu -q -p no:cacheprovider
 step bench-kernels "${gpugrad[@]}" bench kernels --device cuda --out "$out"
 step bench-step "${gpugrad[@]}" bench step --device cuda --out "$out"
+step bench-pool "${gpugrad[@]}" bench pool --device cuda --out "$out"
 step gpu-variants python3 -m gpugrad.bench.gpu_variants --out "$out"
 step train "${gpugrad[@]}" train --device cuda --out "$out/train"
 echo "failed steps: $failed"

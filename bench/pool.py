@@ -4,22 +4,26 @@ Each step is ``y = max_pool2d(x, 2); y.backward(gy)`` through autograd, on the s
 LeNet training step at batch 64: 64x32x28x28 and 64x64x14x14, float32. "composite" is the
 implementation the kernels replaced (im2col with -inf padding, max over the window dim with its
 argmax, scatter and col2im back), kept here as the baseline. Paired rounds in one process,
-alternating, medians and ratios. Usage: gpugrad bench pool [--rounds N] [--iters N] [--threads N] [--out DIR]
+alternating, medians and ratios. On ``--device cuda`` the same steps run on the GPU against
+PyTorch CUDA, each timed between two synchronizations of the stream.
+Usage: gpugrad bench pool [--device cpu|cuda] [--quick] [--rounds N] [--iters N] [--threads N] [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from pathlib import Path
 
 import numpy as np
 
+from gpugrad.bench.common import write_json
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 SHAPES = [(64, 32, 28, 28), (64, 64, 14, 14)]
+QUICK_SHAPES = [(2, 3, 8, 8)]  # --quick: a smoke run (the CUDA simulator runs it in seconds)
 KERNEL = 2
 
 
@@ -36,16 +40,21 @@ def composite_max_pool2d(x, k):
     return values
 
 
-def _timer(lib, pool, shape, rng, iters):
-    x = lib.tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True)
+def _timer(lib, pool, shape, rng, iters, device="cpu", sync=None):
+    x = lib.tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True,
+                   device=device)
     out_shape = (*shape[:2], shape[2] // KERNEL, shape[3] // KERNEL)
-    gy = lib.tensor(rng.standard_normal(out_shape).astype(np.float32))
+    gy = lib.tensor(rng.standard_normal(out_shape).astype(np.float32), device=device)
 
     def timed():
+        if sync is not None:
+            sync()
         start = time.perf_counter()
         for _ in range(iters):
             x.grad = None
             pool(x).backward(gy)
+        if sync is not None:
+            sync()
         return (time.perf_counter() - start) / iters
 
     return timed
@@ -60,17 +69,29 @@ def paired_rounds(fns: dict, rounds: int) -> dict:
     return samples
 
 
-def run(rounds=11, iters=10, threads=None):
+def run(rounds=11, iters=10, threads=None, device="cpu", shapes=SHAPES):
     import numba
 
     import gpugrad as gg
+    from gpugrad import backend
     from gpugrad.ops.pool import max_pool2d
+
+    from gpugrad.bench.common import gpu_info
 
     rng = np.random.default_rng(0)
     try:
         import torch
     except ImportError:
         torch = None
+    sync = torch_sync = None
+    if device == "cuda":
+        if not backend.cuda_is_available():
+            raise SystemExit(f"gpugrad bench pool --device cuda: {backend.cuda_unavailable_reason()}")
+        sync = backend.synchronize
+        if torch is not None and not (torch.cuda.is_available() and backend.cupy_module()):
+            torch = None  # a CPU build of PyTorch (or the simulator) has no CUDA contender
+        if torch is not None:
+            torch_sync = torch.cuda.synchronize
     if threads is not None:
         # The same core budget for both: Numba's parallel twins and PyTorch's intra-op pool.
         numba.set_num_threads(threads)
@@ -84,16 +105,21 @@ def run(rounds=11, iters=10, threads=None):
         "torch": torch.__version__ if torch else None,
         "numba_threads": numba.get_num_threads(),
         "torch_threads": torch.get_num_threads() if torch else None,
+        "device": device,
         "shapes": {},
     }
-    for shape in SHAPES:
+    if device == "cuda":
+        result["gpu"] = gpu_info()
+    for shape in shapes:
         fns = {
-            "kernels": _timer(gg, lambda x: max_pool2d(x, KERNEL), shape, rng, iters),
-            "composite": _timer(gg, lambda x: composite_max_pool2d(x, KERNEL), shape, rng, iters),
+            "kernels": _timer(gg, lambda x: max_pool2d(x, KERNEL), shape, rng, iters,
+                              device, sync),
+            "composite": _timer(gg, lambda x: composite_max_pool2d(x, KERNEL), shape, rng, iters,
+                                device, sync),
         }
         if torch is not None:
             fns["torch"] = _timer(torch, lambda x: torch.nn.functional.max_pool2d(x, KERNEL),
-                                  shape, rng, iters)
+                                  shape, rng, iters, device, torch_sync)
         for fn in fns.values():  # warm-up (first calls compile / allocate)
             fn()
         samples = paired_rounds(fns, rounds)
@@ -107,17 +133,22 @@ def run(rounds=11, iters=10, threads=None):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="gpugrad bench pool", description=__doc__)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--quick", action="store_true", help="one tiny shape, 3 rounds of 1")
     parser.add_argument("--rounds", type=int, default=11)
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for Numba and PyTorch (default: their own defaults)")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
-    result = run(args.rounds, args.iters, args.threads)
+    if args.quick:
+        result = run(3, 1, args.threads, args.device, QUICK_SHAPES)
+    else:
+        result = run(args.rounds, args.iters, args.threads, args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     suffix = "" if args.threads is None else f"-{args.threads}thread"
-    (out / f"pool-cpu{suffix}.json").write_text(json.dumps(result, indent=2))
+    write_json(out / f"pool-{args.device}{suffix}.json", result)
     print(f"{'shape':16}{'kernels ms':>12}{'composite ms':>14}{'torch ms':>10}{'k/torch':>9}")
     for shape, entry in result["shapes"].items():
         torch_ms = f"{entry['torch']:10.3f}" if "torch" in entry else f"{'-':>10}"

@@ -1,6 +1,9 @@
 """The benchmarks run end to end and write their result files (tiny sizes: no timing asserted)."""
 
 import json
+import os
+import subprocess
+import sys
 
 from gpugrad.cli import main
 
@@ -35,3 +38,27 @@ def test_bench_conv_quick_compares_the_algorithms_and_writes_json(tmp_path, caps
         assert r["speedup"]["winograd_vs_im2col"] > 0
         assert r["speedup"]["winograd_vs_whole_batch"] > 0
     assert "auto picks" in capsys.readouterr().out
+
+
+def test_bench_pool_quick_writes_json(tmp_path, capsys):
+    assert main(["bench", "pool", "--quick", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "pool-cpu.json").read_text())
+    entry = result["shapes"]["2x3x8x8"]
+    assert result["device"] == "cpu"
+    assert entry["kernels"] > 0 and entry["composite"] > 0
+    assert entry["ratio_composite_over_kernels"] > 0
+    assert "2x3x8x8" in capsys.readouterr().out
+
+
+def test_bench_pool_runs_on_simulated_cuda(tmp_path):
+    """--device cuda times the CUDA kernels (here in Numba's simulator, in a child process:
+    the switch must be set before numba.cuda is imported). PyTorch has no simulated GPU, so
+    it sits this one out."""
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    subprocess.run([sys.executable, "-m", "gpugrad", "bench", "pool", "--device", "cuda",
+                    "--quick", "--out", str(tmp_path)], check=True, env=env, timeout=300,
+                   capture_output=True)
+    result = json.loads((tmp_path / "pool-cuda.json").read_text())
+    assert result["device"] == "cuda"
+    entry = result["shapes"]["2x3x8x8"]
+    assert entry["kernels"] > 0 and entry["composite"] > 0 and "torch" not in entry

@@ -36,7 +36,7 @@ def test_script_runs_every_step_and_counts_failures(tmp_path):
     assert result.returncode == 1, result.stdout + result.stderr
     assert "failed steps: 1" in result.stdout
     for name in ("install", "info", "nvidia-smi", "gpu-tests", "bench-kernels", "bench-step",
-                 "gpu-variants", "train"):
+                 "bench-pool", "gpu-variants", "train"):
         assert "ran" in (out / f"{name}.log").read_text()
     lines = calls.read_text().splitlines()
     assert lines[0] == "python3 -m pip install --no-deps --no-build-isolation -e ."
@@ -48,6 +48,7 @@ def test_script_runs_every_step_and_counts_failures(tmp_path):
         if words[0] == "gpugrad" and words[1] != "bench":
             build_parser().parse_args(words[1:])
     assert f"gpugrad bench kernels --device cuda --out {out}" in lines
+    assert f"gpugrad bench pool --device cuda --out {out}" in lines
     assert f"gpugrad train --device cuda --out {out}/train" in lines
 
 

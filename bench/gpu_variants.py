@@ -6,18 +6,14 @@ GPU time comes in short loans, so a kernel idea is measured here against the ker
 ships, in the same process, paired rounds, on the "large" benchmark size, before it moves into
 kernels/ with its tests. Four such runs on an H200 chose the current cross-entropy and im2col
 kernels (bench/results/gpu/gpu-variants-cuda-run1..4.json; the losing candidates are in git
-history, commit 38fc0b0 onwards). What stays here is the baseline: the block-per-row
-cross-entropy kernels that the warp-per-row ones replaced, and the generic im2col kernel (still
-shipped for kernels of more than 49 taps) against the one compiled per kernel size, each with
-its bar (a copy of the logits; a fill of the columns) and the registers each kernel uses.
+history, commit 38fc0b0 onwards), and a seventh the col2im kernel compiled per kernel size.
+What stays here is the baseline: the block-per-row cross-entropy kernels that the warp-per-row
+ones replaced, and the generic im2col and col2im kernels (still shipped for kernels of more
+than 49 taps) against the ones compiled per kernel size, each with its bar (a copy of the
+logits; a fill or a copy of the columns) and the registers each kernel uses.
 
-One candidate is not shipped yet: ``sized_col2im_kernel``, a col2im compiled per kernel size
-with the techniques that took im2col from 33% to 76% (taps unrolled, every tap loaded before
-any is summed, unsigned indices, divisions as multiply-highs). It is timed against the shipped
-gather ``col2im_kernel`` (19% of the copy bandwidth on an H200) and a copy of the columns.
-
-The previous kernels and the candidate are checked against gpugrad's NumPy references (also
-under NUMBA_ENABLE_CUDASIM=1, by the test suite, at small sizes). Timing refuses the simulator.
+The previous kernels are checked against gpugrad's NumPy references first, and the two col2im
+kernels against each other, to the bit, before they are timed. Timing refuses the simulator.
 """
 
 from __future__ import annotations
@@ -27,15 +23,13 @@ import math
 import sys
 
 import numpy as np
-from numba import cuda, int64, types, uint64
-from numba.np import numpy_support
+from numba import cuda
 
 from gpugrad import backend
 from gpugrad.bench import common
 from gpugrad.bench.kernels import SIZES, cross_entropy_kernel_args, cross_entropy_kernel_launches
 from gpugrad.kernels import _launch
-from gpugrad.kernels.conv import col2im_reference, conv_output_size
-from gpugrad.kernels.conv_cuda import MAX_SIZED_TAPS, division_magic, divmod_by
+from gpugrad.kernels.conv import conv_output_size
 from gpugrad.kernels.loss_cuda import (
     UNROLL,
     WARP,
@@ -206,162 +200,6 @@ def check(xp, n, c, rng, weighted=False, label_smoothing=0.0, dtype=np.float32) 
     np.testing.assert_allclose(backend.to_numpy(gx), ref_g, **tol)
 
 
-# ----------------------------------------------------------------------------- col2im candidate
-
-
-@cuda.jit(device=True, inline=True)
-def _output_of_tap_by(offset, stride, magic, out_size):
-    """conv_cuda._output_of_tap with the division done by divmod_by (magic =
-    division_magic(stride)): the output index o with o * stride == offset, or -1 where no output
-    reads the pixel through that tap. Stride 1 costs no multiplication (divmod_by's shortcut)."""
-    if offset < 0:
-        return -1  # (also keeps divmod_by to the non-negative numbers it is exact for)
-    o, r = divmod_by(offset, stride, magic)
-    return o if r == 0 and o < out_size else -1
-
-
-def _build_sized_col2im(kh, kw, dtype):
-    taps = kh * kw
-
-    @cuda.jit
-    def sized_col2im_kernel(cols, n_img, n_ch, h, w, sy, sx, ph, pw, dy, dx, out_h, out_w,
-                            magic_h, magic_w, magic_ch, magic_sy, magic_sx, channel_major, x):
-        """col2im for a kh x kw kernel (compile-time constants) on flat views: one thread per
-        image pixel, a gather like col2im_kernel, with no integer division. The pixel index is
-        split by multiply-highs (col2im_kernel divides it by w, h and C in software), and
-        the output row that each kernel row reads the pixel into (the output column, each
-        kernel column) is worked out once: kh + kw divisions by the stride, none for stride 1,
-        where col2im_kernel divides twice per tap. Then every tap is loaded, then the taps are
-        summed in (ky, kx) order from +0, as col2im_kernel and col2im_reference add them:
-        equal to the bit. A tap that reads nothing adds +0, which changes no sum (one that
-        starts at +0 is never -0). The grid-stride loop is a while loop: range() with a
-        runtime step divides to count its trips."""
-        plane = out_h * out_w
-        # Column entries between one tap of a pixel and the next, in either layout:
-        # (C, kh, kw, N, out_h, out_w) or (N, C, kh, kw, out_h, out_w).
-        tap_stride = n_img * plane if channel_major else plane
-        zero = x.dtype.type(0)
-        step = cuda.gridsize(1)
-        i = cuda.grid(1)
-        while i < x.size:
-            rest, ix = divmod_by(i, w, magic_w)
-            image, iy = divmod_by(rest, h, magic_h)  # image = n * n_ch + c
-            if channel_major:
-                n, c = divmod_by(image, n_ch, magic_ch)
-                base = c * taps * tap_stride + n * plane
-            else:
-                base = image * taps * plane
-            # The offset of output row oy (oy * out_w) that kernel row ky reads this pixel
-            # into, and the output column of kernel column kx; -1 where there is none.
-            row_at = cuda.local.array(kh, int64)
-            for ky in range(kh):
-                oy = _output_of_tap_by(iy + ph - ky * dy, sy, magic_sy, out_h)
-                row_at[ky] = oy * out_w if oy >= 0 else -1
-            col_at = cuda.local.array(kw, int64)
-            for kx in range(kw):
-                col_at[kx] = _output_of_tap_by(ix + pw - kx * dx, sx, magic_sx, out_w)
-            # Loads first, sums after: every tap's load is issued before the first add waits.
-            vals = cuda.local.array(taps, dtype)
-            for ky in range(kh):
-                for kx in range(kw):
-                    k = ky * kw + kx
-                    v = zero
-                    if row_at[ky] >= 0 and col_at[kx] >= 0:
-                        v = cols[uint64(base + k * tap_stride + row_at[ky] + col_at[kx])]
-                    vals[k] = v
-            acc = zero
-            for k in range(taps):
-                acc += vals[k]
-            x[uint64(i)] = acc
-            i += step
-
-    return sized_col2im_kernel
-
-
-_sized_col2im_kernels: dict = {}
-
-
-def sized_col2im_kernel(kh: int, kw: int, dtype):
-    """The candidate col2im kernel compiled for kh x kw (at most MAX_SIZED_TAPS taps) and
-    `dtype` (a NumPy dtype), built once."""
-    if kh * kw > MAX_SIZED_TAPS:
-        raise ValueError(f"sized_col2im_kernel: {kh}x{kw} is more than {MAX_SIZED_TAPS} taps")
-    key = (kh, kw, np.dtype(dtype))
-    kernel = _sized_col2im_kernels.get(key)
-    if kernel is None:
-        kernel = _sized_col2im_kernels[key] = _build_sized_col2im(
-            kh, kw, numpy_support.from_dtype(np.dtype(dtype)))
-    return kernel
-
-
-def sized_col2im_argtypes(dtype: str):
-    """The candidate's argument types as sized_col2im launches it ("float32" or "float64")."""
-    flat = types.Array(types.float64 if dtype == "float64" else types.float32, 1, "C")
-    return (flat, *[types.int64] * 12, *[types.uint64] * 5, types.boolean, flat)
-
-
-def sized_col2im(cols, kh, kw, sy, sx, ph, pw, dy, dx, channel_major, x, device) -> None:
-    """conv_cuda.col2im with the candidate kernel: the same arguments (C-contiguous `cols` in
-    either layout, `x` the (N, C, H, W) image it fills)."""
-    n_img, n_ch, h, w = x.shape
-    if x.size == 0:
-        return  # no channels or images: nothing to launch (and no divisor to prepare)
-    out_h, out_w = cols.shape[4], cols.shape[5]
-    launch_args = (
-        cols.reshape(-1), n_img, n_ch, h, w, sy, sx, ph, pw, dy, dx, out_h, out_w,
-        division_magic(h), division_magic(w), division_magic(n_ch), division_magic(sy),
-        division_magic(sx), channel_major, x.reshape(-1),
-    )  # fmt: skip
-    _launch.launch_elementwise(sized_col2im_kernel(kh, kw, x.dtype), x.size, device,
-                               *launch_args)
-
-
-def col2im_candidate(cols, in_h, in_w, stride, padding, dilation, layout="batch",
-                     device="cuda"):
-    """kernels.col2im's call with the candidate kernel (no argument checks): the image, whose
-    pixels start as NaN so that one the kernel misses shows."""
-    xp = backend.array_module(cols)
-    channel_major = layout == "channel"
-    if channel_major:
-        n_ch, kh, kw, n_img = cols.shape[:4]
-    else:
-        n_img, n_ch, kh, kw = cols.shape[:4]
-    (sy, sx), (ph, pw), (dy, dx) = stride, padding, dilation
-    x = xp.full((n_img, n_ch, in_h, in_w), np.nan, cols.dtype)
-    sized_col2im(xp.ascontiguousarray(cols), kh, kw, sy, sx, ph, pw, dy, dx, channel_major, x,
-                 device)
-    return x
-
-
-# (N, C, H, W, kernel, stride, padding, dilation) for check_col2im: the timed geometries,
-# scaled down, and the edges of the index arithmetic.
-COL2IM_CHECKS = [
-    (4, 3, 9, 10, (3, 3), (1, 1), (1, 1), (1, 1)),
-    (3, 2, 11, 9, (3, 3), (2, 2), (2, 2), (2, 2)),
-    (2, 3, 13, 12, (7, 7), (2, 2), (3, 3), (1, 1)),
-    (2, 2, 7, 9, (2, 5), (3, 1), (4, 0), (1, 2)),
-    (3, 1, 5, 1, (3, 1), (1, 1), (1, 0), (1, 1)),
-]
-
-
-def check_col2im(xp, rng, dtypes=(np.float32, np.float64)) -> None:
-    """The candidate against col2im_reference on COL2IM_CHECKS, both layouts (raises if off).
-    It adds the same values in the same order as the reference: equal to the bit."""
-    for n, c, h, w, ksize, stride, pad, dil in COL2IM_CHECKS:
-        out_h = conv_output_size(h, ksize[0], stride[0], pad[0], dil[0])
-        out_w = conv_output_size(w, ksize[1], stride[1], pad[1], dil[1])
-        for dtype in dtypes:
-            cols_h = rng.standard_normal((n, c, *ksize, out_h, out_w)).astype(dtype)
-            expected = col2im_reference(cols_h, h, w, stride, pad, dil)
-            for layout in ("batch", "channel"):
-                laid = cols_h if layout == "batch" else cols_h.transpose(1, 2, 3, 0, 4, 5)
-                got = col2im_candidate(xp.asarray(np.ascontiguousarray(laid)), h, w, stride,
-                                       pad, dil, layout)
-                np.testing.assert_array_equal(
-                    backend.to_numpy(got), expected,
-                    err_msg=f"{(n, c, h, w)} {ksize} s{stride} p{pad} d{dil} {layout}")
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gpugrad.bench.gpu_variants",
                                      description=__doc__.split("\n")[0])
@@ -380,8 +218,6 @@ def main(argv=None) -> int:
                                 (33, 5000, True, 0.0), (4096, 1000, False, 0.2)]:
         check(cp, n, c, rng, weighted, eps)
     print("previous kernels match the references")
-    check_col2im(cp, rng)
-    print("the col2im candidate matches the reference")
 
     n, c = SIZES["cross_entropy"]["large"]
     logits = cp.asarray((rng.standard_normal((n, c)) * 3).astype(np.float32))
@@ -424,10 +260,14 @@ def main(argv=None) -> int:
 def kernel_registers() -> dict:
     """Registers per thread, local (spilled) bytes and resident 256-thread blocks per SM of
     every kernel loaded for the CuPy launch path: what bounds how many loads are in flight."""
+    from gpugrad.kernels import conv_cuda
+
     driver = backend.cupy_module().cuda.driver
-    # The col2im candidates share one Python name: each is told apart by its kernel size.
+    # The kernels compiled per size share one Python name each: told apart by the size.
     sized = {kernel: f"sized_col2im_kernel[{kh}x{kw}]"
-             for (kh, kw, _), kernel in _sized_col2im_kernels.items()}
+             for (kh, kw, _), kernel in conv_cuda._sized_col2im_kernels.items()}
+    sized.update({kernel: f"sized_im2col_kernel[{kh}x{kw}]"
+                  for (kh, kw, _), kernel in conv_cuda._sized_kernels.items()})
     out = {}
     for (kernel, argtypes, _), launcher in _launch._cupy_launchers.items():
         fn = getattr(launcher, "_function", None)
@@ -500,12 +340,13 @@ COL2IM_TIMED = [
 
 
 def _time_col2im(cp, size, geometry, rounds):
-    """col2im alone in both column layouts, the shipped gather kernel against the candidate
-    compiled for the kernel size, and a copy of the columns (the bar: col2im reads them all,
-    as the copy does, and writes a kh * kw times smaller image). The two kernels' images are
-    compared first, to the bit, on these very columns: the candidate's rows say whether they
-    matched ("matches_shipped"; a mismatch is printed, and the timing goes on so that the rest
-    of a short GPU loan is not lost)."""
+    """col2im alone in both column layouts, the shipped kernel compiled for the kernel size
+    against the generic gather kernel (still shipped past MAX_SIZED_TAPS taps; it was the only
+    col2im until the compiled one measured 3.8x faster here), and a copy of the columns (the
+    bar: col2im reads them all, as the copy does, and writes a kh * kw times smaller image).
+    The two kernels' images are compared first, to the bit, on these very columns: each
+    compiled row says whether they matched ("matches_generic"; a mismatch is printed, and the
+    timing goes on so that the rest of a short GPU loan is not lost)."""
     from gpugrad.kernels import conv_cuda
 
     n, c, h, w, _ = size
@@ -521,35 +362,35 @@ def _time_col2im(cp, size, geometry, rounds):
     def shipped(cols, channel_major):
         conv_cuda.col2im(cols, *geo, channel_major, x, "cuda")
 
-    def candidate(cols, channel_major):
-        sized_col2im(cols, *geo, channel_major, x, "cuda")
+    def generic(cols, channel_major):
+        _launch.launch_elementwise(conv_cuda.col2im_kernel, x.size, "cuda", cols, *geo,
+                                   channel_major, x)
 
     matches = {}
     for cols, channel_major in ((batch, False), (channel, True)):
-        shipped(cols, channel_major)
+        generic(cols, channel_major)
         expected = x.copy()
         x.fill(np.nan)
-        candidate(cols, channel_major)
+        shipped(cols, channel_major)
         matches[channel_major] = bool(cp.array_equal(x, expected))
         if not matches[channel_major]:
-            print(f"col2im candidate DIFFERS from the shipped kernel: {geometry}, "
+            print(f"col2im compiled for {kh}x{kw} DIFFERS from the generic kernel: {geometry}, "
                   f"channel_major={channel_major}", file=sys.stderr)
     tag = f"compiled for {kh}x{kw}"
     fns = {
-        "col2im, batch layout, shipped (gather kernel)": lambda: shipped(batch, False),
-        "col2im, channel layout, shipped (gather kernel)": lambda: shipped(channel, True),
-        f"col2im, batch layout, candidate ({tag})": lambda: candidate(batch, False),
-        f"col2im, channel layout, candidate ({tag})": lambda: candidate(channel, True),
+        f"col2im, batch layout, shipped ({tag})": lambda: shipped(batch, False),
+        f"col2im, channel layout, shipped ({tag})": lambda: shipped(channel, True),
+        "col2im, batch layout, generic gather kernel": lambda: generic(batch, False),
+        "col2im, channel layout, generic gather kernel": lambda: generic(channel, True),
         "copy of the columns (the bar)": lambda: cp.copyto(copy, batch),
     }
     nbytes = {"col2im": batch.nbytes + x.nbytes, "copy": 2 * batch.nbytes}
     shape = f"N={n} C={c} {h}x{w} k{kh}x{kw} s{sy} p{ph} d{dy}"
     rows = _time(fns, nbytes, "copy of the columns (the bar)", rounds, shape)
     for row in rows:
-        if "candidate" in row["variant"]:
-            row["matches_shipped"] = matches["channel" in row["variant"]]
+        if "compiled" in row["variant"]:
+            row["matches_generic"] = matches["channel" in row["variant"]]
     return rows
-
 
 if __name__ == "__main__":
     sys.exit(main())

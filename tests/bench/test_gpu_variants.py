@@ -33,3 +33,37 @@ def test_previous_row_threads(n_cls, threads):
 def test_timing_refuses_the_cpu(capsys):
     assert gpu_variants.main(["--rounds", "1"]) == 2
     assert "needs a real CUDA GPU" in capsys.readouterr().err
+
+
+def test_kernel_registers_tells_the_sized_kernels_apart(monkeypatch):
+    """Every kernel compiled per size shares its builder's Python name: kernel_registers labels
+    each with its kernel size (read from a stand-in for CuPy's driver, no GPU here)."""
+    import types as pytypes
+
+    import numpy as np
+
+    from gpugrad.kernels import _launch, conv_cuda
+
+    def attribute(attr, ptr):
+        return {4: 40 + ptr, 3: 0}[attr]  # registers, local bytes
+
+    driver = pytypes.SimpleNamespace(
+        funcGetAttribute=attribute,
+        occupancyMaxActiveBlocksPerMultiprocessor=lambda ptr, threads, smem: 6)
+    cp = pytypes.SimpleNamespace(cuda=pytypes.SimpleNamespace(driver=driver))
+    monkeypatch.setattr(gpu_variants.backend, "cupy_module", lambda: cp)
+    flat = (types.Array(types.float32, 1, "C"),)
+    kernels = [conv_cuda.sized_col2im_kernel(3, 3, np.float32),
+               conv_cuda.sized_col2im_kernel(7, 7, np.float32),
+               conv_cuda.sized_im2col_kernel(3, 3, np.dtype(np.float32))]
+    fake = {(kernel, flat, 0): pytypes.SimpleNamespace(_function=pytypes.SimpleNamespace(ptr=ptr))
+            for ptr, kernel in enumerate(kernels)}
+    monkeypatch.setattr(_launch, "_cupy_launchers", fake)
+    assert gpu_variants.kernel_registers() == {
+        "sized_col2im_kernel[3x3](array(float32, 1d, C))":
+            {"registers": 40, "local_bytes": 0, "blocks_per_sm_at_256": 6},
+        "sized_col2im_kernel[7x7](array(float32, 1d, C))":
+            {"registers": 41, "local_bytes": 0, "blocks_per_sm_at_256": 6},
+        "sized_im2col_kernel[3x3](array(float32, 1d, C))":
+            {"registers": 42, "local_bytes": 0, "blocks_per_sm_at_256": 6},
+    }

@@ -217,7 +217,7 @@ def test_cross_entropy_infinite_and_nan_rows_on_gpu(cp, dtype):
 
 
 @pytest.mark.parametrize("layout", K.LAYOUTS)
-def test_generic_im2col_for_large_kernels_on_gpu(cp, rng, layout):
+def test_generic_im2col_and_col2im_for_large_kernels_on_gpu(cp, rng, layout):
     """7x8 = 56 taps: more than the sized kernels take, so the generic kernel runs."""
     from gpugrad.kernels import conv_cuda
 
@@ -227,6 +227,38 @@ def test_generic_im2col_for_large_kernels_on_gpu(cp, rng, layout):
     cols = K.im2col(cp.asarray(img), *geo, pad_value=-np.inf, device="cuda", layout=layout)
     np.testing.assert_array_equal(cp.asnumpy(cols),
                                   K.im2col_reference(img, *geo, -np.inf, layout=layout))
+    # col2im likewise: the generic gather past 49 taps.
+    c = rng.standard_normal(cols.shape).astype(np.float32)
+    got = K.col2im(cp.asarray(c), *img.shape[2:], *geo[1:], device="cuda", layout=layout)
+    np.testing.assert_array_equal(cp.asnumpy(got),
+                                  K.col2im_reference(c, *img.shape[2:], *geo[1:], layout=layout))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", K.LAYOUTS)
+def test_col2im_compiled_for_every_size_on_gpu(cp, rng, dtype, layout):
+    """Every kernel size col2im compiles a kernel for (1x1 to 7x7, and flat ones), strided,
+    padded and dilated, on images larger than one grid of threads: equal to the reference to
+    the bit, and to the generic gather kernel."""
+    from gpugrad.kernels import conv_cuda
+
+    for k, ksize in enumerate([(1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (6, 6), (7, 7), (1, 7),
+                               (5, 2)]):
+        stride, pad, dil = (1 + k % 2, 1 + k % 3), (k % 4, ksize[1] // 2), (1 + k % 3, 1)
+        shape = (3 + k % 2, 5, 37 + k, 29 + 2 * k)
+        out = [K.conv_output_size(shape[2 + a], ksize[a], stride[a], pad[a], dil[a])
+               for a in range(2)]
+        c = rng.standard_normal((shape[0], shape[1], *ksize, *out)).astype(dtype)
+        laid = c if layout == "batch" else np.ascontiguousarray(c.transpose(1, 2, 3, 0, 4, 5))
+        got = K.col2im(cp.asarray(laid), *shape[2:], stride, pad, dil, device="cuda",
+                       layout=layout)
+        np.testing.assert_array_equal(cp.asnumpy(got),
+                                      K.col2im_reference(c, *shape[2:], stride, pad, dil),
+                                      err_msg=f"{ksize} s{stride} p{pad} d{dil}")
+        generic = cp.full(shape, np.nan, dtype)
+        conv_cuda.col2im_kernel[64, 256](cp.asarray(laid), *ksize, *stride, *pad, *dil,
+                                         layout == "channel", generic)
+        np.testing.assert_array_equal(cp.asnumpy(got), cp.asnumpy(generic))
 
 
 def test_cross_entropy_precision_at_large_logits_on_gpu(cp):

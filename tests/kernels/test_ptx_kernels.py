@@ -8,6 +8,7 @@ EXPECTED_KERNELS = {
     "im2col_kernel",
     "sized_im2col_kernel[3x3]",
     "col2im_kernel",
+    "sized_col2im_kernel[3x3]",
     "softmax_cross_entropy_forward_kernel",
     "softmax_cross_entropy_backward_kernel",
     "relu_forward_kernel",

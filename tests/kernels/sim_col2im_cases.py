@@ -1,14 +1,16 @@
-"""bench/gpu_variants.py's col2im candidate under the CUDA simulator, against the reference.
+"""The CUDA col2im kernels under the CUDA simulator, against the reference: a sweep of kernel
+sizes, strides, paddings and dilations.
 
 Not collected by a plain ``pytest`` run (the file name does not start with ``test_``):
-tests/bench/test_gpu_variants_col2im.py runs it in a subprocess with NUMBA_ENABLE_CUDASIM=1,
-which must be set before numba.cuda is first imported. The candidate gets NumPy arrays. Images
-stay small (the simulator runs one Python thread per CUDA thread) but hold more pixels than the
-simulated grid of 64 threads, so the grid-stride loop wraps.
+tests/kernels/test_col2im_cuda.py runs it in a subprocess with NUMBA_ENABLE_CUDASIM=1, which must
+be set before numba.cuda is first imported. The kernels get NumPy arrays. Images stay small (the
+simulator runs one Python thread per CUDA thread) but hold more pixels than the simulated grid
+of 64 threads, so the grid-stride loop wraps.
 
-The candidate adds a pixel's taps in the reference's (ky, kx) order, starting from +0 like the
-reference's zeroed image, so every comparison is to the bit, float32 and float64 alike. The
-image starts as NaN: a pixel the kernel never writes shows.
+Up to 49 taps conv_cuda.col2im runs the kernel compiled for the kernel size, past that the
+generic gather; both add a pixel's taps in the reference's (ky, kx) order, starting from +0
+like the reference's zeroed image, so every comparison is to the bit, float32 and float64
+alike. The image starts as NaN: a pixel the kernel never writes shows.
 """
 
 import itertools
@@ -18,13 +20,30 @@ import numpy as np
 import pytest
 
 if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
-    pytest.skip("run through tests/bench/test_gpu_variants_col2im.py", allow_module_level=True)
+    pytest.skip("run through tests/kernels/test_col2im_cuda.py", allow_module_level=True)
 
 from gpugrad import backend  # noqa: E402
 from gpugrad.bench import gpu_variants  # noqa: E402
-from gpugrad.kernels import col2im, col2im_reference, conv_output_size  # noqa: E402
+from gpugrad.kernels import col2im, col2im_reference, conv_cuda, conv_output_size  # noqa: E402
 
-KERNELS = [(k, k) for k in range(1, 8)] + [(1, 7), (7, 1), (2, 5), (5, 2), (3, 2), (1, 3)]
+# Every size compiled (up to 7x7), and past MAX_SIZED_TAPS the generic gather (7x8, 8x8).
+KERNELS = ([(k, k) for k in range(1, 9)] + [(1, 7), (7, 1), (2, 5), (5, 2), (3, 2), (1, 3)]
+           + [(7, 8)])
+
+
+def col2im_cuda(cols, in_h, in_w, stride, padding, dilation, layout="batch"):
+    """conv_cuda.col2im (the kernel choice by size included) into an image of NaN, so that a
+    pixel the kernel misses shows; the layout's arguments as kernels.col2im takes them."""
+    channel_major = layout == "channel"
+    if channel_major:
+        n_ch, kh, kw, n_img = cols.shape[:4]
+    else:
+        n_img, n_ch, kh, kw = cols.shape[:4]
+    (sy, sx), (ph, pw), (dy, dx) = stride, padding, dilation
+    x = np.full((n_img, n_ch, in_h, in_w), np.nan, cols.dtype)
+    conv_cuda.col2im(np.ascontiguousarray(cols), kh, kw, sy, sx, ph, pw, dy, dx, channel_major,
+                     x, "cuda")
+    return x
 
 
 def _geometries():
@@ -74,8 +93,14 @@ def _in_layout(cols, layout):
 
 def test_the_simulator_is_what_runs():
     assert backend.uses_simulated_cuda()
-    kernel = gpu_variants.sized_col2im_kernel(3, 3, np.float32)
+    kernel = conv_cuda.sized_col2im_kernel(3, 3, np.float32)
     assert type(kernel).__name__ == "FakeCUDAKernel"
+
+
+def test_the_kernels_cover_both_col2im_kernels():
+    taps = [kh * kw for kh, kw in KERNELS]
+    assert min(taps) == 1 and max(taps) > conv_cuda.MAX_SIZED_TAPS
+    assert sum(t > conv_cuda.MAX_SIZED_TAPS for t in taps) == 2
 
 
 def test_the_geometries_cover_the_brief():
@@ -99,12 +124,11 @@ def test_the_geometries_cover_the_brief():
 
 @pytest.mark.parametrize("layout", ["batch", "channel"])
 @pytest.mark.parametrize("shape, ksize, stride, padding, dilation, dtype", GEOMETRIES, ids=IDS)
-def test_candidate_matches_the_reference(rng, shape, ksize, stride, padding, dilation, dtype,
+def test_col2im_matches_the_reference(rng, shape, ksize, stride, padding, dilation, dtype,
                                          layout):
     cols = _columns(rng, shape, ksize, stride, padding, dilation, dtype)
     expected = col2im_reference(cols, *shape[2:], stride, padding, dilation)
-    got = gpu_variants.col2im_candidate(_in_layout(cols, layout), *shape[2:], stride, padding,
-                                        dilation, layout)
+    got = col2im_cuda(_in_layout(cols, layout), *shape[2:], stride, padding, dilation, layout)
     assert got.dtype == dtype and got.shape == shape
     np.testing.assert_array_equal(got, expected)
 
@@ -115,7 +139,7 @@ def test_both_dtypes_on_every_kernel_size(rng, ksize, dtype):
     shape, stride, padding, dilation = (2, 3, 9, 8), (2, 1), (1, 2), (1, 1)
     cols = _columns(rng, shape, ksize, stride, padding, dilation, dtype)
     expected = col2im_reference(cols, *shape[2:], stride, padding, dilation)
-    got = gpu_variants.col2im_candidate(cols, *shape[2:], stride, padding, dilation)
+    got = col2im_cuda(cols, *shape[2:], stride, padding, dilation)
     np.testing.assert_array_equal(got, expected)
 
 
@@ -125,14 +149,19 @@ def test_both_dtypes_on_every_kernel_size(rng, ksize, dtype):
     ((2, 3, 11, 10), (3, 3), (2, 2), (2, 2), (2, 2)),
     ((2, 2, 13, 12), (7, 7), (2, 2), (3, 3), (1, 1)),
 ])  # fmt: skip
-def test_candidate_equals_the_shipped_kernel(rng, shape, ksize, stride, padding, dilation,
-                                             layout):
-    """On the timed geometries (scaled down), the shipped gather and the candidate agree to the
-    bit, as bench/gpu_variants.py checks on the GPU before it times them."""
+def test_compiled_kernel_equals_the_generic_gather(rng, shape, ksize, stride, padding, dilation,
+                                                   layout):
+    """On the timed geometries (scaled down), the kernel compiled for the size and the generic
+    gather agree to the bit, as bench/gpu_variants.py checks on the GPU before it times them;
+    the public dispatcher (kernels.col2im) gives the same image."""
     cols = _in_layout(_columns(rng, shape, ksize, stride, padding, dilation, np.float32), layout)
-    shipped = col2im(cols, *shape[2:], stride, padding, dilation, device="cuda", layout=layout)
-    got = gpu_variants.col2im_candidate(cols, *shape[2:], stride, padding, dilation, layout)
-    np.testing.assert_array_equal(got, shipped)
+    generic = np.full(shape, np.nan, np.float32)
+    conv_cuda.col2im_kernel[4, 16](cols, *ksize, *stride, *padding, *dilation,
+                                   layout == "channel", generic)
+    got = col2im_cuda(cols, *shape[2:], stride, padding, dilation, layout)
+    np.testing.assert_array_equal(got, generic)
+    public = col2im(cols, *shape[2:], stride, padding, dilation, device="cuda", layout=layout)
+    np.testing.assert_array_equal(public, generic)
 
 
 def test_special_values_pass_through_in_order(rng):
@@ -145,10 +174,10 @@ def test_special_values_pass_through_in_order(rng):
     flat[rng.choice(flat.size, 12, replace=False)] = -np.inf
     flat[rng.choice(flat.size, 6, replace=False)] = np.nan
     for layout in ("batch", "channel"):
-        got = gpu_variants.col2im_candidate(_in_layout(cols, layout), *shape[2:], *geo, layout)
+        got = col2im_cuda(_in_layout(cols, layout), *shape[2:], *geo, layout)
         np.testing.assert_array_equal(got, col2im_reference(cols, *shape[2:], *geo))
     zeros = -np.zeros_like(cols)
-    got = gpu_variants.col2im_candidate(zeros, *shape[2:], *geo)
+    got = col2im_cuda(zeros, *shape[2:], *geo)
     assert not np.signbit(got).any()
     assert not np.signbit(col2im_reference(zeros, *shape[2:], *geo)).any()
 
@@ -158,8 +187,10 @@ def test_special_values_pass_through_in_order(rng):
 def test_no_channels_or_images_launch_nothing(shape, layout):
     geo = ((1, 1), (1, 1), (1, 1))
     cols = _columns(np.random.default_rng(0), shape, (3, 3), *geo, np.float64)
-    got = gpu_variants.col2im_candidate(_in_layout(cols, layout), *shape[2:], *geo, layout)
+    got = col2im_cuda(_in_layout(cols, layout), *shape[2:], *geo, layout)
     assert got.shape == shape and got.dtype == np.float64
+    public = col2im(_in_layout(cols, layout), *shape[2:], *geo, device="cuda", layout=layout)
+    assert public.shape == shape and public.dtype == np.float64
 
 
 def test_one_pixel_images_and_one_output():
@@ -168,17 +199,12 @@ def test_one_pixel_images_and_one_output():
     for ksize, padding in [((1, 1), (0, 0)), ((3, 3), (1, 1)), ((7, 1), (3, 0))]:
         shape, geo = (5, 3, 1, 1), ((1, 1), padding, (1, 1))
         cols = _columns(rng, shape, ksize, *geo, np.float64)
-        got = gpu_variants.col2im_candidate(cols, 1, 1, *geo)
+        got = col2im_cuda(cols, 1, 1, *geo)
         np.testing.assert_array_equal(got, col2im_reference(cols, 1, 1, *geo))
 
 
-def test_check_col2im_passes():
-    """The check bench/gpu_variants.py runs on the GPU before timing, here on NumPy arrays."""
-    gpu_variants.check_col2im(np, np.random.default_rng(1))
-
-
 def test_kernels_are_built_once_per_size_and_dtype():
-    k = gpu_variants.sized_col2im_kernel
+    k = conv_cuda.sized_col2im_kernel
     assert k(3, 3, np.float32) is k(3, 3, np.dtype("float32"))
     assert len({id(k(a, b, d)) for a, b, d in itertools.product((3, 2), (3, 2),
                                                                   (np.float32, np.float64))}) == 8
@@ -186,7 +212,7 @@ def test_kernels_are_built_once_per_size_and_dtype():
 
 def test_more_than_49_taps_is_refused():
     with pytest.raises(ValueError, match="more than 49 taps"):
-        gpu_variants.sized_col2im_kernel(7, 8, np.float32)
+        conv_cuda.sized_col2im_kernel(7, 8, np.float32)
 
 
 class _NumpyAsCupy:
@@ -203,7 +229,7 @@ class _NumpyAsCupy:
         self.array_equal = np.array_equal
 
 
-def test_the_timing_section_runs_and_checks_the_candidate(rng, monkeypatch):
+def test_the_timing_section_runs_and_checks_the_kernels_agree(rng, monkeypatch):
     def one_call_each(fns, rounds, number, warmup, sync):  # the simulator is too slow to time
         return {name: [fn() or 1e-3] for name, fn in fns.items()}
 
@@ -213,9 +239,9 @@ def test_the_timing_section_runs_and_checks_the_candidate(rng, monkeypatch):
     for geometry in gpu_variants.COL2IM_TIMED:
         rows += gpu_variants._time_col2im(_NumpyAsCupy(rng), size, geometry, rounds=1)
     assert len(rows) == 5 * len(gpu_variants.COL2IM_TIMED)
-    candidates = [r for r in rows if "candidate" in r["variant"]]
-    assert len(candidates) == 2 * len(gpu_variants.COL2IM_TIMED)
-    assert all(r["matches_shipped"] is True for r in candidates)
+    compiled = [r for r in rows if "compiled" in r["variant"]]
+    assert len(compiled) == 2 * len(gpu_variants.COL2IM_TIMED)
+    assert all(r["matches_generic"] is True for r in compiled)
     assert {r["shape"] for r in rows} == {
         "N=2 C=2 9x10 k3x3 s1 p1 d1", "N=2 C=2 9x10 k3x3 s2 p2 d2", "N=2 C=2 9x10 k7x7 s2 p3 d1"}
     for r in rows:

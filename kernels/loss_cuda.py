@@ -5,8 +5,9 @@ warp (eight rows to a 256-thread block, grid-stride over row groups): a row's la
 with register shuffles in a fixed order (deterministic), and no block barrier holds a row
 back. Measured on an H200 (N=262144, C=1000, float32, paired against a copy of the logits), the
 earlier block-per-row kernels reached 18% (forward) and 42% (backward) of the device's copy
-bandwidth; these reach 76% and 83% (bench/results/gpu/gpu-variants-cuda.json; the README tells
-the steps). What it took, in the order it mattered:
+bandwidth; these reach 72-76% and 83% (bench/results/gpu/gpu-variants-cuda*.json: 76% was
+the FMA build of run 6; the shipped forward, which takes x - max before the exp2, measured 72%
+in runs 7 and 8; the README tells the steps). What it took, in the order it mattered:
 
 - many loads in flight: each lane issues 16 (forward) or 8 (backward) loads before it uses any,
   including on a row's last, partial trip (a one-at-a-time tail loop cost a latency per logit);

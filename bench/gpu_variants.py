@@ -254,7 +254,18 @@ def main(argv=None) -> int:
                               [[r["variant"], r["shape"], r["median_ms"], r["gbps"],
                                 r["pct_copy_bandwidth"]] for r in rows]))
     print(f"wrote {path}")
-    return 0
+    # A compiled col2im that differs from the generic gather fails the run (after the timings
+    # are written, so that a short GPU loan still brings them back).
+    mismatched = col2im_mismatches(rows)
+    for r in mismatched:
+        print(f"FAILED: {r['variant']} {r['shape']} differs from the generic kernel",
+              file=sys.stderr)
+    return 1 if mismatched else 0
+
+
+def col2im_mismatches(rows) -> list:
+    """The timed rows of a compiled col2im whose image differed from the generic kernel's."""
+    return [r for r in rows if r.get("matches_generic") is False]
 
 
 def kernel_registers() -> dict:

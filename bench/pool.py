@@ -6,7 +6,9 @@ implementation the kernels replaced (im2col with -inf padding, max over the wind
 argmax, scatter and col2im back), kept here as the baseline. Paired rounds in one process,
 alternating, medians and ratios. On ``--device cuda`` the same steps run on the GPU against
 PyTorch CUDA, each timed between two synchronizations of the stream.
-Usage: gpugrad bench pool [--device cpu|cuda] [--quick] [--rounds N] [--iters N] [--threads N] [--out DIR]
+Usage: gpugrad bench pool [--device cpu|cuda] [--quick] [--rounds N] [--iters N] [--threads N]
+[--out DIR]. ``--quick`` (one tiny shape, 3 rounds of 1 call) writes pool-<device>-quick.json, so
+a smoke run never replaces the recorded results.
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ def run(rounds=11, iters=10, threads=None, device="cpu", shapes=SHAPES):
     from gpugrad import backend
     from gpugrad.ops.pool import max_pool2d
 
-    from gpugrad.bench.common import gpu_info
+    from gpugrad.bench.common import gpu_info, machine_info
 
     rng = np.random.default_rng(0)
     try:
@@ -86,7 +88,8 @@ def run(rounds=11, iters=10, threads=None, device="cpu", shapes=SHAPES):
     sync = torch_sync = None
     if device == "cuda":
         if not backend.cuda_is_available():
-            raise SystemExit(f"gpugrad bench pool --device cuda: {backend.cuda_unavailable_reason()}")
+            reason = backend.cuda_unavailable_reason()
+            raise SystemExit(f"gpugrad bench pool --device cuda: {reason}")
         sync = backend.synchronize
         if torch is not None and not (torch.cuda.is_available() and backend.cupy_module()):
             torch = None  # a CPU build of PyTorch (or the simulator) has no CUDA contender
@@ -97,9 +100,13 @@ def run(rounds=11, iters=10, threads=None, device="cpu", shapes=SHAPES):
         numba.set_num_threads(threads)
         if torch is not None:
             torch.set_num_threads(threads)
+    quick = shapes is not SHAPES
     result = {
-        "benchmark": "max_pool2d k=2 forward+backward (autograd), LeNet batch-64 shapes, float32",
+        "benchmark": "max_pool2d k=2 forward+backward (autograd), "
+                     + ("quick smoke shapes" if quick else "LeNet batch-64 shapes") + ", float32",
+        "quick": quick,
         "rounds": rounds, "iters_per_round": iters,
+        "time": machine_info()["time"],
         "machine": platform.processor() or platform.machine(),
         "python": platform.python_version(),
         "torch": torch.__version__ if torch else None,
@@ -147,7 +154,8 @@ def main(argv=None) -> int:
         result = run(args.rounds, args.iters, args.threads, args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    suffix = "" if args.threads is None else f"-{args.threads}thread"
+    suffix = ("" if args.threads is None else f"-{args.threads}thread") + \
+        ("-quick" if args.quick else "")
     write_json(out / f"pool-{args.device}{suffix}.json", result)
     print(f"{'shape':16}{'kernels ms':>12}{'composite ms':>14}{'torch ms':>10}{'k/torch':>9}")
     for shape, entry in result["shapes"].items():

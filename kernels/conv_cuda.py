@@ -303,12 +303,21 @@ def sized_col2im_kernel(kh: int, kw: int, dtype):
     return kernel
 
 
+def uses_sized_kernel(kh: int, kw: int, n_items: int, *divisors: int) -> bool:
+    """Whether im2col / col2im run the kernel compiled for kh x kw: up to MAX_SIZED_TAPS taps,
+    and only where divmod_by is exact, n_items * d < 2**64 for every divisor d it splits an
+    item index by (a single image row of 2**32 pixels would break that; the generic kernels
+    divide exactly at any size)."""
+    return kh * kw <= MAX_SIZED_TAPS and n_items * max(divisors, default=1) < 2**64
+
+
 def im2col(x, kh, kw, sy, sx, ph, pw, dy, dx, pad_value, channel_major, cols, device) -> None:
+    """Fill C-contiguous columns `cols` in either layout from the (N, C, H, W) image `x`."""
     n_img, n_ch, h, w = x.shape
     out_h, out_w = cols.shape[4], cols.shape[5]
     if cols.size == 0:
         return  # no channels or images: nothing to launch (and no divisor to prepare)
-    if kh * kw <= MAX_SIZED_TAPS:
+    if uses_sized_kernel(kh, kw, n_img * n_ch * out_h * out_w, out_h, out_w, n_ch):
         launch_elementwise(
             sized_im2col_kernel(kh, kw, x.dtype), n_img * n_ch * out_h * out_w, device,
             x.reshape(-1), n_img, n_ch, h, w, sy, sx, ph, pw, dy, dx, pad_value, out_h, out_w,
@@ -324,11 +333,13 @@ def im2col(x, kh, kw, sy, sx, ph, pw, dy, dx, pad_value, channel_major, cols, de
 
 
 def col2im(cols, kh, kw, sy, sx, ph, pw, dy, dx, channel_major, x, device) -> None:
-    """Fill the (N, C, H, W) image `x` from C-contiguous columns in either layout."""
+    """Fill the C-contiguous (N, C, H, W) image `x` (kernels.col2im allocates it) from
+    C-contiguous columns in either layout."""
     if x.size == 0:
         return  # no channels or images: nothing to launch (and no divisor to prepare)
-    if kh * kw <= MAX_SIZED_TAPS:
-        n_img, n_ch, h, w = x.shape
+    n_img, n_ch, h, w = x.shape
+    # The pixel index is split by w, h and C; a pixel offset (< h + pad) by the strides.
+    if uses_sized_kernel(kh, kw, x.size, h, w, n_ch):
         out_h, out_w = cols.shape[4], cols.shape[5]
         launch_elementwise(
             sized_col2im_kernel(kh, kw, x.dtype), x.size, device,

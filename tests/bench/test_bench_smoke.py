@@ -42,9 +42,10 @@ def test_bench_conv_quick_compares_the_algorithms_and_writes_json(tmp_path, caps
 
 def test_bench_pool_quick_writes_json(tmp_path, capsys):
     assert main(["bench", "pool", "--quick", "--out", str(tmp_path)]) == 0
-    result = json.loads((tmp_path / "pool-cpu.json").read_text())
+    result = json.loads((tmp_path / "pool-cpu-quick.json").read_text())
     entry = result["shapes"]["2x3x8x8"]
-    assert result["device"] == "cpu"
+    assert result["device"] == "cpu" and result["quick"] is True
+    assert not (tmp_path / "pool-cpu.json").exists()  # a smoke run keeps the recorded file
     assert entry["kernels"] > 0 and entry["composite"] > 0
     assert entry["ratio_composite_over_kernels"] > 0
     assert "2x3x8x8" in capsys.readouterr().out
@@ -58,7 +59,7 @@ def test_bench_pool_runs_on_simulated_cuda(tmp_path):
     subprocess.run([sys.executable, "-m", "gpugrad", "bench", "pool", "--device", "cuda",
                     "--quick", "--out", str(tmp_path)], check=True, env=env, timeout=300,
                    capture_output=True)
-    result = json.loads((tmp_path / "pool-cuda.json").read_text())
+    result = json.loads((tmp_path / "pool-cuda-quick.json").read_text())
     assert result["device"] == "cuda"
     entry = result["shapes"]["2x3x8x8"]
     assert entry["kernels"] > 0 and entry["composite"] > 0 and "torch" not in entry

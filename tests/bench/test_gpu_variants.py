@@ -67,3 +67,12 @@ def test_kernel_registers_tells_the_sized_kernels_apart(monkeypatch):
         "sized_im2col_kernel[3x3](array(float32, 1d, C))":
             {"registers": 42, "local_bytes": 0, "blocks_per_sm_at_256": 6},
     }
+
+
+def test_a_col2im_mismatch_is_found_among_the_rows():
+    rows = [{"variant": "col2im, batch layout, shipped (compiled for 3x3)", "matches_generic": True},
+            {"variant": "copy of the columns (the bar)"},
+            {"variant": "col2im, channel layout, shipped (compiled for 3x3)",
+             "matches_generic": False}]
+    assert gpu_variants.col2im_mismatches(rows) == [rows[2]]
+    assert gpu_variants.col2im_mismatches(rows[:2]) == []

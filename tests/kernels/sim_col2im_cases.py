@@ -24,7 +24,13 @@ if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
 
 from gpugrad import backend  # noqa: E402
 from gpugrad.bench import gpu_variants  # noqa: E402
-from gpugrad.kernels import col2im, col2im_reference, conv_cuda, conv_output_size  # noqa: E402
+from gpugrad.kernels import (  # noqa: E402
+    col2im,
+    col2im_reference,
+    conv_cuda,
+    conv_output_size,
+    im2col,
+)
 
 # Every size compiled (up to 7x7), and past MAX_SIZED_TAPS the generic gather (7x8, 8x8).
 KERNELS = ([(k, k) for k in range(1, 9)] + [(1, 7), (7, 1), (2, 5), (5, 2), (3, 2), (1, 3)]
@@ -246,3 +252,28 @@ def test_the_timing_section_runs_and_checks_the_kernels_agree(rng, monkeypatch):
         "N=2 C=2 9x10 k3x3 s1 p1 d1", "N=2 C=2 9x10 k3x3 s2 p2 d2", "N=2 C=2 9x10 k7x7 s2 p3 d1"}
     for r in rows:
         assert r["gbps"] > 0 and r["pct_copy_bandwidth"] > 0, r
+
+
+@pytest.mark.parametrize("ksize, sized", [((3, 3), True), ((7, 7), True), ((1, 49), True),
+                                          ((7, 8), False), ((1, 50), False)])
+def test_col2im_and_im2col_launch_the_kernel_for_their_size(monkeypatch, ksize, sized):
+    """Up to 49 taps both run the kernel compiled for the size, past that the generic one (a
+    test comparing the two would otherwise compare the generic kernel with itself)."""
+    launched = []
+    real = conv_cuda.launch_elementwise
+
+    def spy(kernel, *args):
+        launched.append(kernel)
+        return real(kernel, *args)
+
+    monkeypatch.setattr(conv_cuda, "launch_elementwise", spy)
+    shape, geo = (1, 2, 9, 52), ((1, 1), (ksize[0] // 2, ksize[1] // 2), (1, 1))
+    x = np.random.default_rng(4).standard_normal(shape).astype(np.float32)
+    cols = im2col(x, ksize, *geo, device="cuda")
+    img = col2im(cols, *shape[2:], *geo, device="cuda")
+    np.testing.assert_array_equal(img, col2im_reference(cols, *shape[2:], *geo))
+    if sized:
+        assert launched == [conv_cuda.sized_im2col_kernel(*ksize, np.dtype(np.float32)),
+                            conv_cuda.sized_col2im_kernel(*ksize, np.float32)]
+    else:
+        assert launched == [conv_cuda.im2col_kernel, conv_cuda.col2im_kernel]

@@ -79,3 +79,14 @@ def test_largest_and_one_row_kernels_keep_their_taps_in_registers(kh, kw):
 
 def test_col2im_kernels_under_the_simulator(run_under_simulator):
     run_under_simulator(CASES, timeout=900)
+
+
+def test_sized_kernels_only_where_their_divisions_are_exact():
+    """divmod_by is exact for i * d < 2**64: past that (a 16 GiB row of 2**32 + 1 pixels is
+    possible on a large GPU) the generic kernels run, which divide exactly at any size."""
+    assert conv_cuda.uses_sized_kernel(3, 3, 128 * 64 * 56 * 56, 56, 56, 64)
+    assert conv_cuda.uses_sized_kernel(7, 7, 1, 1)
+    assert not conv_cuda.uses_sized_kernel(7, 8, 100, 10)  # 56 taps
+    assert not conv_cuda.uses_sized_kernel(3, 3, 2**32 + 1, 1, 2**32 + 1, 1)
+    assert conv_cuda.uses_sized_kernel(3, 3, 2**31, 2**32 - 1)
+    assert not conv_cuda.uses_sized_kernel(3, 3, 2**32, 2**32)

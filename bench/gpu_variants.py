@@ -205,6 +205,9 @@ def main(argv=None) -> int:
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=25)
     parser.add_argument("--out", default=None, help="results folder (default bench/results)")
+    parser.add_argument("--only", choices=["ce-dispatch"], default=None,
+                        help="time one section only: the cross-entropy forward dispatcher's "
+                             "parts (writes gpu-variants-ce-dispatch-cuda.json)")
     args = parser.parse_args(argv)
 
     from gpugrad import kernels as K
@@ -222,6 +225,18 @@ def main(argv=None) -> int:
     n, c = SIZES["cross_entropy"]["large"]
     logits = cp.asarray((rng.standard_normal((n, c)) * 3).astype(np.float32))
     target = cp.asarray(rng.integers(0, c, n))
+    if args.only == "ce-dispatch":
+        rows = _time_ce_dispatch(cp, logits, target, args.rounds)
+        report = {"benchmark": "gpu variants: cross-entropy forward dispatcher",
+                  "rounds": args.rounds, "machine": common.machine_info(gpu=common.gpu_info()),
+                  "results": rows}
+        path = common.write_json(
+            common.results_path("gpu-variants-ce-dispatch", "cuda", args.out), report)
+        print(common.format_table(["variant", "median ms", "p25 ms", "p75 ms"],
+                                  [[r["variant"], r["median_ms"], r["p25_ms"], r["p75_ms"]]
+                                   for r in rows]))
+        print(f"wrote {path}")
+        return 0
     _, lse, tw = K.softmax_cross_entropy_forward(logits, target, device="cuda")
     kargs, extras = cross_entropy_kernel_args(cp, logits, target, lse, tw)
     shipped_fwd, shipped_bwd = cross_entropy_kernel_launches(cp, "cuda", kargs, extras)
@@ -261,6 +276,54 @@ def main(argv=None) -> int:
         print(f"FAILED: {r['variant']} {r['shape']} differs from the generic kernel",
               file=sys.stderr)
     return 1 if mismatched else 0
+
+
+def _time_ce_dispatch(cp, logits, target, rounds):
+    """F.cross_entropy's forward dispatcher against its kernel, and its parts one by one, each
+    call timed alone (the dispatcher waits for its label flag, so calls do not overlap): where
+    the ~0.3 ms between the two goes. "fresh default weights" empties the dispatcher's cache
+    of ones before every call, as every call did before the cache."""
+    from gpugrad import kernels as K
+    from gpugrad.kernels import loss as L
+
+    n, c = logits.shape
+    _, lse, tw = K.softmax_cross_entropy_forward(logits, target, device="cuda")
+    kargs, extras = cross_entropy_kernel_args(cp, logits, target, lse, tw)
+    kernel_fwd, _ = cross_entropy_kernel_launches(cp, "cuda", kargs, extras)
+    rows4 = cp.random.standard_normal((4, n), dtype=np.float32)
+    m = 512
+    k = n // m
+
+    def shipped():
+        K.softmax_cross_entropy_forward(logits, target, device="cuda")
+
+    def fresh_weights():
+        L._DEFAULT_WEIGHTS.clear()
+        K.softmax_cross_entropy_forward(logits, target, device="cuda")
+
+    def flag_and_read():
+        flag = cp.full(1, n, np.int64)
+        return int(flag[0])
+
+    fns = {
+        "dispatcher, shipped": shipped,
+        "dispatcher, fresh default weights": fresh_weights,
+        "kernel alone (launch + run)": kernel_fwd,
+        "part: default weights, ones + full": lambda: (cp.ones(c, np.float32),
+                                                       cp.full(1, c, np.float32)),
+        "part: rows buffer, empty (4, N)": lambda: cp.empty((4, n), np.float32),
+        "part: label flag, full + read back": flag_and_read,
+        "part: lse, add to float64": lambda: cp.add(rows4[0], rows4[1], dtype=np.float64),
+        "part: loss and weight sums, (2, N).sum(axis=1)": lambda: rows4[2:].sum(axis=1),
+        "part: the same sums in two stages, (2, 512, N/512)": lambda: rows4[2:, :m * k].reshape(
+            2, m, k).sum(axis=2).sum(axis=1),
+        "part: loss / total weight (0-d)": lambda: rows4[2, 0] / rows4[3, 0],
+        "part: checks + path choice (host only)": lambda: (
+            L._check_inputs("cross_entropy", logits, target, None, -100, 0.0, "mean"),
+            L.choose_path("cross_entropy", "cuda", logits, target)),
+    }
+    samples = common.paired_rounds(fns, rounds, number=1, warmup=3, sync=backend.synchronize)
+    return [{"variant": name, **common.summarize(secs)} for name, secs in samples.items()]
 
 
 def col2im_mismatches(rows) -> list:

@@ -455,14 +455,34 @@ def _kernel_args(xp, logits, target, weight, ignore_index, label_smoothing):
     target = xp.ascontiguousarray(target, dtype=np.int64)
     # weight_sum is an array, not a Python float, so the sum never leaves the GPU.
     if weight is None:
-        weight = xp.ones(c, logits.dtype)
-        weight_sum = xp.full(1, c, logits.dtype)
+        weight, weight_sum = _default_weights(xp, c, logits)
     else:
         weight = xp.ascontiguousarray(weight)
         weight_sum = weight.sum(keepdims=True)
     eps = float(label_smoothing)
     on_target, off_target = dt(1.0 - eps), dt(eps / c)
     return logits, target, weight, weight_sum, np.int64(ignore_index), on_target, off_target
+
+
+# The unweighted calls' class weights (ones) and their sum, per device, class count and dtype:
+# made once, not as two allocations and two fills on every call (on a GPU each is a launch
+# and ~10 us of host time before the kernel can start). The kernels only read them.
+_DEFAULT_WEIGHTS: dict = {}
+_DEFAULT_WEIGHTS_KEPT = 8
+
+
+def _default_weights(xp, c, like):
+    """(ones(c), [c]) in `like`'s dtype, on `like`'s device, from the cache."""
+    dev = backend.device_of_array(like)
+    key = (dev, c, like.dtype)
+    hit = _DEFAULT_WEIGHTS.get(key)
+    if hit is None:
+        with backend.device_context(dev):
+            hit = (xp.ones(c, like.dtype), xp.full(1, c, like.dtype))
+        if len(_DEFAULT_WEIGHTS) >= _DEFAULT_WEIGHTS_KEPT:
+            _DEFAULT_WEIGHTS.pop(next(iter(_DEFAULT_WEIGHTS)))  # the oldest
+        _DEFAULT_WEIGHTS[key] = hit
+    return hit
 
 
 def _backward_kernel_args(xp, lse, gloss, reduction, total_weight, dtype):

@@ -12,7 +12,8 @@ transform reads are one contiguous run of tiles_w * C numbers. Every transform i
 loops of `out[e] = k0 * a[e] + k1 * b[e] + ...` over such runs, which LLVM vectorizes. The
 tile arrays are transposed to match, V^T (16, tiles, C) instead of V (16, C, tiles), and the
 GEMMs run on them transposed (M^T = V^T @ U^T). A block's arrays are sized to stay in a core's
-L2 cache from the transform that writes them to the GEMM that reads them.
+L2 cache from the transform that writes them to the GEMM that reads them; the transforms after
+a GEMM (y from M^T, gx from dV^T) go one tile row at a time, their intermediate rows in L1.
 
     forward      per block: V^T = (B^T x B)^T, M^T = V^T @ U^T, y = A^T M A (+ b)
     input_grad   per block: dM^T = (A gy A^T)^T, dV^T = dM^T @ U, gx = B dV B^T

@@ -157,14 +157,19 @@ def _build_sized_im2col(kh, kw, dtype):
 _sized_kernels: dict = {}
 
 
+def _sized(cache, build, kh, kw, dtype):
+    """cache[(kh, kw, dtype)], built by build(kh, kw, Numba dtype) on first use: a kernel
+    compiled for one kernel size and dtype (a NumPy dtype or scalar type)."""
+    key = (kh, kw, np.dtype(dtype))
+    kernel = cache.get(key)
+    if kernel is None:
+        kernel = cache[key] = build(kh, kw, numpy_support.from_dtype(key[2]))
+    return kernel
+
+
 def sized_im2col_kernel(kh: int, kw: int, dtype):
     """The im2col kernel compiled for kh x kw and `dtype` (a NumPy dtype), built once."""
-    key = (kh, kw, dtype)
-    kernel = _sized_kernels.get(key)
-    if kernel is None:
-        kernel = _sized_kernels[key] = _build_sized_im2col(kh, kw,
-                                                           numpy_support.from_dtype(dtype))
-    return kernel
+    return _sized(_sized_kernels, _build_sized_im2col, kh, kw, dtype)
 
 
 @cuda.jit(device=True, inline=True)
@@ -295,12 +300,7 @@ def sized_col2im_kernel(kh: int, kw: int, dtype):
     NumPy dtype), built once."""
     if kh * kw > MAX_SIZED_TAPS:
         raise ValueError(f"sized_col2im_kernel: {kh}x{kw} is more than {MAX_SIZED_TAPS} taps")
-    key = (kh, kw, np.dtype(dtype))
-    kernel = _sized_col2im_kernels.get(key)
-    if kernel is None:
-        kernel = _sized_col2im_kernels[key] = _build_sized_col2im(
-            kh, kw, numpy_support.from_dtype(np.dtype(dtype)))
-    return kernel
+    return _sized(_sized_col2im_kernels, _build_sized_col2im, kh, kw, dtype)
 
 
 def uses_sized_kernel(kh: int, kw: int, n_items: int, *divisors: int) -> bool:

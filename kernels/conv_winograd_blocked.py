@@ -114,6 +114,19 @@ def _to_phases(a, ph, pw, rows, cols, p):
                     dst[c] = src[c * plane]
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _write_row(buf, bias, out, n, r):
+    """out[n, c, r] = buf[c, :w] + bias[c] for every channel c: an output row gathered
+    channels-last into `buf`, written out a channel row at a time."""
+    w = out.shape[3]
+    for c in range(out.shape[1]):
+        b = bias[c]
+        dst = out[n, c, r]
+        row = buf[c]
+        for q in range(w):
+            dst[q] = row[q] + b
+
+
 @njit(cache=True, nogil=True)
 def _from_phases(p, ph, pw, rows, cols, bias, out, buf):
     """out (nb, C, h, w)[n, c, r, q] = the padded canvas at (ph + r, pw + q), plus bias[c].
@@ -133,12 +146,7 @@ def _from_phases(p, ph, pw, rows, cols, bias, out, buf):
                 src = p[start:start + n_ch]
                 for c in range(n_ch):
                     buf[c, q] = src[c]
-            for c in range(n_ch):
-                b = bias[c]
-                dst = out[n, c, r]
-                row = buf[c]
-                for q in range(w):
-                    dst[q] = row[q] + b
+            _write_row(buf, bias, out, n, r)
 
 
 @njit(cache=True, nogil=True)
@@ -183,6 +191,7 @@ def _store_output(mt, th, tw, rows8, yp, bias, y, buf):
     does. Whole-block stages measured 1.02-1.08x slower: their rows8 and phases went through
     L2."""
     nb, n_k, oh, ow = y.shape
+    dt = y.dtype.type  # constants in the array's dtype: float32 * int64 would be float64
     run = tw * n_k
     for n in range(nb):
         for ty in range(th):
@@ -191,28 +200,20 @@ def _store_output(mt, th, tw, rows8, yp, bias, y, buf):
             # M[4a + b] ...
             for a in range(4):
                 for j in range(2):
-                    out = rows8[2 * a + j, :run]
-                    k0 = out.dtype.type(_AT_ROWS[j, 2])
-                    k1 = out.dtype.type(_AT_ROWS[j, 4])
-                    k2 = out.dtype.type(_AT_ROWS[j, 6])
-                    s0 = mt[4 * a + _AT_ROWS[j, 1], first:first + run]
-                    s1 = mt[4 * a + _AT_ROWS[j, 3], first:first + run]
-                    s2 = mt[4 * a + _AT_ROWS[j, 5], first:first + run]
-                    for e in range(run):
-                        out[e] = k0 * s0[e] + k1 * s1[e] + k2 * s2[e]
+                    terms = _AT_ROWS[j]
+                    _set3(rows8[2 * a + j, :run],
+                          dt(terms[2]), mt[4 * a + terms[1], first:first + run],
+                          dt(terms[4]), mt[4 * a + terms[3], first:first + run],
+                          dt(terms[6]), mt[4 * a + terms[5], first:first + run])
             # ... then down the columns: yp[2i + j] = sum_a A^T[i, a] rows8[2a + j], the
             # output at (2 ty + i, 2 tx + j) of every tile tx and filter
             for i in range(2):
                 for j in range(2):
-                    out = yp[2 * i + j, :run]
-                    k0 = out.dtype.type(_AT_ROWS[i, 2])
-                    k1 = out.dtype.type(_AT_ROWS[i, 4])
-                    k2 = out.dtype.type(_AT_ROWS[i, 6])
-                    s0 = rows8[2 * _AT_ROWS[i, 1] + j, :run]
-                    s1 = rows8[2 * _AT_ROWS[i, 3] + j, :run]
-                    s2 = rows8[2 * _AT_ROWS[i, 5] + j, :run]
-                    for e in range(run):
-                        out[e] = k0 * s0[e] + k1 * s1[e] + k2 * s2[e]
+                    terms = _AT_ROWS[i]
+                    _set3(yp[2 * i + j, :run],
+                          dt(terms[2]), rows8[2 * terms[1] + j, :run],
+                          dt(terms[4]), rows8[2 * terms[3] + j, :run],
+                          dt(terms[6]), rows8[2 * terms[5] + j, :run])
             for i in range(2):
                 r = 2 * ty + i
                 if r >= oh:
@@ -222,12 +223,7 @@ def _store_output(mt, th, tw, rows8, yp, bias, y, buf):
                     src = yp[2 * i + (q & 1), start:start + n_k]
                     for c in range(n_k):
                         buf[c, q] = src[c]
-                for c in range(n_k):
-                    b = bias[c]
-                    dst = y[n, c, r]
-                    row = buf[c]
-                    for q in range(ow):
-                        dst[q] = row[q] + b
+                _write_row(buf, bias, y, n, r)
 
 
 # One loop per output run, whatever the number of terms: out = (or +=) sum of k * src.

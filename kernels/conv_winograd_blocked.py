@@ -59,8 +59,6 @@ _BT_ROWS = np.array([[2, 0, 1, 2, -1, 0, 0], [2, 1, 1, 2, 1, 0, 0],
 # B^T's columns: gx = B dV B^T gives patch row i from up to 3 rows of dV.
 _BT_COLS = np.array([[1, 0, 1, 0, 0, 0, 0], [3, 1, 1, 2, -1, 3, 1],
                      [3, 0, -1, 1, 1, 2, 1], [1, 3, -1, 0, 0, 0, 0]], dtype=np.int64)
-# A^T (2x4): y = A^T M A, each output row from 3 of M's 4 rows.
-_AT_ROWS = np.array([[3, 0, 1, 1, 1, 2, 1], [3, 1, 1, 2, -1, 3, -1]], dtype=np.int64)
 # A^T's columns: dM = A gy A^T gives row a of dM from up to 2 of the tile's 2 rows.
 _AT_COLS = np.array([[1, 0, 1, 0, 0, 0, 0], [2, 0, 1, 1, 1, 0, 0],
                      [2, 0, 1, 1, -1, 0, 0], [1, 1, -1, 0, 0, 0, 0]], dtype=np.int64)
@@ -182,38 +180,49 @@ def _input_transform(p, nb, th, tw, n_ch, vt, plane):
                         out[e] = d00[e] + k01 * d01[e] + k10 * d10[e] + k11 * d11[e]
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _output_phases(mt, first, yp):
+    """yp[2i + j, e] = (A^T M A)[i, j] for e < yp.shape[1], M[4a + b] = mt[4a + b, first + e]:
+    a tile row's four output phases from its 16 runs of M^T, in one pass over them.
+
+    A^T = [[1, 1, 1, 0], [0, 1, -1, -1]] (2x4): A^T along each of M's 4 tile rows (r[a][j]),
+    then down the columns, each sum left to right. Two loops through an (8, run) buffer, as
+    this was first written, read 36 runs and wrote 12 where this reads 16 and writes 4."""
+    run = yp.shape[1]
+    end = first + run
+    m0, m1, m2, m3 = mt[0, first:end], mt[1, first:end], mt[2, first:end], mt[3, first:end]
+    m4, m5, m6, m7 = mt[4, first:end], mt[5, first:end], mt[6, first:end], mt[7, first:end]
+    m8, m9, m10, m11 = mt[8, first:end], mt[9, first:end], mt[10, first:end], mt[11, first:end]
+    m12, m13, m14, m15 = mt[12, first:end], mt[13, first:end], mt[14, first:end], mt[15, first:end]
+    y00, y01, y10, y11 = yp[0], yp[1], yp[2], yp[3]
+    for e in range(run):
+        r00 = m0[e] + m1[e] + m2[e]
+        r01 = m1[e] - m2[e] - m3[e]
+        r10 = m4[e] + m5[e] + m6[e]
+        r11 = m5[e] - m6[e] - m7[e]
+        r20 = m8[e] + m9[e] + m10[e]
+        r21 = m9[e] - m10[e] - m11[e]
+        r30 = m12[e] + m13[e] + m14[e]
+        r31 = m13[e] - m14[e] - m15[e]
+        y00[e] = r00 + r10 + r20
+        y01[e] = r01 + r11 + r21
+        y10[e] = r10 - r20 - r30
+        y11[e] = r11 - r21 - r31
+
+
 @njit(cache=True, nogil=True)
-def _store_output(mt, th, tw, rows8, yp, bias, y, buf):
+def _store_output(mt, th, tw, yp, bias, y, buf):
     """y block (nb, K, oh, ow) = A^T M A per tile, plus bias, from M^T (16, nb*th*tw*K), one
-    tile row at a time: both stages into small buffers that stay in L1 (rows8: 8 x tw*K, yp:
-    the tile row's 4 output phases, 4 x tw*K), then the tile row's two output rows, gathered
-    channels-last into `buf` (K, ow) and written out a channel row at a time, as _from_phases
-    does. Whole-block stages measured 1.02-1.08x slower: their rows8 and phases went through
-    L2."""
+    tile row at a time: its 4 output phases (yp, 4 x tw*K, in L1), then its two output rows,
+    gathered channels-last into `buf` (K, ow) and written out a channel row at a time, as
+    _from_phases does. Whole-block phases measured 1.02-1.08x slower: they went through L2."""
     nb, n_k, oh, ow = y.shape
-    dt = y.dtype.type  # constants in the array's dtype: float32 * int64 would be float64
     run = tw * n_k
     for n in range(nb):
         for ty in range(th):
-            first = (n * th + ty) * run
-            # A^T along each of M's 4 tile rows (index 4a + b): rows8[2a + j] = sum_b A^T[j, b]
-            # M[4a + b] ...
-            for a in range(4):
-                for j in range(2):
-                    terms = _AT_ROWS[j]
-                    _set3(rows8[2 * a + j, :run],
-                          dt(terms[2]), mt[4 * a + terms[1], first:first + run],
-                          dt(terms[4]), mt[4 * a + terms[3], first:first + run],
-                          dt(terms[6]), mt[4 * a + terms[5], first:first + run])
-            # ... then down the columns: yp[2i + j] = sum_a A^T[i, a] rows8[2a + j], the
-            # output at (2 ty + i, 2 tx + j) of every tile tx and filter
-            for i in range(2):
-                for j in range(2):
-                    terms = _AT_ROWS[i]
-                    _set3(yp[2 * i + j, :run],
-                          dt(terms[2]), rows8[2 * terms[1] + j, :run],
-                          dt(terms[4]), rows8[2 * terms[3] + j, :run],
-                          dt(terms[6]), rows8[2 * terms[5] + j, :run])
+            # M^T rows are (tiles, K): the tile row's outputs come out (tw, K) per phase, the
+            # output at (2 ty + i, 2 tx + j) of every tile tx and filter.
+            _output_phases(mt, (n * th + ty) * run, yp)
             for i in range(2):
                 r = 2 * ty + i
                 if r >= oh:
@@ -479,7 +488,7 @@ def forward(x, w, bias=None, padding=(0, 0), groups=1):
     def part(indices):
         p_in = ps.input_phases(c)
         vt, mt = ps.tiles_t(c), ps.tiles_t(k)
-        rows8, y_row = np.empty((8, tw * k), x.dtype), np.empty((4, tw * k), x.dtype)
+        y_row = np.empty((4, tw * k), x.dtype)
         row_buf = np.empty((k, out_hw[1]), x.dtype)
         mt_rows = mt.reshape(POSITIONS, -1)
         vt_flat, plane = vt.reshape(-1), vt[0].size
@@ -494,8 +503,7 @@ def forward(x, w, bias=None, padding=(0, 0), groups=1):
             _load_input(x[s:e], *padding, th, tw, p_in, last not in (None, nb), vt_flat, plane)
             last = nb
             np.matmul(views[nb][0], u_t, out=views[nb][1])
-            # M^T rows are (tiles, K): a tile row's outputs come out (tw, K) per phase.
-            _store_output(mt_rows, th, tw, rows8, y_row, b, y[s:e], row_buf)
+            _store_output(mt_rows, th, tw, y_row, b, y[s:e], row_buf)
 
     _run(part, len(ps.blocks))
     return y

@@ -3,9 +3,10 @@
 Each step is ``y = max_pool2d(x, 2); y.backward(gy)`` through autograd, on the shapes of the
 LeNet training step at batch 64: 64x32x28x28 and 64x64x14x14, float32. "composite" is the
 implementation the kernels replaced (im2col with -inf padding, max over the window dim with its
-argmax, scatter and col2im back), kept here as the baseline. Paired rounds in one process,
-alternating, medians and ratios. On ``--device cuda`` the same steps run on the GPU against
-PyTorch CUDA, each timed between two synchronizations of the stream.
+argmax, scatter and col2im back), kept here as the baseline. Paired rounds in one process (the
+order rotates each round; gpugrad.bench.common.paired_rounds), medians and the median of the
+rounds' ratios. On ``--device cuda`` the same steps run on the GPU against PyTorch CUDA, each
+sample timed between two synchronizations of both frameworks' streams.
 Usage: gpugrad bench pool [--device cpu|cuda] [--quick] [--rounds N] [--iters N] [--threads N]
 [--out DIR]. ``--quick`` (one tiny shape, 3 rounds of 1 call) writes pool-<device>-quick.json, so
 a smoke run never replaces the recorded results.
@@ -14,13 +15,11 @@ a smoke run never replaces the recorded results.
 from __future__ import annotations
 
 import argparse
-import platform
-import time
 from pathlib import Path
 
 import numpy as np
 
-from gpugrad.bench.common import write_json
+from gpugrad.bench.common import median, paired_ratio, paired_rounds, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -42,33 +41,18 @@ def composite_max_pool2d(x, k):
     return values
 
 
-def _timer(lib, pool, shape, rng, iters, device="cpu", sync=None):
+def _step(lib, pool, shape, rng, device="cpu"):
+    """One forward+backward of `pool` through lib's autograd, on fresh random data."""
     x = lib.tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True,
                    device=device)
     out_shape = (*shape[:2], shape[2] // KERNEL, shape[3] // KERNEL)
     gy = lib.tensor(rng.standard_normal(out_shape).astype(np.float32), device=device)
 
-    def timed():
-        if sync is not None:
-            sync()
-        start = time.perf_counter()
-        for _ in range(iters):
-            x.grad = None
-            pool(x).backward(gy)
-        if sync is not None:
-            sync()
-        return (time.perf_counter() - start) / iters
+    def step():
+        x.grad = None
+        pool(x).backward(gy)
 
-    return timed
-
-
-def paired_rounds(fns: dict, rounds: int) -> dict:
-    """Run each timed function once per round, alternating; returns every sample per name."""
-    samples = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            samples[name].append(fn())
-    return samples
+    return step
 
 
 def run(rounds=11, iters=10, threads=None, device="cpu", shapes=SHAPES):
@@ -85,16 +69,18 @@ def run(rounds=11, iters=10, threads=None, device="cpu", shapes=SHAPES):
         import torch
     except ImportError:
         torch = None
-    sync = torch_sync = None
+    sync = None
     if device == "cuda":
         if not backend.cuda_is_available():
             reason = backend.cuda_unavailable_reason()
             raise SystemExit(f"gpugrad bench pool --device cuda: {reason}")
-        sync = backend.synchronize
         if torch is not None and not (torch.cuda.is_available() and backend.cupy_module()):
             torch = None  # a CPU build of PyTorch (or the simulator) has no CUDA contender
-        if torch is not None:
-            torch_sync = torch.cuda.synchronize
+
+        def sync():
+            backend.synchronize()
+            if torch is not None:
+                torch.cuda.synchronize()
     if threads is not None:
         # The same core budget for both: Numba's parallel twins and PyTorch's intra-op pool.
         numba.set_num_threads(threads)
@@ -106,12 +92,7 @@ def run(rounds=11, iters=10, threads=None, device="cpu", shapes=SHAPES):
                      + ("quick smoke shapes" if quick else "LeNet batch-64 shapes") + ", float32",
         "quick": quick,
         "rounds": rounds, "iters_per_round": iters,
-        "time": machine_info()["time"],
-        "machine": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
-        "torch": torch.__version__ if torch else None,
-        "numba_threads": numba.get_num_threads(),
-        "torch_threads": torch.get_num_threads() if torch else None,
+        "machine": machine_info(),
         "device": device,
         "shapes": {},
     }
@@ -119,21 +100,21 @@ def run(rounds=11, iters=10, threads=None, device="cpu", shapes=SHAPES):
         result["gpu"] = gpu_info()
     for shape in shapes:
         fns = {
-            "kernels": _timer(gg, lambda x: max_pool2d(x, KERNEL), shape, rng, iters,
-                              device, sync),
-            "composite": _timer(gg, lambda x: composite_max_pool2d(x, KERNEL), shape, rng, iters,
-                                device, sync),
+            "kernels": _step(gg, lambda x: max_pool2d(x, KERNEL), shape, rng, device),
+            "composite": _step(gg, lambda x: composite_max_pool2d(x, KERNEL), shape, rng,
+                               device),
         }
         if torch is not None:
-            fns["torch"] = _timer(torch, lambda x: torch.nn.functional.max_pool2d(x, KERNEL),
-                                  shape, rng, iters, device, torch_sync)
-        for fn in fns.values():  # warm-up (first calls compile / allocate)
-            fn()
-        samples = paired_rounds(fns, rounds)
-        entry = {name: float(np.median(times)) * 1e3 for name, times in samples.items()}
+            fns["torch"] = _step(torch, lambda x: torch.nn.functional.max_pool2d(x, KERNEL),
+                                 shape, rng, device)
+        # Each sample is `iters` steps back to back; the first call of each (compiling,
+        # allocating) is a warm-up.
+        samples = paired_rounds(fns, rounds, number=iters, warmup=1, sync=sync)
+        entry = {name: median(times) * 1e3 for name, times in samples.items()}
+        # Medians of the rounds' ratios: a burst of other work moves both sides of a round.
         if "torch" in entry:
-            entry["ratio_kernels_over_torch"] = entry["kernels"] / entry["torch"]
-        entry["ratio_composite_over_kernels"] = entry["composite"] / entry["kernels"]
+            entry["ratio_kernels_over_torch"] = paired_ratio(samples, "kernels", "torch")
+        entry["ratio_composite_over_kernels"] = paired_ratio(samples, "composite", "kernels")
         result["shapes"]["x".join(map(str, shape))] = entry
     return result
 

@@ -8,7 +8,9 @@ kernels/ with its tests. Four such runs on an H200 chose the current cross-entro
 kernels (bench/results/gpu/gpu-variants-cuda-run1..4.json; the losing candidates are in git
 history, commit 38fc0b0 onwards), and a seventh the col2im kernel compiled per kernel size.
 What stays here is the baseline: the block-per-row cross-entropy kernels that the warp-per-row
-ones replaced, and the generic im2col and col2im kernels (still shipped for kernels of more
+ones replaced, the warp-per-row forward as runs 7 and 8 measured it (before its online pass
+took max.f32 and the flushed hardware exp2, shipped without a GPU to time it: this run is the
+first to), and the generic im2col and col2im kernels (still shipped for kernels of more
 than 49 taps) against the ones compiled per kernel size, each with its bar (a copy of the
 logits; a fill or a copy of the columns) and the registers each kernel uses.
 
@@ -30,13 +32,18 @@ from gpugrad.bench import common
 from gpugrad.bench.kernels import SIZES, cross_entropy_kernel_args, cross_entropy_kernel_launches
 from gpugrad.kernels import _launch
 from gpugrad.kernels.conv import conv_output_size
+from gpugrad.kernels._launch import launch_warp_rows
 from gpugrad.kernels.loss_cuda import (
+    LOG2E,
     UNROLL,
     WARP,
     dlogit,
+    flag_bad_label,
+    load8,
     row_exp_sums,
     row_max,
     warp_max,
+    warp_online,
     warp_sum,
     write_row,
 )
@@ -109,6 +116,86 @@ def previous_forward_kernel(
                       smoothing, i, target[i], m, math.log(s), gap,
                       row_max_out, row_log_sum, row_loss_out, row_weight)
 
+
+
+# The warp-per-row forward as runs 7 and 8 measured it (72% of the copy bandwidth paired, 67%
+# in the full bench), before its online pass took max.f32 for the running max (a compare and a
+# select before) and the hardware exp2 with denormals flushed (ex2.approx.f32 before, which
+# ptxas wraps in a denormal fix-up: four instructions for one). Its unrolled loop is 199 SASS
+# instructions for 16 logits a lane on sm_90 against the shipped kernel's 126 (ptxas and
+# nvdisasm, CUDA 13). The two give the same numbers wherever exp(x - max) is a normal float.
+@cuda.jit(device=True, inline=True)
+def run8_online8(m, s, zero, log2e, a, b, c, d, e, f, g, h):
+    top = m
+    top = a if a > top else top
+    top = b if b > top else top
+    top = c if c > top else top
+    top = d if d > top else top
+    top = e if e > top else top
+    top = f if f > top else top
+    top = g if g > top else top
+    top = h if h > top else top
+    shift = top if top != -math.inf else zero
+    if m != top:
+        s *= math.exp2((m - top) * log2e)
+    s += ((math.exp2((a - shift) * log2e) + math.exp2((b - shift) * log2e))
+          + (math.exp2((c - shift) * log2e) + math.exp2((d - shift) * log2e))) + (
+          (math.exp2((e - shift) * log2e) + math.exp2((f - shift) * log2e))
+          + (math.exp2((g - shift) * log2e) + math.exp2((h - shift) * log2e)))
+    return top, s
+
+
+@cuda.jit(device=True, inline=True)
+def run8_row_online(row, lane, m, s, zero, neg_inf, log2e):
+    n = row.shape[0]
+    j = lane
+    while j + 15 * WARP < n:
+        a, b, c, d, e, f, g, h = load8(row, j, WARP, False, neg_inf)
+        a2, b2, c2, d2, e2, f2, g2, h2 = load8(row, j + 8 * WARP, WARP, False, neg_inf)
+        m, s = run8_online8(m, s, zero, log2e, a, b, c, d, e, f, g, h)
+        m, s = run8_online8(m, s, zero, log2e, a2, b2, c2, d2, e2, f2, g2, h2)
+        j += 16 * WARP
+    if j < n:
+        a, b, c, d, e, f, g, h = load8(row, j, WARP, True, neg_inf)
+        a2, b2, c2, d2, e2, f2, g2, h2 = load8(row, j + 8 * WARP, WARP, True, neg_inf)
+        m, s = run8_online8(m, s, zero, log2e, a, b, c, d, e, f, g, h)
+        m, s = run8_online8(m, s, zero, log2e, a2, b2, c2, d2, e2, f2, g2, h2)
+    return m, s
+
+
+@cuda.jit
+def run8_forward_kernel(
+    logits, target, weight, weight_sum, ignore_index, on_target, off_target,
+    row_max_out, row_log_sum, row_loss_out, row_weight, first_bad,
+):  # fmt: skip
+    """The shipped forward kernel's body (softmax_cross_entropy_forward_kernel) with run 8's
+    online pass; without label smoothing only (the timed case)."""
+    n_rows, n_cls = logits.shape
+    zero = logits.dtype.type(0)
+    neg_inf = logits.dtype.type(-math.inf)
+    log2e = logits.dtype.type(LOG2E)
+    lane = cuda.threadIdx.x % WARP
+    warps = cuda.blockDim.x // WARP
+    for first in range(cuda.blockIdx.x * warps, n_rows, cuda.gridDim.x * warps):
+        i = first + cuda.threadIdx.x // WARP
+        active = i < n_rows
+        t = ignore_index
+        if active:
+            t = target[i]
+        m = neg_inf
+        s = zero
+        if active:
+            m, s = run8_row_online(logits[i], lane, m, s, zero, neg_inf, log2e)
+        m, s = warp_online(m, s)
+        if active and lane == 0:
+            log_s = math.log(s) if m != neg_inf else logits.dtype.type(math.nan)
+            if t != ignore_index and (t < 0 or t >= n_cls):
+                flag_bad_label(i, m, log_s, first_bad,
+                               row_max_out, row_log_sum, row_loss_out, row_weight)
+            else:
+                write_row(logits, weight, weight_sum, ignore_index, on_target, off_target,
+                          False, i, t, m, log_s, zero,
+                          row_max_out, row_log_sum, row_loss_out, row_weight)
 
 
 @cuda.jit
@@ -200,6 +287,54 @@ def check(xp, n, c, rng, weighted=False, label_smoothing=0.0, dtype=np.float32) 
     np.testing.assert_allclose(backend.to_numpy(gx), ref_g, **tol)
 
 
+def check_run8_forward(xp, n, c, rng, weighted=False, dtype=np.float32) -> None:
+    """Run 8's forward kernel against gpugrad's references (raises if off), as check() does
+    for the previous kernels: with -inf and huge logits, ignored rows and, weighted, class
+    weights; no label smoothing (the kernel's one case)."""
+    from gpugrad import kernels as K
+
+    logits_h = (rng.standard_normal((n, c)) * 4).astype(dtype)
+    logits_h[0, :] = -np.inf
+    logits_h[1, ::3] = -np.inf
+    logits_h[2, :] *= 2500.0  # logits of 1e4
+    target_h = rng.integers(0, c, n)
+    target_h[::5] = -100
+    target_h[0] = -100  # the all -inf row has no loss
+    weight_h = rng.uniform(0.5, 2.0, c).astype(dtype) if weighted else None
+    logits, target = xp.asarray(logits_h), xp.asarray(target_h)
+    weight = None if weight_h is None else xp.asarray(weight_h)
+    _, lse, tw = K.softmax_cross_entropy_forward(logits, target, weight, device="cuda")
+    args, _ = cross_entropy_kernel_args(xp, logits, target, lse, tw, weight)
+    ref_loss, ref_lse, _ = K.softmax_cross_entropy_forward_reference(
+        logits_h, target_h, weight_h, -100, 0.0, "none")
+    outs = [xp.full(n, np.nan, dtype) for _ in range(4)]
+    first_bad = xp.full(1, n, np.int64)
+    launch_warp_rows(run8_forward_kernel, n, "cuda", *args, *outs, first_bad)
+    got_max, got_log_sum, got_loss, _ = (backend.to_numpy(o) for o in outs)
+    tol = {"rtol": 2e-5, "atol": 1e-5} if dtype == np.float32 else {"rtol": 1e-12, "atol": 1e-12}
+    np.testing.assert_allclose(got_max[1:].astype(np.float64) + got_log_sum[1:], ref_lse[1:],
+                               **tol)
+    np.testing.assert_allclose(got_loss, ref_loss, **tol)
+    assert int(backend.to_numpy(first_bad)[0]) == n
+
+
+def run8_forward_same_bits(cp, kargs) -> bool:
+    """Whether the shipped forward and run 8's give the same four outputs to the bit on the
+    timed problem (they should wherever exp(x - max) is a normal float32)."""
+    from gpugrad.kernels import loss_cuda
+
+    n = kargs[0].shape[0]
+    results = []
+    for launch in (
+        lambda outs, flag: loss_cuda.softmax_cross_entropy_forward(*kargs, *outs, flag, "cuda"),
+        lambda outs, flag: launch_warp_rows(run8_forward_kernel, n, "cuda", *kargs, *outs, flag),
+    ):
+        outs = [cp.full(n, np.nan, np.float32) for _ in range(4)]
+        launch(outs, cp.full(1, n, np.int64))
+        results.append(cp.stack(outs).view(np.int32))
+    return bool(cp.array_equal(*results))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gpugrad.bench.gpu_variants",
                                      description=__doc__.split("\n")[0])
@@ -220,6 +355,8 @@ def main(argv=None) -> int:
     for n, c, weighted, eps in [(257, 1000, False, 0.0), (300, 10, True, 0.1),
                                 (33, 5000, True, 0.0), (4096, 1000, False, 0.2)]:
         check(cp, n, c, rng, weighted, eps)
+    for n, c, weighted in [(257, 1000, False), (300, 10, True), (33, 5000, True)]:
+        check_run8_forward(cp, n, c, rng, weighted)
     print("previous kernels match the references")
 
     n, c = SIZES["cross_entropy"]["large"]
@@ -241,12 +378,15 @@ def main(argv=None) -> int:
     kargs, extras = cross_entropy_kernel_args(cp, logits, target, lse, tw)
     shipped_fwd, shipped_bwd = cross_entropy_kernel_launches(cp, "cuda", kargs, extras)
     outs = [cp.empty(n, np.float32) for _ in range(4)]
+    first_bad = cp.full(1, n, np.int64)  # stays n: the labels are good
     gx = cp.empty((n, c), np.float32)
     copy = cp.empty_like(logits)
     fns = {
         "forward, shipped (warp per row, one pass)": shipped_fwd,
         "forward, previous (block per row)": lambda: launch_previous(
             previous_forward_kernel, n, c, "cuda", *kargs, *outs),
+        "forward, run 8 (compare-select max, exp2 with denormal fix-up)": lambda: (
+            launch_warp_rows(run8_forward_kernel, n, "cuda", *kargs, *outs, first_bad)),
         "backward, shipped (warp per row)": shipped_bwd,
         "backward, previous (block per row)": lambda: launch_previous(
             previous_backward_kernel, n, c, "cuda", *kargs, *extras, gx),
@@ -261,9 +401,11 @@ def main(argv=None) -> int:
     registers = kernel_registers()
     for name, info in registers.items():
         print(f"{name}: {info}")
+    same_bits = run8_forward_same_bits(cp, kargs)
+    print(f"shipped forward and run 8's: {'the same bits' if same_bits else 'DIFFERENT bits'}")
     report = {"benchmark": "gpu variants", "rounds": args.rounds,
               "machine": common.machine_info(gpu=common.gpu_info()), "results": rows,
-              "kernel_registers": registers}
+              "kernel_registers": registers, "forward_same_bits_as_run8": same_bits}
     path = common.write_json(common.results_path("gpu-variants", "cuda", args.out), report)
     print(common.format_table(["variant", "shape", "median ms", "GB/s", "% of bar"],
                               [[r["variant"], r["shape"], r["median_ms"], r["gbps"],

@@ -15,13 +15,16 @@ in runs 7 and 8; the README tells the steps). What it took, in the order it matt
   when the max rises) instead of twice;
 - fewer instructions per logit in the forward: exp as the hardware exp2 (float32; libdevice's
   expf is about ten instructions), unsigned indices (Numba adds negative-index wraparound code
-  to signed ones), bounds checks on the last trip only;
+  to signed ones), bounds checks on the last trip only; since run 8, exp2 with denormals
+  flushed (kernels/cuda_math.py) and max.f32 for the running max: the unrolled loop is 126
+  SASS instructions on sm_90 instead of 199, not yet timed on a GPU (gpu_variants keeps run
+  8's build to time it against);
 - no branch on the label before the row's loads: the label is loaded first but used after;
 - the backward capped at 40 registers: six blocks per SM instead of four.
 
-The measured forward computed exp2(x * log2e - top * log2e) as one FMA; the shipped one takes
-the difference first, one instruction more per logit, because the FMA form lost 7e-6 of the
-loss at logits of 1e4 (a test pins this). That build is not yet measured on a GPU.
+Run 6's forward computed exp2(x * log2e - top * log2e) as one FMA (76%); since run 7 the
+forward takes the difference first, one instruction more per logit (72%), because the FMA form
+lost 7e-6 of the loss at logits of 1e4 (a test pins this).
 
 The forward also checks the labels: a row whose label is neither ignore_index nor in [0, C) gets
 NaN and lowers a first-bad-row flag, which the dispatcher reads back after queuing the rest of
@@ -42,6 +45,7 @@ import numba
 from numba import cuda, types, uint64
 
 from gpugrad.kernels._launch import WARP, launch_warp_rows
+from gpugrad.kernels.cuda_math import exp2_flush
 
 # Every lane of a warp takes part in each shuffle.
 FULL_MASK = 0xFFFFFFFF
@@ -167,26 +171,29 @@ def load8(row, j, stride, guarded, fill):
 def online8(m, s, zero, log2e, a, b, c, d, e, f, g, h):
     """(max, sum of exp(x - max)) after eight more logits; -inf ones add nothing. exp(x - top)
     is exp2((x - top) * log2e), the hardware exp2 in float32 (libdevice's expf is about ten
-    instructions). The difference comes first: x - top is exact for the logits near the max,
-    which carry the sum, where x * log2e - top * log2e would lose the rounding of top * log2e
-    (5e-4 at logits of 1e4). While the max is still -inf the shift is 0, so a -inf adds
-    exp2(-inf) = 0 and a NaN adds NaN."""
+    instructions), with denormals flushed (exp2_flush: one instruction instead of four; a term
+    under 1.2e-38 changes no sum that holds the max's term, 1). The difference comes first:
+    x - top is exact for the logits near the max, which carry the sum, where
+    x * log2e - top * log2e would lose the rounding of top * log2e (5e-4 at logits of 1e4).
+    While the max is still -inf the shift is 0, so a -inf adds exp2(-inf) = 0 and a NaN adds
+    NaN. max(top, x) is one max.f32 (a compare and a select before): NaN never wins it, as
+    `x if x > top else top` did not let it, and top is never NaN."""
     top = m
-    top = a if a > top else top
-    top = b if b > top else top
-    top = c if c > top else top
-    top = d if d > top else top
-    top = e if e > top else top
-    top = f if f > top else top
-    top = g if g > top else top
-    top = h if h > top else top
+    top = max(top, a)
+    top = max(top, b)
+    top = max(top, c)
+    top = max(top, d)
+    top = max(top, e)
+    top = max(top, f)
+    top = max(top, g)
+    top = max(top, h)
     shift = top if top != -math.inf else zero
     if m != top:
-        s *= math.exp2((m - top) * log2e)
-    s += ((math.exp2((a - shift) * log2e) + math.exp2((b - shift) * log2e))
-          + (math.exp2((c - shift) * log2e) + math.exp2((d - shift) * log2e))) + (
-          (math.exp2((e - shift) * log2e) + math.exp2((f - shift) * log2e))
-          + (math.exp2((g - shift) * log2e) + math.exp2((h - shift) * log2e)))
+        s *= exp2_flush((m - top) * log2e)
+    s += ((exp2_flush((a - shift) * log2e) + exp2_flush((b - shift) * log2e))
+          + (exp2_flush((c - shift) * log2e) + exp2_flush((d - shift) * log2e))) + (
+          (exp2_flush((e - shift) * log2e) + exp2_flush((f - shift) * log2e))
+          + (exp2_flush((g - shift) * log2e) + exp2_flush((h - shift) * log2e)))
     return top, s
 
 

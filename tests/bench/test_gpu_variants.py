@@ -24,6 +24,21 @@ def test_previous_kernels_compile_without_float64(kernel, n_vectors):
     assert not ptx.f64_instructions(code)
 
 
+def test_run8_forward_is_the_compare_select_build():
+    """The baseline keeps what the shipped forward dropped: ex2 without .ftz (ptxas adds a
+    denormal fix-up) and setp/selp for the running max; no float64 math either way."""
+    import re
+
+    f = types.float32
+    m2, v = types.Array(f, 2, "C"), types.Array(f, 1, "C")
+    labels = types.Array(types.int64, 1, "C")
+    sig = (m2, labels, v, v, types.int64, f, f, v, v, v, v, labels)
+    code, _ = cuda.compile_ptx(gpu_variants.run8_forward_kernel.py_func, sig, cc=(9, 0))
+    assert len(re.findall(r"\bex2\.approx\.f32\b", code)) >= 2 * 16
+    assert not re.findall(r"\bmax\.f32\b", code)
+    assert not ptx.f64_instructions(code)
+
+
 @pytest.mark.parametrize("n_cls, threads", [(1, 32), (10, 32), (129, 64), (1000, 256),
                                             (32000, 256)])
 def test_previous_row_threads(n_cls, threads):

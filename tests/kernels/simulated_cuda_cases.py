@@ -180,6 +180,42 @@ def test_gpu_variants_baseline_kernels_match_the_references(rng, n, c, weighted,
     gpu_variants.check(np, n, c, rng, weighted, eps)
 
 
+@pytest.mark.parametrize("n, c, weighted", [(4, 133, False), (3, 7, True), (3, 1100, True)])
+def test_gpu_variants_run8_forward_matches_the_references(rng, n, c, weighted):
+    """The forward as runs 7 and 8 measured it, kept in gpu_variants as the baseline of the
+    shipped one: -inf rows, logits of 1e4, ignored rows, class weights."""
+    from gpugrad.bench import gpu_variants
+
+    gpu_variants.check_run8_forward(np, n, c, rng, weighted)
+
+
+def test_gpu_variants_compares_the_two_forwards_bit_for_bit(rng, monkeypatch):
+    """run8_forward_same_bits (NumPy standing in for CuPy) finds the two forwards equal here,
+    where both run as Python, and tells a forward that is one ulp off apart."""
+    import types
+
+    from gpugrad.bench import gpu_variants
+    from gpugrad.bench.kernels import cross_entropy_kernel_args
+    from gpugrad.kernels import loss_cuda
+
+    n, c = 4, 70
+    logits = (rng.standard_normal((n, c)) * 3).astype(np.float32)
+    target = rng.integers(0, c, n)
+    _, lse, tw = softmax_cross_entropy_forward(logits, target, device="cuda")
+    kargs, _ = cross_entropy_kernel_args(np, logits, target, lse, tw)
+    xp = types.SimpleNamespace(full=np.full, stack=np.stack, array_equal=np.array_equal)
+    assert gpu_variants.run8_forward_same_bits(xp, kargs)
+
+    shipped = loss_cuda.softmax_cross_entropy_forward
+
+    def one_ulp_off(*args):
+        shipped(*args)
+        args[9][:] = np.nextafter(args[9], np.float32(np.inf))  # the row losses
+
+    monkeypatch.setattr(loss_cuda, "softmax_cross_entropy_forward", one_ulp_off)
+    assert not gpu_variants.run8_forward_same_bits(xp, kargs)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_one_pass_forward_on_infinite_and_nan_rows(dtype):
     """The one-pass forward on rows a two-pass kernel handles by its final max gives what the

@@ -83,3 +83,17 @@ def test_cross_entropy_backward_is_capped_at_40_registers():
 
     options = loss_cuda.softmax_cross_entropy_backward_kernel.targetoptions
     assert options.get("max_registers") == 40
+
+
+def test_float32_one_pass_forward_uses_one_instruction_exp2_and_max(records):
+    """The forward's online pass takes the hardware exp2 with denormals flushed (ex2 without
+    .ftz is wrapped by ptxas in a denormal fix-up, four instructions) and max.f32 for the
+    running max (a setp and a selp each before): 16 logits a lane per trip, twice (the unrolled
+    trips and the guarded last one)."""
+    import re
+
+    for r in records:
+        if r["kernel"] == "softmax_cross_entropy_forward_kernel" and r["dtype"] == "float32":
+            assert not re.findall(r"\bex2\.approx\.f32\b", r["ptx"]), r["cc"]
+            assert len(re.findall(r"\bex2\.approx\.ftz\.f32\b", r["ptx"])) >= 2 * 16
+            assert len(re.findall(r"\bmax\.f32\b", r["ptx"])) >= 2 * 16

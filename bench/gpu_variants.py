@@ -168,33 +168,48 @@ def run8_forward_kernel(
     logits, target, weight, weight_sum, ignore_index, on_target, off_target,
     row_max_out, row_log_sum, row_loss_out, row_weight, first_bad,
 ):  # fmt: skip
-    """The shipped forward kernel's body (softmax_cross_entropy_forward_kernel) with run 8's
-    online pass; without label smoothing only (the timed case)."""
+    """softmax_cross_entropy_forward_kernel as of commit db7d468, word for word but for its name
+    and run8_row_online (its row_online then)."""
     n_rows, n_cls = logits.shape
     zero = logits.dtype.type(0)
     neg_inf = logits.dtype.type(-math.inf)
     log2e = logits.dtype.type(LOG2E)
+    smoothing = off_target != zero
     lane = cuda.threadIdx.x % WARP
     warps = cuda.blockDim.x // WARP
+    # Rows go out a block-sized group at a time, so every warp of a block makes the same number
+    # of trips and meets the same shuffles (a warp without a row runs them idle); the CUDA
+    # simulator's shuffles need that.
     for first in range(cuda.blockIdx.x * warps, n_rows, cuda.gridDim.x * warps):
         i = first + cuda.threadIdx.x // WARP
         active = i < n_rows
         t = ignore_index
         if active:
-            t = target[i]
+            t = target[i]  # loaded now, used after the row: nothing waits on it
         m = neg_inf
         s = zero
-        if active:
-            m, s = run8_row_online(logits[i], lane, m, s, zero, neg_inf, log2e)
-        m, s = warp_online(m, s)
+        gap = zero
+        if smoothing:
+            if active:
+                m = row_max(logits, i, lane, WARP, m)
+            m = warp_max(m)
+            if active:
+                s, gap = row_exp_sums(logits, weight, smoothing, i, lane, WARP, m)
+            s = warp_sum(s)
+            gap = warp_sum(gap)
+        else:
+            if active:
+                m, s = run8_row_online(logits[i], lane, m, s, zero, neg_inf, log2e)
+            m, s = warp_online(m, s)
         if active and lane == 0:
+            # A row of -inf only gives NaN, as the reference does (and the two-pass sum).
             log_s = math.log(s) if m != neg_inf else logits.dtype.type(math.nan)
             if t != ignore_index and (t < 0 or t >= n_cls):
                 flag_bad_label(i, m, log_s, first_bad,
                                row_max_out, row_log_sum, row_loss_out, row_weight)
             else:
                 write_row(logits, weight, weight_sum, ignore_index, on_target, off_target,
-                          False, i, t, m, log_s, zero,
+                          smoothing, i, t, m, log_s, gap,
                           row_max_out, row_log_sum, row_loss_out, row_weight)
 
 
@@ -287,10 +302,11 @@ def check(xp, n, c, rng, weighted=False, label_smoothing=0.0, dtype=np.float32) 
     np.testing.assert_allclose(backend.to_numpy(gx), ref_g, **tol)
 
 
-def check_run8_forward(xp, n, c, rng, weighted=False, dtype=np.float32) -> None:
+def check_run8_forward(xp, n, c, rng, weighted=False, label_smoothing=0.0,
+                       dtype=np.float32) -> None:
     """Run 8's forward kernel against gpugrad's references (raises if off), as check() does
-    for the previous kernels: with -inf and huge logits, ignored rows and, weighted, class
-    weights; no label smoothing (the kernel's one case)."""
+    for the previous kernels: with -inf and huge logits, ignored rows, class weights
+    (`weighted`) and label smoothing (the two-pass path) or none (the online pass)."""
     from gpugrad import kernels as K
 
     logits_h = (rng.standard_normal((n, c)) * 4).astype(dtype)
@@ -303,10 +319,12 @@ def check_run8_forward(xp, n, c, rng, weighted=False, dtype=np.float32) -> None:
     weight_h = rng.uniform(0.5, 2.0, c).astype(dtype) if weighted else None
     logits, target = xp.asarray(logits_h), xp.asarray(target_h)
     weight = None if weight_h is None else xp.asarray(weight_h)
-    _, lse, tw = K.softmax_cross_entropy_forward(logits, target, weight, device="cuda")
-    args, _ = cross_entropy_kernel_args(xp, logits, target, lse, tw, weight)
+    _, lse, tw = K.softmax_cross_entropy_forward(logits, target, weight,
+                                                 label_smoothing=label_smoothing, device="cuda")
+    args, _ = cross_entropy_kernel_args(xp, logits, target, lse, tw, weight,
+                                        label_smoothing=label_smoothing)
     ref_loss, ref_lse, _ = K.softmax_cross_entropy_forward_reference(
-        logits_h, target_h, weight_h, -100, 0.0, "none")
+        logits_h, target_h, weight_h, -100, label_smoothing, "none")
     outs = [xp.full(n, np.nan, dtype) for _ in range(4)]
     first_bad = xp.full(1, n, np.int64)
     launch_warp_rows(run8_forward_kernel, n, "cuda", *args, *outs, first_bad)
@@ -355,8 +373,9 @@ def main(argv=None) -> int:
     for n, c, weighted, eps in [(257, 1000, False, 0.0), (300, 10, True, 0.1),
                                 (33, 5000, True, 0.0), (4096, 1000, False, 0.2)]:
         check(cp, n, c, rng, weighted, eps)
-    for n, c, weighted in [(257, 1000, False), (300, 10, True), (33, 5000, True)]:
-        check_run8_forward(cp, n, c, rng, weighted)
+    for n, c, weighted, eps in [(257, 1000, False, 0.0), (300, 10, True, 0.0),
+                                (33, 5000, True, 0.0), (64, 1000, True, 0.1)]:
+        check_run8_forward(cp, n, c, rng, weighted, eps)
     print("previous kernels match the references")
 
     n, c = SIZES["cross_entropy"]["large"]

@@ -15,6 +15,7 @@ a smoke run never replaces the recorded results.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import numpy as np
@@ -92,7 +93,7 @@ def run(rounds=11, iters=10, threads=None, device="cpu", shapes=SHAPES):
                      + ("quick smoke shapes" if quick else "LeNet batch-64 shapes") + ", float32",
         "quick": quick,
         "rounds": rounds, "iters_per_round": iters,
-        "machine": machine_info(),
+        "machine": machine_info(omp_wait_policy=os.environ.get("OMP_WAIT_POLICY")),
         "device": device,
         "shapes": {},
     }

@@ -25,7 +25,7 @@ if numba.config.ENABLE_CUDASIM:
 else:
     from llvmlite import ir
     from numba.core import cgutils
-    from numba.core.extending import intrinsic
+    from numba.cuda.extending import intrinsic
 
     @intrinsic
     def exp2_flush(typingctx, x):

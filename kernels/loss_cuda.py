@@ -6,8 +6,9 @@ with register shuffles in a fixed order (deterministic), and no block barrier ho
 back. Measured on an H200 (N=262144, C=1000, float32, paired against a copy of the logits), the
 earlier block-per-row kernels reached 18% (forward) and 42% (backward) of the device's copy
 bandwidth; these reach 72-76% and 83% (bench/results/gpu/gpu-variants-cuda*.json: 76% was
-the FMA build of run 6; the shipped forward, which takes x - max before the exp2, measured 72%
-in runs 7 and 8; the README tells the steps). What it took, in the order it mattered:
+the FMA build of run 6; the forward of runs 7 and 8, which takes x - max before the exp2,
+measured 72%; the shipped one, with fewer instructions a logit, is not yet timed; the README
+tells the steps). What it took, in the order it mattered:
 
 - many loads in flight: each lane issues 16 (forward) or 8 (backward) loads before it uses any,
   including on a row's last, partial trip (a one-at-a-time tail loop cost a latency per logit);
@@ -177,7 +178,8 @@ def online8(m, s, zero, log2e, a, b, c, d, e, f, g, h):
     x * log2e - top * log2e would lose the rounding of top * log2e (5e-4 at logits of 1e4).
     While the max is still -inf the shift is 0, so a -inf adds exp2(-inf) = 0 and a NaN adds
     NaN. max(top, x) is one max.f32 (a compare and a select before): NaN never wins it, as
-    `x if x > top else top` did not let it, and top is never NaN."""
+    `x if x > top else top` did not let it, and top is never NaN. Of +0 and -0 it may keep
+    either (the compare kept the first): only a row max of zero can show it, in its sign."""
     top = m
     top = max(top, a)
     top = max(top, b)

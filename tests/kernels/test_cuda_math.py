@@ -11,7 +11,6 @@ pytest.importorskip("gpugrad.kernels.ptx", reason="numba-cuda is not installed")
 
 from numba import cuda, types  # noqa: E402
 from numba.core import errors as core_errors  # noqa: E402
-
 from numba.cuda.core import errors as cuda_errors  # noqa: E402
 
 from gpugrad.kernels.cuda_math import exp2_flush  # noqa: E402

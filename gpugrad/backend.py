@@ -224,9 +224,9 @@ def empty_like(a):
 
 def matmul(a, b, out=None):
     """a @ b for arrays of 2 or more dimensions, into `out` when given. On the CPU a large
-    product lands in a cached buffer (conv2d's GEMM outputs are MBs, every step) and runs on
-    gpugrad's own threads, one BLAS thread each (see host_blas); CuPy allocates from its own
-    pool."""
+    product lands in a cached buffer (conv2d's GEMM outputs are MBs, every step); a large stack
+    of products runs on gpugrad's own threads, one BLAS thread each, and a single product on
+    OpenBLAS's own threads (see host_blas). CuPy allocates from its own pool."""
     xp = array_module(a)
     if xp is not np or a.ndim < 2 or b.ndim < 2:
         return xp.matmul(a, b) if out is None else xp.matmul(a, b, out=out)

@@ -5,8 +5,10 @@
 For every shape, ``y = conv2d(x, w, padding=1)`` then the gradients of x and w through autograd,
 float32, under the algorithm switch's three settings ("auto", "im2col", "winograd"), Winograd
 with its blocked passes switched off ("winograd-whole": every pass over the whole batch, see
-ops/conv_winograd.py) and in PyTorch. Paired rounds in one process (the order rotates every round), medians, and speedups as
-medians of per-round ratios. This is the measurement behind "auto"'s choice (Winograd for 3x3
+ops/conv_winograd.py) and in PyTorch; and the forward alone (no autograd), "auto" against
+PyTorch's, which tells the forward's share of a speedup from the gradients'. Paired rounds in
+one process (the order rotates every round), medians, and speedups as medians of per-round
+ratios. This is the measurement behind "auto"'s choice (Winograd for 3x3
 stride-1 layers with at least ops.conv.WINOGRAD_MIN_CHANNELS channels in and out) and behind
 the choice between Winograd's blocked and whole-batch passes; the row for an RGB first layer
 shows why the first threshold exists. Writes bench/results/conv-cpu.json.
@@ -63,6 +65,12 @@ def _contenders(shape, rng, torch):
             return winograd()
 
     fns["winograd-whole"] = whole
+
+    def ours_forward():
+        with gg.no_grad():
+            return gg.nn.functional.conv2d(g_x, g_w, padding=1)
+
+    fns["auto-forward"] = ours_forward
     if torch is not None:
         t_x, t_w = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
         t_gy = torch.tensor(gy)
@@ -72,6 +80,12 @@ def _contenders(shape, rng, torch):
             return torch.autograd.grad(y, (t_x, t_w), t_gy)
 
         fns["torch"] = theirs
+
+        def theirs_forward():
+            with torch.no_grad():
+                return torch.nn.functional.conv2d(t_x, t_w, padding=1)
+
+        fns["torch-forward"] = theirs_forward
     return fns
 
 
@@ -114,6 +128,8 @@ def run(quick=False, rounds=None, torch=None) -> dict:
         if torch is not None:
             for name in ALGORITHMS:
                 row["speedup"][f"{name}_vs_torch"] = common.paired_ratio(samples, "torch", name)
+            row["speedup"]["auto_forward_vs_torch"] = common.paired_ratio(
+                samples, "torch-forward", "auto-forward")
         rows.append(row)
     return {
         "benchmark": "conv2d 3x3 stride 1 padding 1, forward + input and weight gradients "
@@ -128,7 +144,7 @@ def run(quick=False, rounds=None, torch=None) -> dict:
 def format_report(report: dict) -> str:
     header = ["N C HxW F", "auto picks", "winograd passes", "auto ms", "im2col ms",
               "winograd ms", "whole-batch ms", "torch ms", "wino/im2col", "wino/whole",
-              "auto vs torch"]
+              "auto vs torch", "auto fwd vs torch"]
     rows = []
     for r in report["results"]:
         s, ms, sp = r["shape"], r["median_ms"], r["speedup"]
@@ -137,6 +153,7 @@ def format_report(report: dict) -> str:
             r["winograd_passes"], ms["auto"], ms["im2col"], ms["winograd"],
             ms["winograd-whole"], ms.get("torch", "-"), sp["winograd_vs_im2col"],
             sp["winograd_vs_whole_batch"], sp.get("auto_vs_torch", "-"),
+            sp.get("auto_forward_vs_torch", "-"),
         ])
     return common.format_table(header, rows)
 

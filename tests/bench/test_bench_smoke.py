@@ -32,11 +32,15 @@ def test_bench_conv_quick_compares_the_algorithms_and_writes_json(tmp_path, caps
     # batch of small images take Winograd's blocked passes.
     assert [r["auto_picks"] for r in rows] == ["winograd", "im2col", "winograd"]
     assert [r["winograd_passes"] for r in rows] == ["whole batch", "whole batch", "blocked"]
+    has_torch = "torch" in result["machine"]
     for r in rows:
-        assert {"auto", "im2col", "winograd", "winograd-whole"} <= set(r["median_ms"])
+        names = {"auto", "im2col", "winograd", "winograd-whole", "auto-forward"}
+        assert names <= set(r["median_ms"])
         assert all(ms > 0 for ms in r["median_ms"].values())
         assert r["speedup"]["winograd_vs_im2col"] > 0
         assert r["speedup"]["winograd_vs_whole_batch"] > 0
+        # The forward alone, against PyTorch's where it is installed.
+        assert ("auto_forward_vs_torch" in r["speedup"]) == has_torch
     assert "auto picks" in capsys.readouterr().out
 
 

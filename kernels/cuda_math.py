@@ -6,8 +6,9 @@ becomes ex2.approx.f32 without ftz, which ptxas wraps in a denormal fix-up: a co
 predicated multiplies around the same MUFU.EX2, four instructions instead of one (seen with
 ptxas and nvdisasm from CUDA 13 for sm_90; `kernels/loss_cuda.py` says where it is used).
 The two agree to the bit wherever 2^x is a normal float32, that is for x >= -126; below, 2^x
-is under 1.2e-38 and flushes to 0. In float64 it is math.exp2 (libdevice's exp2, exact to an
-ulp). Under the CUDA simulator, kernels run as Python: math.exp2 stands in for both.
+is under 1.2e-38 and flushes to 0. In float64 it is what math.exp2 compiles to (libdevice's
+exp2, not an approximation). Under the CUDA simulator, kernels run as Python: math.exp2 stands
+in for both.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ import math
 import sys
 
 import numpy as np
-from numba import cuda
+from numba import cuda, uint64
 
 from gpugrad import backend
 from gpugrad.bench import common
@@ -39,7 +39,6 @@ from gpugrad.kernels.loss_cuda import (
     WARP,
     dlogit,
     flag_bad_label,
-    load8,
     row_exp_sums,
     row_max,
     warp_max,
@@ -121,9 +120,37 @@ def previous_forward_kernel(
 # The warp-per-row forward as runs 7 and 8 measured it (72% of the copy bandwidth paired, 67%
 # in the full bench), before its online pass took max.f32 for the running max (a compare and a
 # select before) and the hardware exp2 with denormals flushed (ex2.approx.f32 before, which
-# ptxas wraps in a denormal fix-up: four instructions for one). Its unrolled loop is 199 SASS
-# instructions for 16 logits a lane on sm_90 against the shipped kernel's 126 (ptxas and
-# nvdisasm, CUDA 13). The two give the same numbers wherever exp(x - max) is a normal float.
+# ptxas wraps in a denormal fix-up: four instructions for one), and before its last trip's
+# guards became 32-bit compares. Its unrolled loop is 199 SASS instructions for 16 logits a
+# lane on sm_90 against the shipped kernel's 126, its last trip 282 against 160, the whole
+# kernel 2768 against 2583 (ptxas and nvdisasm, CUDA 13; both 32 registers). The two give the
+# same numbers wherever exp(x - max) is a normal float.
+@cuda.jit(device=True, inline=True)
+def run8_load8(row, j, stride, guarded, fill):
+    """loss_cuda.load8 as of commit db7d468: its guards compare j + k * stride with n in 64
+    bits."""
+    n = row.shape[0]
+    if guarded:
+        a = row[uint64(j)] if j < n else fill
+        b = row[uint64(j + stride)] if j + stride < n else fill
+        c = row[uint64(j + 2 * stride)] if j + 2 * stride < n else fill
+        d = row[uint64(j + 3 * stride)] if j + 3 * stride < n else fill
+        e = row[uint64(j + 4 * stride)] if j + 4 * stride < n else fill
+        f = row[uint64(j + 5 * stride)] if j + 5 * stride < n else fill
+        g = row[uint64(j + 6 * stride)] if j + 6 * stride < n else fill
+        h = row[uint64(j + 7 * stride)] if j + 7 * stride < n else fill
+    else:
+        a = row[uint64(j)]
+        b = row[uint64(j + stride)]
+        c = row[uint64(j + 2 * stride)]
+        d = row[uint64(j + 3 * stride)]
+        e = row[uint64(j + 4 * stride)]
+        f = row[uint64(j + 5 * stride)]
+        g = row[uint64(j + 6 * stride)]
+        h = row[uint64(j + 7 * stride)]
+    return a, b, c, d, e, f, g, h
+
+
 @cuda.jit(device=True, inline=True)
 def run8_online8(m, s, zero, log2e, a, b, c, d, e, f, g, h):
     top = m
@@ -150,14 +177,14 @@ def run8_row_online(row, lane, m, s, zero, neg_inf, log2e):
     n = row.shape[0]
     j = lane
     while j + 15 * WARP < n:
-        a, b, c, d, e, f, g, h = load8(row, j, WARP, False, neg_inf)
-        a2, b2, c2, d2, e2, f2, g2, h2 = load8(row, j + 8 * WARP, WARP, False, neg_inf)
+        a, b, c, d, e, f, g, h = run8_load8(row, j, WARP, False, neg_inf)
+        a2, b2, c2, d2, e2, f2, g2, h2 = run8_load8(row, j + 8 * WARP, WARP, False, neg_inf)
         m, s = run8_online8(m, s, zero, log2e, a, b, c, d, e, f, g, h)
         m, s = run8_online8(m, s, zero, log2e, a2, b2, c2, d2, e2, f2, g2, h2)
         j += 16 * WARP
     if j < n:
-        a, b, c, d, e, f, g, h = load8(row, j, WARP, True, neg_inf)
-        a2, b2, c2, d2, e2, f2, g2, h2 = load8(row, j + 8 * WARP, WARP, True, neg_inf)
+        a, b, c, d, e, f, g, h = run8_load8(row, j, WARP, True, neg_inf)
+        a2, b2, c2, d2, e2, f2, g2, h2 = run8_load8(row, j + 8 * WARP, WARP, True, neg_inf)
         m, s = run8_online8(m, s, zero, log2e, a, b, c, d, e, f, g, h)
         m, s = run8_online8(m, s, zero, log2e, a2, b2, c2, d2, e2, f2, g2, h2)
     return m, s

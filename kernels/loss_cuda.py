@@ -17,9 +17,10 @@ tells the steps). What it took, in the order it mattered:
 - fewer instructions per logit in the forward: exp as the hardware exp2 (float32; libdevice's
   expf is about ten instructions), unsigned indices (Numba adds negative-index wraparound code
   to signed ones), bounds checks on the last trip only; since run 8, exp2 with denormals
-  flushed (kernels/cuda_math.py) and max.f32 for the running max: the unrolled loop is 126
-  SASS instructions on sm_90 instead of 199, not yet timed on a GPU (gpu_variants keeps run
-  8's build to time it against);
+  flushed (kernels/cuda_math.py), max.f32 for the running max and 32-bit guards on the last
+  trip: on sm_90 the unrolled loop is 126 SASS instructions instead of 199, the last trip 160
+  instead of 282, still 32 registers; not yet timed on a GPU (gpu_variants keeps run 8's
+  build to time it against);
 - no branch on the label before the row's loads: the label is loaded first but used after;
 - the backward capped at 40 registers: six blocks per SM instead of four.
 
@@ -43,7 +44,7 @@ from __future__ import annotations
 import math
 
 import numba
-from numba import cuda, types, uint64
+from numba import cuda, int32, types, uint64
 
 from gpugrad.kernels._launch import WARP, launch_warp_rows
 from gpugrad.kernels.cuda_math import exp2_flush
@@ -145,17 +146,22 @@ def rescaled(s, m_old, m_new):
 @cuda.jit(device=True, inline=True)
 def load8(row, j, stride, guarded, fill):
     """row[j + k * stride] for k < 8 (unsigned indices); with `guarded`, `fill` past the row's
-    end. All eight loads are issued before any value is used."""
-    n = row.shape[0]
+    end. All eight loads are issued before any value is used. `guarded` is for a row's last
+    trip (row_online), where what is left of the row, n - j, lies in (-8 * stride,
+    16 * stride): the guards compare k * stride with it as an int32, one 32-bit compare each
+    where j + k * stride < n was a 64-bit one (the last trip of a 1000-class row, half of it,
+    went from 209 to 160 SASS instructions on sm_90 with the same online8 around them, still
+    32 registers)."""
     if guarded:
-        a = row[uint64(j)] if j < n else fill
-        b = row[uint64(j + stride)] if j + stride < n else fill
-        c = row[uint64(j + 2 * stride)] if j + 2 * stride < n else fill
-        d = row[uint64(j + 3 * stride)] if j + 3 * stride < n else fill
-        e = row[uint64(j + 4 * stride)] if j + 4 * stride < n else fill
-        f = row[uint64(j + 5 * stride)] if j + 5 * stride < n else fill
-        g = row[uint64(j + 6 * stride)] if j + 6 * stride < n else fill
-        h = row[uint64(j + 7 * stride)] if j + 7 * stride < n else fill
+        left = int32(row.shape[0] - j)
+        a = row[uint64(j)] if 0 < left else fill
+        b = row[uint64(j + stride)] if stride < left else fill
+        c = row[uint64(j + 2 * stride)] if 2 * stride < left else fill
+        d = row[uint64(j + 3 * stride)] if 3 * stride < left else fill
+        e = row[uint64(j + 4 * stride)] if 4 * stride < left else fill
+        f = row[uint64(j + 5 * stride)] if 5 * stride < left else fill
+        g = row[uint64(j + 6 * stride)] if 6 * stride < left else fill
+        h = row[uint64(j + 7 * stride)] if 7 * stride < left else fill
     else:
         a = row[uint64(j)]
         b = row[uint64(j + stride)]

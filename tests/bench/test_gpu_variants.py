@@ -26,7 +26,8 @@ def test_previous_kernels_compile_without_float64(kernel, n_vectors):
 
 def test_run8_forward_is_the_compare_select_build():
     """The baseline keeps what the shipped forward dropped: ex2 without .ftz (ptxas adds a
-    denormal fix-up) and setp/selp for the running max; no float64 math either way."""
+    denormal fix-up), setp/selp for the running max and 64-bit guards on its last trip; no
+    float64 math either way."""
     import re
 
     f = types.float32
@@ -36,6 +37,7 @@ def test_run8_forward_is_the_compare_select_build():
     code, _ = cuda.compile_ptx(gpu_variants.run8_forward_kernel.py_func, sig, cc=(9, 0))
     assert len(re.findall(r"\bex2\.approx\.f32\b", code)) >= 2 * 16
     assert not re.findall(r"\bmax\.f32\b", code)
+    assert not re.findall(r"\bsetp\.(?:lt|le|gt|ge)\.s32\b", code)  # 64-bit guards
     assert not ptx.f64_instructions(code)
 
 

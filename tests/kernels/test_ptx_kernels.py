@@ -89,7 +89,7 @@ def test_float32_one_pass_forward_uses_one_instruction_exp2_and_max(records):
     """The forward's online pass takes the hardware exp2 with denormals flushed (ex2 without
     .ftz is wrapped by ptxas in a denormal fix-up, four instructions) and max.f32 for the
     running max (a setp and a selp each before): 16 logits a lane per trip, twice (the unrolled
-    trips and the guarded last one)."""
+    trips and the guarded last one). The last trip's 16 guards are 32-bit compares."""
     import re
 
     for r in records:
@@ -97,3 +97,4 @@ def test_float32_one_pass_forward_uses_one_instruction_exp2_and_max(records):
             assert not re.findall(r"\bex2\.approx\.f32\b", r["ptx"]), r["cc"]
             assert len(re.findall(r"\bex2\.approx\.ftz\.f32\b", r["ptx"])) >= 2 * 16
             assert len(re.findall(r"\bmax\.f32\b", r["ptx"])) >= 2 * 16
+            assert len(re.findall(r"\bsetp\.(?:lt|le|gt|ge)\.s32\b", r["ptx"])) >= 16

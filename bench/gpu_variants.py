@@ -297,6 +297,25 @@ def launch_previous(kernel, n_rows, n_cls, device, *args):
     _launch._launch(kernel, blocks, threads, device, args)
 
 
+def _kernel_problem(xp, logits_h, target_h, weight_h, label_smoothing):
+    """The cross-entropy kernels' arguments for host arrays of logits, labels and class weights
+    (the forward and backward extras, as the dispatchers build them), the references' (loss,
+    lse, total weight) for them, and the tolerance the baselines are held to."""
+    from gpugrad import kernels as K
+
+    logits, target = xp.asarray(logits_h), xp.asarray(target_h)
+    weight = None if weight_h is None else xp.asarray(weight_h)
+    _, lse, tw = K.softmax_cross_entropy_forward(
+        logits, target, weight, label_smoothing=label_smoothing, device="cuda")
+    args, extras = cross_entropy_kernel_args(xp, logits, target, lse, tw, weight,
+                                             label_smoothing=label_smoothing)
+    reference = K.softmax_cross_entropy_forward_reference(
+        logits_h, target_h, weight_h, -100, label_smoothing, "none")
+    tol = ({"rtol": 2e-5, "atol": 1e-5} if logits_h.dtype == np.float32
+           else {"rtol": 1e-12, "atol": 1e-12})
+    return args, extras, reference, tol
+
+
 def check(xp, n, c, rng, weighted=False, label_smoothing=0.0, dtype=np.float32) -> None:
     """The previous kernels against gpugrad's references on one random problem (raises if off):
     a baseline that computes something else would time nothing useful."""
@@ -306,15 +325,8 @@ def check(xp, n, c, rng, weighted=False, label_smoothing=0.0, dtype=np.float32) 
     target_h = rng.integers(0, c, n)
     target_h[::5] = -100  # ignored rows, never all of them (n > 1)
     weight_h = rng.uniform(0.5, 2.0, c).astype(dtype) if weighted else None
-    logits, target = xp.asarray(logits_h), xp.asarray(target_h)
-    weight = None if weight_h is None else xp.asarray(weight_h)
-    _, lse, tw = K.softmax_cross_entropy_forward(
-        logits, target, weight, label_smoothing=label_smoothing, device="cuda")
-    args, extras = cross_entropy_kernel_args(xp, logits, target, lse, tw, weight,
-                                             label_smoothing=label_smoothing)
-    ref_loss, ref_lse, ref_tw = K.softmax_cross_entropy_forward_reference(
-        logits_h, target_h, weight_h, -100, label_smoothing, "none")
-    tol = {"rtol": 2e-5, "atol": 1e-5} if dtype == np.float32 else {"rtol": 1e-12, "atol": 1e-12}
+    args, extras, (ref_loss, ref_lse, ref_tw), tol = _kernel_problem(
+        xp, logits_h, target_h, weight_h, label_smoothing)
     outs = [xp.full(n, np.nan, dtype) for _ in range(4)]
     launch_previous(previous_forward_kernel, n, c, "cuda", *args, *outs)
     got_max, got_log_sum, got_loss, got_weight = (backend.to_numpy(o) for o in outs)
@@ -334,8 +346,6 @@ def check_run8_forward(xp, n, c, rng, weighted=False, label_smoothing=0.0,
     """Run 8's forward kernel against gpugrad's references (raises if off), as check() does
     for the previous kernels: with -inf and huge logits, ignored rows, class weights
     (`weighted`) and label smoothing (the two-pass path) or none (the online pass)."""
-    from gpugrad import kernels as K
-
     logits_h = (rng.standard_normal((n, c)) * 4).astype(dtype)
     logits_h[0, :] = -np.inf
     logits_h[1, ::3] = -np.inf
@@ -344,19 +354,12 @@ def check_run8_forward(xp, n, c, rng, weighted=False, label_smoothing=0.0,
     target_h[::5] = -100
     target_h[0] = -100  # the all -inf row has no loss
     weight_h = rng.uniform(0.5, 2.0, c).astype(dtype) if weighted else None
-    logits, target = xp.asarray(logits_h), xp.asarray(target_h)
-    weight = None if weight_h is None else xp.asarray(weight_h)
-    _, lse, tw = K.softmax_cross_entropy_forward(logits, target, weight,
-                                                 label_smoothing=label_smoothing, device="cuda")
-    args, _ = cross_entropy_kernel_args(xp, logits, target, lse, tw, weight,
-                                        label_smoothing=label_smoothing)
-    ref_loss, ref_lse, _ = K.softmax_cross_entropy_forward_reference(
-        logits_h, target_h, weight_h, -100, label_smoothing, "none")
+    args, _, (ref_loss, ref_lse, _), tol = _kernel_problem(
+        xp, logits_h, target_h, weight_h, label_smoothing)
     outs = [xp.full(n, np.nan, dtype) for _ in range(4)]
     first_bad = xp.full(1, n, np.int64)
     launch_warp_rows(run8_forward_kernel, n, "cuda", *args, *outs, first_bad)
     got_max, got_log_sum, got_loss, _ = (backend.to_numpy(o) for o in outs)
-    tol = {"rtol": 2e-5, "atol": 1e-5} if dtype == np.float32 else {"rtol": 1e-12, "atol": 1e-12}
     np.testing.assert_allclose(got_max[1:].astype(np.float64) + got_log_sum[1:], ref_lse[1:],
                                **tol)
     np.testing.assert_allclose(got_loss, ref_loss, **tol)

@@ -7,6 +7,7 @@ float64, which runs at 1/64 speed on consumer GPUs. Importing this module import
 
 from __future__ import annotations
 
+import functools
 import re
 
 from numba import cuda
@@ -27,6 +28,20 @@ _F64_INSTRUCTION = re.compile(
 )
 
 
+def kernel_ptx(kernel, argtypes, cc) -> str:
+    """The PTX of a CUDA kernel (a ``cuda.jit`` dispatcher) for `argtypes` and compute
+    capability `cc`, compiled once per process: a kernel takes 0.1-3 s to compile, and the
+    CLI's listing, the PTX checks and the launcher's parameter checks ask for the same ones
+    (the test suite spent 70 s compiling them two or three times over)."""
+    return _compiled(kernel, tuple(argtypes), tuple(int(v) for v in cc))
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled(kernel, argtypes: tuple, cc: tuple) -> str:
+    ptx, _ = cuda.compile_ptx(kernel.py_func, argtypes, cc=cc)
+    return ptx
+
+
 def compile_all(cc=(9, 0)) -> list[dict]:
     """PTX of every kernel for every dtype it is launched with, for compute capability `cc`."""
     cc = tuple(int(v) for v in cc)
@@ -34,7 +49,7 @@ def compile_all(cc=(9, 0)) -> list[dict]:
     for module in KERNEL_MODULES:
         for dtype in DTYPES:
             for name, kernel, argtypes in module.signatures(dtype):
-                ptx, _ = cuda.compile_ptx(kernel.py_func, argtypes, cc=cc)
+                ptx = kernel_ptx(kernel, tuple(argtypes), cc)
                 records.append(
                     {
                         "kernel": name,

@@ -1,9 +1,12 @@
 """Shared test set-up: the `gpu` marker skips without a real CUDA GPU, seeds are fixed, and
-`run_under_simulator` runs a test file under Numba's CUDA simulator."""
+tests marked `simulator(file)` get that file's results under Numba's CUDA simulator."""
 
 import os
 import subprocess
 import sys
+import tempfile
+import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -38,21 +41,105 @@ def _seed():
     yield
 
 
-@pytest.fixture
-def run_under_simulator():
-    """run(path, timeout=300): pytest `path` in a child with NUMBA_ENABLE_CUDASIM=1 (it only
-    takes effect before numba.cuda is first imported, and this process keeps the real one);
-    asserts it passed with nothing skipped and returns its stdout."""
+# ------------------------------------------------------------ test files run under the simulator
+# NUMBA_ENABLE_CUDASIM=1 only takes effect before numba.cuda is first imported, and this process
+# keeps the real numba.cuda, so a test marked `simulator("file.py")` runs that file (next to the
+# test's own) in a child pytest. The children are started as soon as collection ends, one after
+# another on a background thread, and a marked test waits for its child's result: they take
+# about three minutes of one core, which the rest of the suite, mostly on one core itself, no
+# longer waits for (with the PTX compiled once, kernels/ptx.py, the suite went from 7 min 12 s
+# to 3 min 44 s on the 2-core VM).
 
-    def run(path, timeout=300):
+
+class _SimulatorChild:
+    """One test file run under the simulator in a child pytest, and what came of it."""
+
+    def __init__(self, path: Path, timeout: float):
+        self.path, self.timeout = path, timeout
+        self.process = None
+        self.returncode = None
+        self.stdout = self.stderr = ""
+        self.failure = None  # a timeout, or why the child could not run
+        self.done = threading.Event()
+
+    def run(self):
         env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
-        result = subprocess.run(
-            [sys.executable, "-m", "pytest", str(path), "-q", "-p", "no:cacheprovider"],
-            capture_output=True, text=True, env=env, timeout=timeout,
-        )
-        report = result.stdout[-4000:] + result.stderr[-2000:]
-        assert result.returncode == 0, report
-        assert " passed" in result.stdout and "skipped" not in result.stdout, report
-        return result.stdout
+        try:
+            # Files, not pipes: nobody reads a pipe while the child runs, and a full one
+            # would stop it.
+            with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+                self.process = subprocess.Popen(
+                    [sys.executable, "-m", "pytest", str(self.path), "-q",
+                     "-p", "no:cacheprovider"],
+                    stdout=out, stderr=err, text=True, env=env,
+                )
+                try:
+                    self.returncode = self.process.wait(timeout=self.timeout)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait()
+                    self.failure = f"timed out after {self.timeout} s"
+                out.seek(0)
+                err.seek(0)
+                self.stdout, self.stderr = out.read(), err.read()
+        except Exception as exc:  # reported by the test that waits for it
+            self.failure = f"could not run: {exc!r}"
+        finally:
+            self.done.set()
 
-    return run
+    def stop(self):
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+
+
+_simulator_children: dict[str, _SimulatorChild] = {}
+_session_over = threading.Event()
+
+
+def _child_for(item) -> _SimulatorChild:
+    mark = item.get_closest_marker("simulator")
+    path = Path(str(item.fspath)).parent / mark.args[0]
+    return _SimulatorChild(path, mark.kwargs.get("timeout", 300))
+
+
+def _run_in_turn(children):
+    for child in children:
+        if _session_over.is_set():
+            child.failure = "not run: the session ended first"
+            child.done.set()
+        else:
+            child.run()
+
+
+def pytest_collection_finish(session):
+    if session.config.option.collectonly:
+        return
+    children = []
+    for item in session.items:
+        if item.get_closest_marker("simulator") is not None:
+            children.append(_simulator_children.setdefault(item.nodeid, _child_for(item)))
+    if children:
+        threading.Thread(target=_run_in_turn, args=(children,), daemon=True,
+                         name="simulator-children").start()
+
+
+def pytest_sessionfinish(session):
+    _session_over.set()
+    for child in _simulator_children.values():
+        child.stop()
+
+
+@pytest.fixture
+def simulated(request) -> str:
+    """The stdout of the child pytest that ran this test's `simulator` file, once it has
+    ended; asserts it passed with nothing skipped."""
+    child = _simulator_children.get(request.node.nodeid)
+    if child is None:  # not started with the others (collected some other way): run it now
+        child = _child_for(request.node)
+        child.run()
+    child.done.wait()
+    report = child.stdout[-4000:] + child.stderr[-2000:]
+    assert child.failure is None, f"{child.path.name}: {child.failure}\n{report}"
+    assert child.returncode == 0, report
+    assert " passed" in child.stdout and "skipped" not in child.stdout, report
+    return child.stdout

@@ -2,15 +2,12 @@
 kernels' results under Numba's CUDA simulator (sim_col2im_cases.py, in a subprocess)."""
 
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
-from numba import cuda, types
+from numba import types
 
 from gpugrad.kernels import conv_cuda, ptx
-
-CASES = Path(__file__).parent / "sim_col2im_cases.py"
 
 # A 64-bit integer division or remainder: dozens of emulated instructions on a GPU.
 _DIV64 = re.compile(r"^\s*(?:@!?%p\d+\s+)?(?:div|rem)\.[su]64\b", re.MULTILINE)
@@ -20,8 +17,7 @@ def _ptx(kh, kw, dtype, cc):
     kernel = conv_cuda.sized_col2im_kernel(kh, kw, np.dtype(dtype))
     flat = types.Array(types.float64 if dtype == "float64" else types.float32, 1, "C")
     argtypes = (flat, *[types.int64] * 12, *[types.uint64] * 5, types.boolean, flat)
-    text, _ = cuda.compile_ptx(kernel.py_func, argtypes, cc=cc)
-    return text
+    return ptx.kernel_ptx(kernel, argtypes, cc)
 
 
 def test_the_argument_types_are_the_ones_signatures_lists():
@@ -64,7 +60,7 @@ def test_compiled_kernel_divides_by_multiplying(records):
 def test_detector_sees_a_64_bit_division():
     """Positive control for _DIV64: the generic col2im_kernel divides by w, h and C."""
     (argtypes,) = [a for name, _, a in conv_cuda.signatures("float32") if name == "col2im_kernel"]
-    text, _ = cuda.compile_ptx(conv_cuda.col2im_kernel.py_func, argtypes, cc=(9, 0))
+    text = ptx.kernel_ptx(conv_cuda.col2im_kernel, argtypes, (9, 0))
     assert _DIV64.findall(text)
 
 
@@ -77,8 +73,9 @@ def test_largest_and_one_row_kernels_keep_their_taps_in_registers(kh, kw):
     assert not _DIV64.findall(text) and not ptx.f64_instructions(text)
 
 
-def test_col2im_kernels_under_the_simulator(run_under_simulator):
-    run_under_simulator(CASES, timeout=900)
+@pytest.mark.simulator("sim_col2im_cases.py", timeout=900)
+def test_col2im_kernels_under_the_simulator(simulated):
+    assert " passed" in simulated
 
 
 def test_sized_kernels_only_where_their_divisions_are_exact():

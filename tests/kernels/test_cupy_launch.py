@@ -7,10 +7,10 @@ import types as pytypes
 import numba
 import numpy as np
 import pytest
-from numba import cuda, types
+from numba import types
 
 from gpugrad.kernels import _cupy_launch
-from gpugrad.kernels.ptx import DTYPES, KERNEL_MODULES
+from gpugrad.kernels.ptx import DTYPES, KERNEL_MODULES, kernel_ptx
 
 _PTX_TYPE = {np.dtype(np.uint64): "u64", np.dtype(np.int64): "u64", np.dtype(np.float32): "f32",
              np.dtype(np.float64): "f64", np.dtype(np.uint8): "u8"}
@@ -37,7 +37,7 @@ def _value(ty, rng):
 
 
 def _ptx_params(kernel, argtypes):
-    ptx, _ = cuda.compile_ptx(kernel.py_func, argtypes, cc=(9, 0))
+    ptx = kernel_ptx(kernel, argtypes, (9, 0))
     start = ptx.index(".entry")
     return re.findall(r"\.param\s+\.(\w+)", ptx[start:ptx.index(")", start)])
 

@@ -98,3 +98,14 @@ def test_float32_one_pass_forward_uses_one_instruction_exp2_and_max(records):
             assert len(re.findall(r"\bex2\.approx\.ftz\.f32\b", r["ptx"])) >= 2 * 16
             assert len(re.findall(r"\bmax\.f32\b", r["ptx"])) >= 2 * 16
             assert len(re.findall(r"\bsetp\.(?:lt|le|gt|ge)\.s32\b", r["ptx"])) >= 16
+
+
+def test_each_kernel_is_compiled_once_per_signature_and_target():
+    """The listing, the PTX checks and the launcher's parameter checks share one compile."""
+    from gpugrad.kernels import loss_cuda
+
+    (name, kernel, argtypes), *_ = loss_cuda.signatures("float32")
+    first = ptx.kernel_ptx(kernel, argtypes, (9, 0))
+    assert ptx.kernel_ptx(kernel, tuple(argtypes), [9, 0]) is first
+    assert ptx.kernel_ptx(kernel, argtypes, (8, 0)) is not first
+    assert ".target sm_80" in ptx.kernel_ptx(kernel, argtypes, (8, 0))

@@ -9,14 +9,13 @@ multiply-adds than im2col's one GEMM (the algorithm and the transforms: kernels/
 Two ways to run a pass, chosen by `_blocked` from the shapes alone:
 - block by block (kernels/conv_winograd_blocked.py): a few images at a time, channels last,
   every transform vectorized, the tile arrays in cache; `grads` makes each block's dM once for
-  both gradients. For batches of small images (outputs 8 to a few dozen wide) with 16 to 96
-  channels.
+  both gradients. For 8 to 96 channels in and out and images whose tile arrays fit in 8 MiB
+  (2 MiB for a single image): 56x56 with 64 channels, 180x180 with 8.
 - over the whole batch (kernels/conv_winograd.py's transforms): one (image, channel) plane at
   a time, every product one batched GEMM over the 16 positions and the groups (backend.matmul:
-  the batch split across threads, one BLAS thread each). For a single image (one block would
-  leave the other threads idle), few channels (channels-last runs of fewer than 16 numbers
-  cost more to transpose than they gain), many channels (U and one image's tiles overflow
-  the L2 cache) and large images (one image's tile arrays overflow it anyway).
+  the batch split across threads, one BLAS thread each). For many channels (U and a block's
+  tiles overflow the L2 cache), large images (their tile arrays far past the cache) and one
+  large image (a single block, on a single thread).
 Same five functions as ``conv_gemm``; ``ops/conv.py`` chooses between them. prepare_gy hands gy
 on as it is: each pass transforms it in its own way.
 """
@@ -30,40 +29,56 @@ from gpugrad.kernels import conv_winograd as wino
 from gpugrad.kernels import conv_winograd_blocked as blocked
 
 NAME = "winograd"
-# The blocked passes need this many images, channels in and out, and outputs per row and per
-# column, and at most this many channels (`gpugrad bench conv`, bench/results/cpu-xeon/
-# conv-cpu.json, "wino/whole": 1.29-1.47x on 28x28 and 14x14 outputs with 16-64 channels,
-# 0.955x on 7x7 outputs, whose phase arrays are half border; measured apart: 1.06x with 96
-# channels, 0.72x with 128 and 0.58x with 256, where U alone fills half the L2 cache and a
-# block holds a single image).
-BLOCKED_MIN_IMAGES = 2
-BLOCKED_MIN_CHANNELS = 16
+# The blocked passes run where both channel counts are within these bounds and one image's
+# tile arrays (blocked.image_bytes) within the first of these sizes, or the second for a
+# single image, whose pass is a single block on a single thread. Measured by `gpugrad bench
+# conv --passes` (bench/results/cpu-xeon/conv-passes-cpu.json, 74 layer shapes): blocked/whole
+# 0.98-1.92x, median 1.25x, on the 53 this picks; 0.53-1.10x, median 0.91x, on the 21 it
+# leaves whole: 128 channels or more, where U alone fills much of the L2 cache, and one large
+# image (0.67x for 56x56 with 64 channels, 6.1 MiB of tile arrays; 0.60x for 224x224 with 8;
+# a 28x28 image with 96 channels, 2.3 MiB, measured 0.83-0.99x).
+BLOCKED_MIN_CHANNELS = 8
 BLOCKED_MAX_CHANNELS = 96
-BLOCKED_MIN_OUTPUT = 8
-_blocked_allowed = True
+BLOCKED_MAX_IMAGE_BYTES = 8 << 20
+BLOCKED_MAX_SINGLE_IMAGE_BYTES = 2 << 20
+# "auto" (by shape, _blocked), or every pass "whole" or "blocked" (the context managers below).
+_passes = "auto"
 
 
 def _blocked(x_shape, w_shape, groups, out_hw, itemsize) -> bool:
     """Whether a pass over this convolution runs block by block (see the module docstring)."""
+    if _passes != "auto":
+        return _passes == "blocked"
     n, c = x_shape[:2]
     k = w_shape[0]
-    return (_blocked_allowed and n >= BLOCKED_MIN_IMAGES
-            and BLOCKED_MIN_CHANNELS <= min(c, k) and max(c, k) <= BLOCKED_MAX_CHANNELS
-            and min(out_hw) >= BLOCKED_MIN_OUTPUT
-            and blocked.image_bytes(c, k, out_hw, itemsize) <= blocked.BLOCK_BYTES)
+    per_image = blocked.image_bytes(c, k, out_hw, itemsize)
+    return (BLOCKED_MIN_CHANNELS <= min(c, k) and max(c, k) <= BLOCKED_MAX_CHANNELS
+            and per_image <= (BLOCKED_MAX_IMAGE_BYTES if n > 1
+                              else BLOCKED_MAX_SINGLE_IMAGE_BYTES))
 
 
 @contextlib.contextmanager
+def _forced(passes):
+    global _passes
+    saved, _passes = _passes, passes
+    try:
+        yield
+    finally:
+        _passes = saved
+
+
 def whole_batch_passes():
     """Inside: every Winograd pass runs over the whole batch (for `gpugrad bench conv` and for
     debugging; process-wide, not thread-safe). A weight gradient whose forward ran over the
     whole batch reads the V it kept, wherever it runs."""
-    global _blocked_allowed
-    saved, _blocked_allowed = _blocked_allowed, False
-    try:
-        yield
-    finally:
-        _blocked_allowed = saved
+    return _forced("whole")
+
+
+def blocked_passes():
+    """Inside: every Winograd pass runs block by block, whatever the shapes (for `gpugrad
+    bench conv`, which times both ways on every layer, and for debugging; process-wide, not
+    thread-safe)."""
+    return _forced("blocked")
 
 
 def applies(geometry) -> bool:

@@ -28,20 +28,34 @@ def test_bench_conv_quick_compares_the_algorithms_and_writes_json(tmp_path, caps
     assert main(["bench", "conv", "--quick", "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "conv-cpu.json").read_text())
     rows = result["results"]
-    # 8 channels reach auto's Winograd threshold, an RGB-like 3 does not; 16 channels in a
-    # batch of small images take Winograd's blocked passes.
+    # 8 channels reach auto's Winograd threshold and its blocked passes, an RGB-like 3 does
+    # not.
     assert [r["auto_picks"] for r in rows] == ["winograd", "im2col", "winograd"]
-    assert [r["winograd_passes"] for r in rows] == ["whole batch", "whole batch", "blocked"]
+    assert [r["winograd_passes"] for r in rows] == ["blocked", "whole batch", "blocked"]
     has_torch = "torch" in result["machine"]
     for r in rows:
-        names = {"auto", "im2col", "winograd", "winograd-whole", "auto-forward"}
+        names = {"auto", "im2col", "winograd", "winograd-whole", "winograd-blocked",
+                 "auto-forward"}
         assert names <= set(r["median_ms"])
         assert all(ms > 0 for ms in r["median_ms"].values())
         assert r["speedup"]["winograd_vs_im2col"] > 0
         assert r["speedup"]["winograd_vs_whole_batch"] > 0
+        assert r["speedup"]["blocked_vs_whole_batch"] > 0
         # The forward alone, against PyTorch's where it is installed.
         assert ("auto_forward_vs_torch" in r["speedup"]) == has_torch
     assert "auto picks" in capsys.readouterr().out
+
+
+def test_bench_conv_passes_times_both_winograd_passes(tmp_path, capsys):
+    assert main(["bench", "conv", "--passes", "--quick", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "conv-passes-cpu.json").read_text())
+    assert not (tmp_path / "conv-cpu.json").exists()
+    for r in result["results"]:
+        assert set(r["median_ms"]) == {"blocked", "whole"}
+        assert all(ms > 0 for ms in r["median_ms"].values()) and r["blocked_vs_whole"] > 0
+        assert r["blocks"] == 1 and r["image_bytes"] > 0
+        assert r["auto_blocked"] is True  # 8 and 16 channels, small images
+    assert "blocked/whole" in capsys.readouterr().out
 
 
 def test_bench_pool_quick_writes_json(tmp_path, capsys):

@@ -104,7 +104,14 @@ def test_blocks_cover_the_batch_in_order(n_img, per_image):
     assert all(e0 == s1 for (_, e0), (s1, _) in zip(bounds, bounds[1:]))
     sizes = [e - s for s, e in bounds]
     assert min(sizes) >= 1
-    assert len(bounds) >= min(n_img, blocked.MIN_BLOCKS)
+    # At least MIN_BLOCKS blocks, unless blocks that small would hold less than
+    # MIN_BLOCK_BYTES (or MAX_BLOCKS needs larger ones); never fewer images to a block than
+    # that minimum, the batch and the cache budget allow.
+    assert (len(bounds) >= min(n_img, blocked.MIN_BLOCKS)
+            or sizes[0] * per_image <= blocked.MIN_BLOCK_BYTES
+            or sizes[0] == -(-n_img // blocked.MAX_BLOCKS))
+    assert sizes[0] >= min(n_img, max(1, blocked.MIN_BLOCK_BYTES // per_image),
+                           max(1, blocked.BLOCK_BYTES // per_image))
     # Within the cache budget, unless a block is a single image or the batch needs larger
     # blocks to stay within MAX_BLOCKS.
     assert len(bounds) <= blocked.MAX_BLOCKS
@@ -146,6 +153,19 @@ def test_an_empty_batch_and_numpy_integer_groups():
     assert y.shape == (0, 4, 5, 5)
     gx, gw = blocked.grads(x, np.zeros(y.shape), w, (1, 1), groups=np.int64(2))
     assert gx.shape == x.shape and gw.shape == w.shape and not gw.any()
+
+
+@pytest.mark.parametrize("n_img, per_image, sizes", [
+    (64, 301056, [3] * 21 + [1]),  # 64x32x14x14, 64 filters: blocks of a third of BLOCK_BYTES
+    (8, 49 * 1024, [8]),  # 8 small images: one block, run on one thread
+    (64, 16 * 1024, [32, 32]),
+    (8, 200704, [2] * 4),
+    (1, 10**6, [1]),
+])
+def test_small_images_share_blocks(n_img, per_image, sizes):
+    """Blocks of tiny work ran slower on two threads than on one (they took turns at the GIL):
+    a block holds at least MIN_BLOCK_BYTES of tile arrays where the batch allows."""
+    assert [e - s for s, e in blocked.block_bounds(n_img, per_image)] == sizes
 
 
 def test_large_batches_get_larger_blocks_not_more():

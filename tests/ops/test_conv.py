@@ -144,10 +144,8 @@ def test_double_backward_through_winograd_matches_im2col():
 
 
 # ----------------------------------------------------------------------------- Winograd's blocked passes
-# Batches of small images with 16+ channels take the blocked, channels-last passes
-# (kernels/conv_winograd_blocked.py); each case asserts that it does. The fixture lets outputs
-# smaller than 8x8 take them too (by default they run over the whole batch), to keep gradcheck
-# small and reach the edge cases; the code path does not depend on the size.
+# Layers with 8 to 96 channels take the blocked, channels-last passes
+# (kernels/conv_winograd_blocked.py); each case asserts that it does.
 BLOCKED_CASES = [
     # x shape, w shape, bias, padding, groups
     ((2, 16, 4, 5), (16, 2, 3, 3), True, (1, 0), 8),  # groups; small enough for gradcheck
@@ -156,18 +154,13 @@ BLOCKED_CASES = [
 ]
 
 
-@pytest.fixture
-def small_blocks(monkeypatch):
-    monkeypatch.setattr(conv_winograd, "BLOCKED_MIN_OUTPUT", 1)
-
-
 def _assert_blocked(x_shape, w_shape, padding, groups):
     padding = (padding, padding) if isinstance(padding, int) else padding
     out_hw = (x_shape[2] + 2 * padding[0] - 2, x_shape[3] + 2 * padding[1] - 2)
     assert conv_winograd._blocked(x_shape, w_shape, groups, out_hw, 8)
 
 
-def test_blocked_passes_gradcheck_and_gradgradcheck(small_blocks):
+def test_blocked_passes_gradcheck_and_gradgradcheck():
     x_shape, w_shape, bias, padding, groups = BLOCKED_CASES[0]
     _assert_blocked(x_shape, w_shape, padding, groups)
     inputs = [t for t in _inputs(x_shape, w_shape, bias, 4) if t is not None]
@@ -179,8 +172,7 @@ def test_blocked_passes_gradcheck_and_gradgradcheck(small_blocks):
 
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 3e-5)])
 @pytest.mark.parametrize("x_shape, w_shape, bias, padding, groups", BLOCKED_CASES)
-def test_blocked_passes_match_torch(dtype, tol, x_shape, w_shape, bias, padding, groups,
-                                    small_blocks):
+def test_blocked_passes_match_torch(dtype, tol, x_shape, w_shape, bias, padding, groups):
     torch = pytest.importorskip("torch")
     _assert_blocked(x_shape, w_shape, padding, groups)
     rng = np.random.default_rng(5)
@@ -201,7 +193,7 @@ def test_blocked_passes_match_torch(dtype, tol, x_shape, w_shape, bias, padding,
         np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=tol, atol=tol)
 
 
-def test_one_gradient_alone_through_the_blocked_passes(small_blocks):
+def test_one_gradient_alone_through_the_blocked_passes():
     """Only x, or only w, needs a gradient: each pass runs on its own (no shared dM)."""
     x_shape, w_shape, bias, padding, groups = BLOCKED_CASES[1]
     results = {}
@@ -220,7 +212,7 @@ def test_one_gradient_alone_through_the_blocked_passes(small_blocks):
 
 
 @pytest.mark.parametrize("forward_whole, backward_whole", [(False, True), (True, False)])
-def test_a_backward_follows_its_forwards_passes(forward_whole, backward_whole, small_blocks):
+def test_a_backward_follows_its_forwards_passes(forward_whole, backward_whole):
     """A whole-batch forward keeps V, which its weight gradient reads; a blocked one keeps
     nothing. Switching the passes between forward and backward still gives the right
     gradients."""
@@ -243,13 +235,20 @@ def test_a_backward_follows_its_forwards_passes(forward_whole, backward_whole, s
 @pytest.mark.parametrize("x_shape, w_shape, groups, out_hw, blocked", [
     ((64, 32, 14, 14), (64, 32, 3, 3), 1, (14, 14), True),
     ((2, 16, 28, 28), (16, 16, 3, 3), 1, (28, 28), True),
-    ((1, 64, 14, 14), (64, 64, 3, 3), 1, (14, 14), False),  # one image: one block
-    ((64, 8, 28, 28), (8, 8, 3, 3), 1, (28, 28), False),  # few channels
-    ((64, 32, 14, 14), (8, 32, 3, 3), 1, (14, 14), False),  # few output channels
-    ((8, 64, 56, 56), (64, 64, 3, 3), 1, (56, 56), False),  # an image overflows the cache
-    ((32, 128, 7, 7), (128, 128, 3, 3), 1, (7, 7), False),  # 7x7 outputs: phases half border
-    ((64, 128, 14, 14), (128, 128, 3, 3), 1, (14, 14), False),  # many channels: U fills L2
+    ((1, 64, 14, 14), (64, 64, 3, 3), 1, (14, 14), True),  # one image: one block
+    ((64, 8, 28, 28), (8, 8, 3, 3), 1, (28, 28), True),
+    ((64, 8, 7, 7), (8, 8, 3, 3), 1, (7, 7), True),  # 7x7 outputs
+    ((64, 16, 3, 3), (16, 16, 3, 3), 1, (3, 3), True),  # smaller than a tile row
+    ((8, 64, 56, 56), (64, 64, 3, 3), 1, (56, 56), True),  # 6 MiB of tile arrays an image
     ((64, 96, 16, 16), (96, 96, 3, 3), 1, (16, 16), True),
+    ((64, 32, 14, 14), (4, 32, 3, 3), 1, (14, 14), False),  # few output channels
+    ((64, 4, 28, 28), (8, 4, 3, 3), 1, (28, 28), False),  # few input channels
+    ((32, 128, 7, 7), (128, 128, 3, 3), 1, (7, 7), False),  # many channels: U fills L2
+    ((64, 128, 14, 14), (128, 128, 3, 3), 1, (14, 14), False),
+    ((1, 64, 28, 28), (64, 64, 3, 3), 1, (28, 28), True),  # 1.5 MiB of tile arrays
+    ((1, 32, 56, 56), (32, 32, 3, 3), 1, (56, 56), False),  # 3 MiB in one block, one thread
+    ((2, 64, 112, 112), (64, 64, 3, 3), 1, (112, 112), False),  # 24 MiB an image
+    ((1, 8, 224, 224), (8, 8, 3, 3), 1, (224, 224), False),
 ])
 def test_which_winograd_passes(x_shape, w_shape, groups, out_hw, blocked):
     assert conv_winograd._blocked(x_shape, w_shape, groups, out_hw, 4) is blocked

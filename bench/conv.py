@@ -5,16 +5,16 @@
 For every shape, ``y = conv2d(x, w, padding=1)`` then the gradients of x and w through autograd,
 float32, under the algorithm switch's three settings ("auto", "im2col", "winograd"), Winograd
 with every pass over the whole batch ("winograd-whole") and with every pass block by block
-("winograd-blocked", see ops/conv_winograd.py), and in PyTorch; and the forward alone (no autograd), "auto" against
-PyTorch's, which tells the forward's share of a speedup from the gradients'. Paired rounds in
-one process (the order rotates every round), medians, and speedups as medians of per-round
-ratios. This is the measurement behind "auto"'s choice (Winograd for 3x3
-stride-1 layers with at least ops.conv.WINOGRAD_MIN_CHANNELS channels in and out) and behind
-the choice between Winograd's blocked and whole-batch passes; the row for an RGB first layer
-shows why the first threshold exists. Writes bench/results/conv-cpu.json.
+("winograd-blocked", see ops/conv_winograd.py), and in PyTorch; and the forward alone (no
+autograd), "auto" against PyTorch's, which tells the forward's share of a speedup from the
+gradients'. Paired rounds in one process (the order rotates every round), medians, and
+speedups as medians of per-round ratios. This is the measurement behind "auto"'s choice
+(Winograd for 3x3 stride-1 layers with at least ops.conv.WINOGRAD_MIN_CHANNELS channels in and
+out); the row for an RGB first layer shows why that threshold exists. Writes
+bench/results/conv-cpu.json.
 
 ``--passes`` times Winograd's two ways to run a pass instead, blocked against whole-batch, over
-74 layer shapes (1 to 256 images, 3x3 to 224x224 outputs, 8 to 256 channels): the measurement
+80 layer shapes (1 to 256 images, 3x3 to 224x224 outputs, 8 to 256 channels): the measurement
 behind the rule that picks between them (ops/conv_winograd.py). Writes conv-passes-cpu.json.
 """
 
@@ -44,14 +44,16 @@ ALGORITHMS = ("auto", "im2col", "winograd")
 
 def _passes_shapes():
     """(N, C=filters, H=W) for `--passes`: one to 64 images of 7x7 to 56x56 outputs with 8 to
-    128 channels (about 13 M input numbers at most), then larger images, outputs smaller than a
-    tile row, a batch of 256 and 256 channels."""
+    128 channels (at most about 13 M input numbers, a few seconds a round; and no batch of 64
+    under 400 k, which the batches of 8 cover), then larger images, outputs of a tile or two,
+    a batch of 256 and 256 channels. Filters = channels: the rule looks at both counts."""
     shapes = [(n, c, h) for c in (8, 16, 32, 64, 96, 128) for h in (7, 14, 28, 56)
               for n in (1, 8, 64) if n * c * h * h <= 13_000_000
               and not (n == 64 and n * c * h * h < 400_000)]
-    return shapes + [(1, 16, 112), (4, 16, 112), (2, 32, 112), (1, 64, 112), (1, 8, 224),
-                     (64, 32, 4), (64, 64, 5), (8, 16, 4), (64, 16, 3), (256, 8, 7),
-                     (8, 256, 14)]
+    return shapes + [(1, 16, 112), (4, 16, 112), (1, 64, 112), (1, 8, 224), (2, 96, 56),
+                     (2, 32, 112), (4, 32, 112), (8, 8, 224), (2, 64, 112), (4, 64, 112),
+                     (2, 16, 224), (64, 32, 4), (64, 64, 5), (8, 16, 4), (64, 16, 3),
+                     (256, 8, 7), (8, 256, 14)]
 
 
 QUICK_PASSES_SHAPES = [(2, 8, 6), (1, 16, 4)]
@@ -185,7 +187,7 @@ def run_passes(quick=False, rounds=None) -> dict:
                       requires_grad=True)
         gy = gg.tensor(rng.standard_normal((n, c, h, h)).astype(np.float32))
 
-        def step(passes):
+        def step(passes, x=x, w=w, gy=gy):
             def fn():
                 with kernels.conv_algorithm_mode("winograd"), passes():
                     y = gg.nn.functional.conv2d(x, w, padding=1)
@@ -194,7 +196,7 @@ def run_passes(quick=False, rounds=None) -> dict:
 
         samples = common.paired_rounds({"blocked": step(conv_winograd.blocked_passes),
                                         "whole": step(conv_winograd.whole_batch_passes)},
-                                       rounds)
+                                       rounds, warmup=3)
         per_image = conv_winograd_blocked.image_bytes(c, c, (h, h), 4)
         rows.append({
             "shape": {"n": n, "c": c, "hw": h, "filters": c},
@@ -210,7 +212,7 @@ def run_passes(quick=False, rounds=None) -> dict:
                      "CPU",
         "rounds": rounds,
         "quick": quick,
-        "machine": common.machine_info(),
+        "machine": common.machine_info(omp_wait_policy=os.environ.get("OMP_WAIT_POLICY")),
         "results": rows,
     }
 

@@ -11,9 +11,11 @@ tx + j // 2, :], so for one tile row, the values of every tile and channel that 
 transform reads are one contiguous run of tiles_w * C numbers. Every transform is then a few
 loops of `out[e] = k0 * a[e] + k1 * b[e] + ...` over such runs, which LLVM vectorizes. The
 tile arrays are transposed to match, V^T (16, tiles, C) instead of V (16, C, tiles), and the
-GEMMs run on them transposed (M^T = V^T @ U^T). A block's arrays are sized to stay in a core's
-L2 cache from the transform that writes them to the GEMM that reads them; the transforms after
-a GEMM (y from M^T, gx from dV^T) go one tile row at a time, their intermediate rows in L1.
+GEMMs run on them transposed (M^T = V^T @ U^T). A block of small images is sized to stay in a
+core's L2 cache from the transform that writes them to the GEMM that reads them (BLOCK_BYTES);
+a larger image is a block of its own, past the cache, and still gains from the vectorized
+transforms. The transforms after a GEMM (y from M^T, gx from dV^T) go one tile row at a time,
+their intermediate rows in L1.
 
     forward      per block: V^T = (B^T x B)^T, M^T = V^T @ U^T, y = A^T M A (+ b)
     input_grad   per block: dM^T = (A gy A^T)^T, dV^T = dM^T @ U, gx = B dV B^T
@@ -41,18 +43,20 @@ from gpugrad.kernels.conv import _is_int
 from gpugrad.kernels.checks import check_float_array, check_same_dtype
 
 POSITIONS = wino.POSITIONS
-# A block's two largest tile arrays together: about half of the 2 MiB L2 of the bench
-# machine's cores, leaving room for the phase arrays, the filters and BLAS's packed panels.
+# Images per block, from three rules. The most images a block takes, where they are small:
+# its two largest tile arrays together about half of the 2 MiB L2 of the bench machine's
+# cores, leaving room for the phase arrays, the filters and BLAS's packed panels.
 BLOCK_BYTES = 1 << 20
-# Passes are cut into at least this many blocks (when the batch has that many images), so
-# that up to this many threads get work, whatever the machine, ...
+# Fewer images, though, if that gives a pass fewer than MIN_BLOCKS blocks (up to this many
+# threads get work, whatever the machine), but no fewer than MIN_BLOCK_BYTES of tile arrays
+# hold: a block of less is a few hundred microseconds of kernels, and the threads spend it
+# taking turns at the GIL between them (on the 2-core VM, in an ad hoc paired run, 8 images
+# of 8 channels and 14x14 took 0.91 ms in 8 blocks and 0.62 ms in one; measured with two
+# threads only).
 MIN_BLOCKS = 8
-# ... unless that leaves a block less than this many bytes of tile arrays: a pass of 8 small
-# images (8 channels, 14x14) took 0.91 ms in 8 blocks and 0.62 ms in one, two threads
-# taking turns at the GIL between kernels that each ran for a few microseconds.
 MIN_BLOCK_BYTES = 1 << 19
-# ... and at most this many: the weight gradient keeps one dU (16 x K x C/groups) per block
-# until the pass ends, so large batches get larger blocks instead of more of them.
+# And more images, if the batch would need more than MAX_BLOCKS blocks: the weight gradient
+# keeps one dU (16 x K x C/groups) per block until the pass ends.
 MAX_BLOCKS = 64
 
 # The transforms' matrices as terms: row r of a matrix is (count, index, sign, index, sign,

@@ -36,7 +36,7 @@ def kernel_ptx(kernel, argtypes, cc) -> str:
     return _compiled(kernel, tuple(argtypes), tuple(int(v) for v in cc))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _compiled(kernel, argtypes: tuple, cc: tuple) -> str:
     ptx, _ = cuda.compile_ptx(kernel.py_func, argtypes, cc=cc)
     return ptx

@@ -2,6 +2,7 @@
 tests marked `simulator(file)` get that file's results under Numba's CUDA simulator."""
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -56,6 +57,10 @@ class _SimulatorChild:
 
     def __init__(self, path: Path, timeout: float):
         self.path, self.timeout = path, timeout
+        # Taken now, on the main thread before any test runs: tests change the environment
+        # (and could change the directory) while the children start one by one.
+        self.env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+        self.cwd = os.getcwd()
         self.process = None
         self.returncode = None
         self.stdout = self.stderr = ""
@@ -63,16 +68,19 @@ class _SimulatorChild:
         self.done = threading.Event()
 
     def run(self):
-        env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
         try:
             # Files, not pipes: nobody reads a pipe while the child runs, and a full one
             # would stop it.
             with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-                self.process = subprocess.Popen(
-                    [sys.executable, "-m", "pytest", str(self.path), "-q",
-                     "-p", "no:cacheprovider"],
-                    stdout=out, stderr=err, text=True, env=env,
-                )
+                with _children_lock:  # no child starts once the session has ended
+                    if _session_over.is_set():
+                        self.failure = "not run: the session ended first"
+                        return
+                    self.process = subprocess.Popen(
+                        [sys.executable, "-m", "pytest", str(self.path), "-q",
+                         "-p", "no:cacheprovider"],
+                        stdout=out, stderr=err, text=True, env=self.env, cwd=self.cwd,
+                    )
                 try:
                     self.returncode = self.process.wait(timeout=self.timeout)
                 except subprocess.TimeoutExpired:
@@ -93,40 +101,63 @@ class _SimulatorChild:
 
 
 _simulator_children: dict[str, _SimulatorChild] = {}
+_children_lock = threading.Lock()
 _session_over = threading.Event()
 
 
 def _child_for(item) -> _SimulatorChild:
     mark = item.get_closest_marker("simulator")
-    path = Path(str(item.fspath)).parent / mark.args[0]
-    return _SimulatorChild(path, mark.kwargs.get("timeout", 300))
+    if mark is None:
+        raise TypeError(f"{item.nodeid}: the `simulated` fixture needs a "
+                        "@pytest.mark.simulator(file) mark naming the file to run")
+    return _SimulatorChild(item.path.parent / mark.args[0], mark.kwargs.get("timeout", 300))
 
 
 def _run_in_turn(children):
     for child in children:
-        if _session_over.is_set():
-            child.failure = "not run: the session ended first"
-            child.done.set()
-        else:
-            child.run()
+        child.run()
+
+
+def _stop_children():
+    with _children_lock:
+        _session_over.set()
+        for child in _simulator_children.values():
+            child.stop()
+
+
+def _on_sigterm(signum, frame):
+    # Killed from outside (a CI timeout): take the children along, then die as before.
+    _stop_children()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def pytest_sessionstart(session):
+    _session_over.clear()
+    _simulator_children.clear()
 
 
 def pytest_collection_finish(session):
-    if session.config.option.collectonly:
+    option = session.config.option
+    if option.collectonly or getattr(option, "setuponly", False) or \
+            getattr(option, "setupplan", False):
         return
     children = []
     for item in session.items:
         if item.get_closest_marker("simulator") is not None:
             children.append(_simulator_children.setdefault(item.nodeid, _child_for(item)))
     if children:
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL):
+            signal.signal(signal.SIGTERM, _on_sigterm)
         threading.Thread(target=_run_in_turn, args=(children,), daemon=True,
                          name="simulator-children").start()
 
 
 def pytest_sessionfinish(session):
-    _session_over.set()
-    for child in _simulator_children.values():
-        child.stop()
+    _stop_children()
+    if signal.getsignal(signal.SIGTERM) is _on_sigterm:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @pytest.fixture

@@ -8,14 +8,15 @@ multiply-adds than im2col's one GEMM (the algorithm and the transforms: kernels/
     weight_grad  gw = G^T (dM @ V^T) G
 Two ways to run a pass, chosen by `_blocked` from the shapes alone:
 - block by block (kernels/conv_winograd_blocked.py): a few images at a time, channels last,
-  every transform vectorized, the tile arrays in cache; `grads` makes each block's dM once for
-  both gradients. For 8 to 96 channels in and out and images whose tile arrays fit in 8 MiB
-  (2 MiB for a single image): 56x56 with 64 channels, 180x180 with 8.
+  every transform vectorized, small images' tile arrays in cache (BLOCK_BYTES a block);
+  `grads` makes each block's dM once for both gradients. For 8 to 96 channels in and out and
+  images whose tile arrays fit in 16 MiB (2 MiB for a single image: 28x28 with 64 channels;
+  112x112 with 32 channels in a batch).
 - over the whole batch (kernels/conv_winograd.py's transforms): one (image, channel) plane at
   a time, every product one batched GEMM over the 16 positions and the groups (backend.matmul:
   the batch split across threads, one BLAS thread each). For many channels (U and a block's
-  tiles overflow the L2 cache), large images (their tile arrays far past the cache) and one
-  large image (a single block, on a single thread).
+  tiles overflow the L2 cache), very large images and one large image (a single block, on a
+  single thread).
 Same five functions as ``conv_gemm``; ``ops/conv.py`` chooses between them. prepare_gy hands gy
 on as it is: each pass transforms it in its own way.
 """
@@ -32,14 +33,14 @@ NAME = "winograd"
 # The blocked passes run where both channel counts are within these bounds and one image's
 # tile arrays (blocked.image_bytes) within the first of these sizes, or the second for a
 # single image, whose pass is a single block on a single thread. Measured by `gpugrad bench
-# conv --passes` (bench/results/cpu-xeon/conv-passes-cpu.json, 74 layer shapes): blocked/whole
-# 0.98-1.92x, median 1.25x, on the 53 this picks; 0.53-1.10x, median 0.91x, on the 21 it
-# leaves whole: 128 channels or more, where U alone fills much of the L2 cache, and one large
-# image (0.67x for 56x56 with 64 channels, 6.1 MiB of tile arrays; 0.60x for 224x224 with 8;
-# a 28x28 image with 96 channels, 2.3 MiB, measured 0.83-0.99x).
+# conv --passes` (bench/results/cpu-xeon/conv-passes-cpu.json): the whole-batch passes are
+# ahead with 128 channels or more (U alone fills much of the L2 cache), for one large image
+# and for batches of images of 24 MiB of tile arrays (112x112 with 64 channels, 224x224 with
+# 16); the blocked ones, which still vectorize every transform where a block no longer fits
+# in the cache, win on batches of images up to 12 MiB.
 BLOCKED_MIN_CHANNELS = 8
 BLOCKED_MAX_CHANNELS = 96
-BLOCKED_MAX_IMAGE_BYTES = 8 << 20
+BLOCKED_MAX_IMAGE_BYTES = 16 << 20
 BLOCKED_MAX_SINGLE_IMAGE_BYTES = 2 << 20
 # "auto" (by shape, _blocked), or every pass "whole" or "blocked" (the context managers below).
 _passes = "auto"
@@ -77,7 +78,8 @@ def whole_batch_passes():
 def blocked_passes():
     """Inside: every Winograd pass runs block by block, whatever the shapes (for `gpugrad
     bench conv`, which times both ways on every layer, and for debugging; process-wide, not
-    thread-safe)."""
+    thread-safe). A weight gradient whose forward ran over the whole batch still reads the V
+    it kept, over the whole batch."""
     return _forced("blocked")
 
 

@@ -156,7 +156,7 @@ def test_an_empty_batch_and_numpy_integer_groups():
 
 
 @pytest.mark.parametrize("n_img, per_image, sizes", [
-    (64, 301056, [3] * 21 + [1]),  # 64x32x14x14, 64 filters: blocks of a third of BLOCK_BYTES
+    (64, 301056, [3] * 21 + [1]),  # 64x32x14x14, 64 filters: 0.86 MiB blocks
     (8, 49 * 1024, [8]),  # 8 small images: one block, run on one thread
     (64, 16 * 1024, [32, 32]),
     (8, 200704, [2] * 4),

@@ -390,8 +390,8 @@ def test_backward_rejects_an_input_size_past_int64():
 
 @pytest.fixture(scope="module")
 def ptx_records():
-    ptx = pytest.importorskip("gpugrad.kernels.ptx", reason="numba-cuda is not installed")
-    from gpugrad.kernels import pool_cuda
+    pytest.importorskip("numba.cuda", reason="numba-cuda is not installed")
+    from gpugrad.kernels import pool_cuda, ptx
 
     records = []
     for dtype in DTYPES:

@@ -104,7 +104,7 @@ def test_each_kernel_is_compiled_once_per_signature_and_target():
     """The listing, the PTX checks and the launcher's parameter checks share one compile."""
     from gpugrad.kernels import loss_cuda
 
-    (name, kernel, argtypes), *_ = loss_cuda.signatures("float32")
+    (_, kernel, argtypes), *_ = loss_cuda.signatures("float32")
     first = ptx.kernel_ptx(kernel, argtypes, (9, 0))
     assert ptx.kernel_ptx(kernel, tuple(argtypes), [9, 0]) is first
     assert ptx.kernel_ptx(kernel, argtypes, (8, 0)) is not first

@@ -144,8 +144,8 @@ def test_double_backward_through_winograd_matches_im2col():
 
 
 # ----------------------------------------------------------------------------- Winograd's blocked passes
-# Layers with 8 to 96 channels take the blocked, channels-last passes
-# (kernels/conv_winograd_blocked.py); each case asserts that it does.
+# The blocked, channels-last passes (kernels/conv_winograd_blocked.py), forced whatever the
+# rule that picks them by shape would do (test_which_winograd_passes tests the rule).
 BLOCKED_CASES = [
     # x shape, w shape, bias, padding, groups
     ((2, 16, 4, 5), (16, 2, 3, 3), True, (1, 0), 8),  # groups; small enough for gradcheck
@@ -154,27 +154,34 @@ BLOCKED_CASES = [
 ]
 
 
-def _assert_blocked(x_shape, w_shape, padding, groups):
-    padding = (padding, padding) if isinstance(padding, int) else padding
-    out_hw = (x_shape[2] + 2 * padding[0] - 2, x_shape[3] + 2 * padding[1] - 2)
-    assert conv_winograd._blocked(x_shape, w_shape, groups, out_hw, 8)
+@pytest.fixture
+def blocked_calls(monkeypatch):
+    """Every Winograd pass block by block; counts the blocked passes that ran."""
+    calls = {}
+    for name in ("forward", "grads", "input_grad", "weight_grad"):
+        def counted(*args, _name=name, _fn=getattr(conv_winograd.blocked, name), **kwargs):
+            calls[_name] = calls.get(_name, 0) + 1
+            return _fn(*args, **kwargs)
+        monkeypatch.setattr(conv_winograd.blocked, name, counted)
+    with conv_winograd.blocked_passes():
+        yield calls
 
 
-def test_blocked_passes_gradcheck_and_gradgradcheck():
+def test_blocked_passes_gradcheck_and_gradgradcheck(blocked_calls):
     x_shape, w_shape, bias, padding, groups = BLOCKED_CASES[0]
-    _assert_blocked(x_shape, w_shape, padding, groups)
     inputs = [t for t in _inputs(x_shape, w_shape, bias, 4) if t is not None]
     fn = _conv(1, padding, 1, groups)
     with kernels.conv_algorithm_mode("winograd"):
         assert gradcheck(fn, inputs)
         assert gradgradcheck(fn, inputs)
+    assert blocked_calls["forward"] and blocked_calls["input_grad"]
 
 
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 3e-5)])
 @pytest.mark.parametrize("x_shape, w_shape, bias, padding, groups", BLOCKED_CASES)
-def test_blocked_passes_match_torch(dtype, tol, x_shape, w_shape, bias, padding, groups):
+def test_blocked_passes_match_torch(dtype, tol, x_shape, w_shape, bias, padding, groups,
+                                    blocked_calls):
     torch = pytest.importorskip("torch")
-    _assert_blocked(x_shape, w_shape, padding, groups)
     rng = np.random.default_rng(5)
     arrays = [rng.standard_normal(x_shape).astype(dtype),
               (rng.standard_normal(w_shape) * 0.2).astype(dtype)]
@@ -191,9 +198,10 @@ def test_blocked_passes_match_torch(dtype, tol, x_shape, w_shape, bias, padding,
     np.testing.assert_allclose(y.numpy(), y_t.detach().numpy(), rtol=tol, atol=tol)
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=tol, atol=tol)
+    assert blocked_calls == {"forward": 1, "grads": 1}
 
 
-def test_one_gradient_alone_through_the_blocked_passes():
+def test_one_gradient_alone_through_the_blocked_passes(blocked_calls):
     """Only x, or only w, needs a gradient: each pass runs on its own (no shared dM)."""
     x_shape, w_shape, bias, padding, groups = BLOCKED_CASES[1]
     results = {}
@@ -209,13 +217,15 @@ def test_one_gradient_alone_through_the_blocked_passes():
     for wanted in ("x", "w"):
         np.testing.assert_allclose(results["winograd", wanted], results["im2col", wanted],
                                    rtol=1e-10, atol=1e-10)
+    assert blocked_calls == {"forward": 2, "input_grad": 1, "weight_grad": 1}
 
 
 @pytest.mark.parametrize("forward_whole, backward_whole", [(False, True), (True, False)])
-def test_a_backward_follows_its_forwards_passes(forward_whole, backward_whole):
-    """A whole-batch forward keeps V, which its weight gradient reads; a blocked one keeps
-    nothing. Switching the passes between forward and backward still gives the right
-    gradients."""
+def test_a_backward_follows_its_forwards_passes(forward_whole, backward_whole,
+                                                blocked_calls):
+    """A whole-batch forward keeps V, which its weight gradient reads (over the whole batch,
+    whatever the passes are set to then); a blocked one keeps nothing. Switching the passes
+    between forward and backward still gives the right gradients."""
     x_shape, w_shape, bias, padding, groups = BLOCKED_CASES[1]
     expected = None
     for algorithm in ("im2col", "winograd"):
@@ -230,28 +240,51 @@ def test_a_backward_follows_its_forwards_passes(forward_whole, backward_whole):
             expected = got
     for a, e in zip(got, expected):
         np.testing.assert_allclose(a, e, rtol=1e-10, atol=1e-10)
+    # Blocked where not switched to whole: the forward, or the backward after a forward
+    # that kept nothing.
+    assert blocked_calls == ({"forward": 1} if backward_whole else {})
 
 
-@pytest.mark.parametrize("x_shape, w_shape, groups, out_hw, blocked", [
-    ((64, 32, 14, 14), (64, 32, 3, 3), 1, (14, 14), True),
-    ((2, 16, 28, 28), (16, 16, 3, 3), 1, (28, 28), True),
-    ((1, 64, 14, 14), (64, 64, 3, 3), 1, (14, 14), True),  # one image: one block
-    ((64, 8, 28, 28), (8, 8, 3, 3), 1, (28, 28), True),
-    ((64, 8, 7, 7), (8, 8, 3, 3), 1, (7, 7), True),  # 7x7 outputs
-    ((64, 16, 3, 3), (16, 16, 3, 3), 1, (3, 3), True),  # smaller than a tile row
-    ((8, 64, 56, 56), (64, 64, 3, 3), 1, (56, 56), True),  # 6 MiB of tile arrays an image
-    ((64, 96, 16, 16), (96, 96, 3, 3), 1, (16, 16), True),
-    ((64, 32, 14, 14), (4, 32, 3, 3), 1, (14, 14), False),  # few output channels
-    ((64, 4, 28, 28), (8, 4, 3, 3), 1, (28, 28), False),  # few input channels
-    ((32, 128, 7, 7), (128, 128, 3, 3), 1, (7, 7), False),  # many channels: U fills L2
-    ((64, 128, 14, 14), (128, 128, 3, 3), 1, (14, 14), False),
-    ((1, 64, 28, 28), (64, 64, 3, 3), 1, (28, 28), True),  # 1.5 MiB of tile arrays
-    ((1, 32, 56, 56), (32, 32, 3, 3), 1, (56, 56), False),  # 3 MiB in one block, one thread
-    ((2, 64, 112, 112), (64, 64, 3, 3), 1, (112, 112), False),  # 24 MiB an image
-    ((1, 8, 224, 224), (8, 8, 3, 3), 1, (224, 224), False),
+def test_passes_can_be_forced_either_way_and_come_back():
+    shape, w_shape, out_hw = (32, 128, 7, 7), (128, 128, 3, 3), (7, 7)  # whole by the rule
+    assert not conv_winograd._blocked(shape, w_shape, 1, out_hw, 4)
+    with conv_winograd.blocked_passes():
+        assert conv_winograd._blocked(shape, w_shape, 1, out_hw, 4)
+        with conv_winograd.whole_batch_passes():
+            assert not conv_winograd._blocked((64, 32, 14, 14), (64, 32, 3, 3), 1, (14, 14), 4)
+        assert conv_winograd._blocked(shape, w_shape, 1, out_hw, 4)
+    with pytest.raises(RuntimeError), conv_winograd.blocked_passes():
+        raise RuntimeError("inside")
+    assert not conv_winograd._blocked(shape, w_shape, 1, out_hw, 4)
+    assert conv_winograd._blocked((64, 32, 14, 14), (64, 32, 3, 3), 1, (14, 14), 4)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, groups, out_hw, itemsize, blocked", [
+    ((64, 32, 14, 14), (64, 32, 3, 3), 1, (14, 14), 4, True),
+    ((2, 16, 28, 28), (16, 16, 3, 3), 1, (28, 28), 4, True),
+    ((1, 64, 14, 14), (64, 64, 3, 3), 1, (14, 14), 4, True),  # one image: one block
+    ((64, 8, 28, 28), (8, 8, 3, 3), 1, (28, 28), 4, True),
+    ((64, 8, 7, 7), (8, 8, 3, 3), 1, (7, 7), 4, True),  # 7x7 outputs
+    ((64, 16, 3, 3), (16, 16, 3, 3), 1, (3, 3), 4, True),  # 2x2 tiles, the last half empty
+    ((8, 64, 56, 56), (64, 64, 3, 3), 1, (56, 56), 4, True),  # 6 MiB of tile arrays an image
+    ((64, 96, 16, 16), (96, 96, 3, 3), 1, (16, 16), 4, True),
+    ((64, 32, 14, 14), (64, 4, 3, 3), 8, (14, 14), 4, True),  # groups: the totals count
+    ((64, 32, 14, 14), (4, 32, 3, 3), 1, (14, 14), 4, False),  # few output channels
+    ((64, 4, 28, 28), (8, 4, 3, 3), 1, (28, 28), 4, False),  # few input channels
+    ((32, 128, 7, 7), (128, 128, 3, 3), 1, (7, 7), 4, False),  # many channels: U fills L2
+    ((64, 128, 14, 14), (128, 128, 3, 3), 1, (14, 14), 4, False),
+    ((1, 64, 28, 28), (64, 64, 3, 3), 1, (28, 28), 4, True),  # 1.5 MiB of tile arrays
+    ((1, 32, 56, 56), (32, 32, 3, 3), 1, (56, 56), 4, False),  # 3 MiB in one block, one thread
+    ((1, 32, 32, 64), (32, 32, 3, 3), 1, (32, 64), 4, True),  # 2 MiB exactly, one image
+    ((1, 32, 32, 64), (32, 32, 3, 3), 1, (32, 66), 4, False),  # 2.06 MiB
+    ((1, 32, 32, 64), (32, 32, 3, 3), 1, (32, 64), 8, False),  # float64: 4 MiB
+    ((2, 32, 128, 128), (32, 32, 3, 3), 1, (128, 128), 4, True),  # 16 MiB exactly, a batch
+    ((2, 32, 128, 130), (32, 32, 3, 3), 1, (128, 130), 4, False),
+    ((2, 64, 112, 112), (64, 64, 3, 3), 1, (112, 112), 4, False),  # 24.5 MiB an image
+    ((1, 8, 224, 224), (8, 8, 3, 3), 1, (224, 224), 4, False),
 ])
-def test_which_winograd_passes(x_shape, w_shape, groups, out_hw, blocked):
-    assert conv_winograd._blocked(x_shape, w_shape, groups, out_hw, 4) is blocked
+def test_which_winograd_passes(x_shape, w_shape, groups, out_hw, itemsize, blocked):
+    assert conv_winograd._blocked(x_shape, w_shape, groups, out_hw, itemsize) is blocked
 
 
 # ----------------------------------------------------------------------------- which algorithm

@@ -10,9 +10,10 @@ history, commit 38fc0b0 onwards), and a seventh the col2im kernel compiled per k
 What stays here is the baseline: the block-per-row cross-entropy kernels that the warp-per-row
 ones replaced, the warp-per-row forward as runs 7 and 8 measured it (before its online pass
 took max.f32 and the flushed hardware exp2, shipped without a GPU to time it: this run is the
-first to), and the generic im2col and col2im kernels (still shipped for kernels of more
-than 49 taps) against the ones compiled per kernel size, each with its bar (a copy of the
-logits; a fill or a copy of the columns) and the registers each kernel uses.
+first to), the shipped forward on other launch shapes (FORWARD_LAUNCHES), and the generic
+im2col and col2im kernels (still shipped for kernels of more than 49 taps) against the ones
+compiled per kernel size, each with its bar (a copy of the logits; a fill or a copy of the
+columns) and the registers each kernel uses.
 
 The previous kernels are checked against gpugrad's NumPy references first, and the two col2im
 kernels against each other, to the bit, before they are timed. Timing refuses the simulator.
@@ -21,6 +22,7 @@ kernels against each other, to the bit, before they are timed. Timing refuses th
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import sys
 
@@ -383,6 +385,52 @@ def run8_forward_same_bits(cp, kargs) -> bool:
     return bool(cp.array_equal(*results))
 
 
+# Launch shapes for the shipped forward kernel, timed beside its own launch (8 rows to a
+# 256-thread block, up to _launch.MAX_BLOCKS blocks, grid-striding over the rest): the kernel
+# takes its rows a block-sized group at a time, so any whole number of warps a block and any
+# grid compute the same numbers. All keep 64 warps on an SM at 32 registers; they differ in
+# how many blocks the SMs go through and in the last wave's tail, which the next GPU run
+# measures. name: (rows a block, blocks for a device of `sms` multiprocessors, or None).
+FORWARD_LAUNCHES = {
+    "4 rows a block": (4, None),
+    "16 rows a block": (16, None),
+    "one wave (8 blocks of 8 rows an SM)": (8, lambda sms: 8 * sms),
+}
+
+
+def launch_forward_as(rows, blocks, n_rows, kargs, outs, first_bad) -> None:
+    """The shipped forward kernel on `rows` rows a block and at most `blocks` blocks (None:
+    _launch.MAX_BLOCKS)."""
+    from gpugrad.kernels import loss_cuda
+
+    grid = min(-(-n_rows // rows), _launch.MAX_BLOCKS if blocks is None else blocks)
+    _launch._launch(loss_cuda.softmax_cross_entropy_forward_kernel, grid, rows * WARP, "cuda",
+                    (*kargs, *outs, first_bad))
+
+
+def forward_launches_same_bits(xp, kargs, sms) -> dict:
+    """{name: whether FORWARD_LAUNCHES[name] gives the shipped launch's four outputs to the
+    bit}: a launch shape that changed a number would time something else."""
+    from gpugrad.kernels import loss_cuda
+
+    n = kargs[0].shape[0]
+
+    def outputs(launch):
+        outs = [xp.full(n, np.nan, np.float32) for _ in range(4)]
+        launch(outs, xp.full(1, n, np.int64))
+        return xp.stack(outs).view(np.int32)
+
+    shipped = outputs(lambda outs, flag: loss_cuda.softmax_cross_entropy_forward(
+        *kargs, *outs, flag, "cuda"))
+    same = {}
+    for name, (rows, blocks_for) in FORWARD_LAUNCHES.items():
+        blocks = None if blocks_for is None else blocks_for(sms)
+        got = outputs(lambda outs, flag, rows=rows, blocks=blocks: launch_forward_as(
+            rows, blocks, n, kargs, outs, flag))
+        same[name] = bool(xp.array_equal(got, shipped))
+    return same
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gpugrad.bench.gpu_variants",
                                      description=__doc__.split("\n")[0])
@@ -430,6 +478,7 @@ def main(argv=None) -> int:
     first_bad = cp.full(1, n, np.int64)  # stays n: the labels are good
     gx = cp.empty((n, c), np.float32)
     copy = cp.empty_like(logits)
+    sms = cp.cuda.Device().attributes["MultiProcessorCount"]
     fns = {
         "forward, shipped (warp per row, one pass)": shipped_fwd,
         "forward, previous (block per row)": lambda: launch_previous(
@@ -441,6 +490,10 @@ def main(argv=None) -> int:
             previous_backward_kernel, n, c, "cuda", *kargs, *extras, gx),
         "copy (the bar)": lambda: cp.copyto(copy, logits),
     }
+    for name, (rows_per_block, blocks_for) in FORWARD_LAUNCHES.items():
+        blocks = None if blocks_for is None else blocks_for(sms)
+        fns[f"forward, shipped, {name}"] = functools.partial(
+            launch_forward_as, rows_per_block, blocks, n, kargs, outs, first_bad)
     nbytes = {"forward": n * c * 4 + 2 * n * 8, "backward": 2 * n * c * 4 + 2 * n * 8,
               "copy": 2 * n * c * 4}
     rows = _time(fns, nbytes, "copy (the bar)", args.rounds, f"N={n} C={c}")
@@ -452,9 +505,12 @@ def main(argv=None) -> int:
         print(f"{name}: {info}")
     same_bits = run8_forward_same_bits(cp, kargs)
     print(f"shipped forward and run 8's: {'the same bits' if same_bits else 'DIFFERENT bits'}")
+    launches_same = forward_launches_same_bits(cp, kargs, sms)
+    print(f"shipped forward on other launch shapes, the same bits: {launches_same}")
     report = {"benchmark": "gpu variants", "rounds": args.rounds,
               "machine": common.machine_info(gpu=common.gpu_info()), "results": rows,
-              "kernel_registers": registers, "forward_same_bits_as_run8": same_bits}
+              "kernel_registers": registers, "forward_same_bits_as_run8": same_bits,
+              "forward_launches_same_bits": launches_same}
     path = common.write_json(common.results_path("gpu-variants", "cuda", args.out), report)
     print(common.format_table(["variant", "shape", "median ms", "GB/s", "% of bar"],
                               [[r["variant"], r["shape"], r["median_ms"], r["gbps"],

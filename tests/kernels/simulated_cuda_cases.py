@@ -217,6 +217,36 @@ def test_gpu_variants_compares_the_two_forwards_bit_for_bit(rng, monkeypatch):
     assert not gpu_variants.run8_forward_same_bits(xp, kargs)
 
 
+def test_gpu_variants_forward_launch_shapes_give_the_shipped_bits(rng, monkeypatch):
+    """Every launch shape gpu_variants times the shipped forward on computes the shipped
+    launch's numbers (the kernel takes its rows a block-sized group at a time): 19 rows on
+    blocks of 4, 8 and 16 rows and on a grid of 8 blocks (one SM's worth), so that the last
+    group is partial. Rows a launch missed would stay NaN and differ."""
+    import types
+
+    from gpugrad.bench import gpu_variants
+    from gpugrad.bench.kernels import cross_entropy_kernel_args
+
+    n, c = 19, 70
+    logits = (rng.standard_normal((n, c)) * 3).astype(np.float32)
+    target = rng.integers(0, c, n)
+    target[::4] = -100
+    _, lse, tw = softmax_cross_entropy_forward(logits, target, device="cuda")
+    kargs, _ = cross_entropy_kernel_args(np, logits, target, lse, tw)
+    xp = types.SimpleNamespace(full=np.full, stack=np.stack, array_equal=np.array_equal)
+    assert gpu_variants.forward_launches_same_bits(xp, kargs, sms=1) == {
+        name: True for name in gpu_variants.FORWARD_LAUNCHES}
+    # The check itself tells a launch that changed one number apart.
+    real = gpu_variants.launch_forward_as
+
+    def one_ulp_off(rows, blocks, n_rows, kargs, outs, flag):
+        real(rows, blocks, n_rows, kargs, outs, flag)
+        outs[2][-1] = np.nextafter(outs[2][-1], np.float32(np.inf))  # the last row's loss
+
+    monkeypatch.setattr(gpu_variants, "launch_forward_as", one_ulp_off)
+    assert not any(gpu_variants.forward_launches_same_bits(xp, kargs, sms=1).values())
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_one_pass_forward_on_infinite_and_nan_rows(dtype):
     """The one-pass forward on rows a two-pass kernel handles by its final max gives what the

@@ -478,7 +478,7 @@ def main(argv=None) -> int:
     first_bad = cp.full(1, n, np.int64)  # stays n: the labels are good
     gx = cp.empty((n, c), np.float32)
     copy = cp.empty_like(logits)
-    sms = cp.cuda.Device().attributes["MultiProcessorCount"]
+    sms = common.gpu_info()["multiprocessors"]
     fns = {
         "forward, shipped (warp per row, one pass)": shipped_fwd,
         "forward, previous (block per row)": lambda: launch_previous(

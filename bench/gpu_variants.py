@@ -368,21 +368,30 @@ def check_run8_forward(xp, n, c, rng, weighted=False, label_smoothing=0.0,
     assert int(backend.to_numpy(first_bad)[0]) == n
 
 
+def _forward_bits(xp, kargs, launch):
+    """The four outputs of a forward launch(outs, first_bad) on NaN-filled arrays, as int32
+    bits: two launches compared on these agree to the bit or not at all."""
+    n = kargs[0].shape[0]
+    outs = [xp.full(n, np.nan, np.float32) for _ in range(4)]
+    launch(outs, xp.full(1, n, np.int64))
+    return xp.stack(outs).view(np.int32)
+
+
+def _shipped_forward(kargs):
+    """launch(outs, first_bad) for the forward as gpugrad ships it (loss_cuda's launcher)."""
+    from gpugrad.kernels import loss_cuda
+
+    return lambda outs, flag: loss_cuda.softmax_cross_entropy_forward(*kargs, *outs, flag,
+                                                                      "cuda")
+
+
 def run8_forward_same_bits(cp, kargs) -> bool:
     """Whether the shipped forward and run 8's give the same four outputs to the bit on the
     timed problem (they should wherever exp(x - max) is a normal float32)."""
-    from gpugrad.kernels import loss_cuda
-
     n = kargs[0].shape[0]
-    results = []
-    for launch in (
-        lambda outs, flag: loss_cuda.softmax_cross_entropy_forward(*kargs, *outs, flag, "cuda"),
-        lambda outs, flag: launch_warp_rows(run8_forward_kernel, n, "cuda", *kargs, *outs, flag),
-    ):
-        outs = [cp.full(n, np.nan, np.float32) for _ in range(4)]
-        launch(outs, cp.full(1, n, np.int64))
-        results.append(cp.stack(outs).view(np.int32))
-    return bool(cp.array_equal(*results))
+    run8 = _forward_bits(cp, kargs, lambda outs, flag: launch_warp_rows(
+        run8_forward_kernel, n, "cuda", *kargs, *outs, flag))
+    return bool(cp.array_equal(_forward_bits(cp, kargs, _shipped_forward(kargs)), run8))
 
 
 # Launch shapes for the shipped forward kernel, timed beside its own launch (8 rows to a
@@ -408,25 +417,22 @@ def launch_forward_as(rows, blocks, n_rows, kargs, outs, first_bad) -> None:
                     (*kargs, *outs, first_bad))
 
 
+def forward_launch_shapes(sms) -> list:
+    """[(name, rows a block, most blocks or None)] of FORWARD_LAUNCHES on a device of `sms`
+    multiprocessors."""
+    return [(name, rows, None if blocks_for is None else blocks_for(sms))
+            for name, (rows, blocks_for) in FORWARD_LAUNCHES.items()]
+
+
 def forward_launches_same_bits(xp, kargs, sms) -> dict:
     """{name: whether FORWARD_LAUNCHES[name] gives the shipped launch's four outputs to the
     bit}: a launch shape that changed a number would time something else."""
-    from gpugrad.kernels import loss_cuda
-
     n = kargs[0].shape[0]
-
-    def outputs(launch):
-        outs = [xp.full(n, np.nan, np.float32) for _ in range(4)]
-        launch(outs, xp.full(1, n, np.int64))
-        return xp.stack(outs).view(np.int32)
-
-    shipped = outputs(lambda outs, flag: loss_cuda.softmax_cross_entropy_forward(
-        *kargs, *outs, flag, "cuda"))
+    shipped = _forward_bits(xp, kargs, _shipped_forward(kargs))
     same = {}
-    for name, (rows, blocks_for) in FORWARD_LAUNCHES.items():
-        blocks = None if blocks_for is None else blocks_for(sms)
-        got = outputs(lambda outs, flag, rows=rows, blocks=blocks: launch_forward_as(
-            rows, blocks, n, kargs, outs, flag))
+    for name, rows, blocks in forward_launch_shapes(sms):
+        got = _forward_bits(xp, kargs, lambda outs, flag, rows=rows, blocks=blocks:
+                            launch_forward_as(rows, blocks, n, kargs, outs, flag))
         same[name] = bool(xp.array_equal(got, shipped))
     return same
 
@@ -490,8 +496,7 @@ def main(argv=None) -> int:
             previous_backward_kernel, n, c, "cuda", *kargs, *extras, gx),
         "copy (the bar)": lambda: cp.copyto(copy, logits),
     }
-    for name, (rows_per_block, blocks_for) in FORWARD_LAUNCHES.items():
-        blocks = None if blocks_for is None else blocks_for(sms)
+    for name, rows_per_block, blocks in forward_launch_shapes(sms):
         fns[f"forward, shipped, {name}"] = functools.partial(
             launch_forward_as, rows_per_block, blocks, n, kargs, outs, first_bad)
     nbytes = {"forward": n * c * 4 + 2 * n * 8, "backward": 2 * n * c * 4 + 2 * n * 8,

@@ -49,7 +49,7 @@ def compile_all(cc=(9, 0)) -> list[dict]:
     for module in KERNEL_MODULES:
         for dtype in DTYPES:
             for name, kernel, argtypes in module.signatures(dtype):
-                ptx = kernel_ptx(kernel, tuple(argtypes), cc)
+                ptx = kernel_ptx(kernel, argtypes, cc)
                 records.append(
                     {
                         "kernel": name,

@@ -29,11 +29,12 @@ from gpugrad.backend import (  # noqa: F401,E402
 )
 from gpugrad.tensor import Tensor  # noqa: F401
 from gpugrad.ops import (  # noqa: F401
-    abs, add, all, amax, amin, any, argmax, argmin, bmm, broadcast_to, cat, ceil, chunk, clamp,
-    clip, clone, concat, concatenate, cos, div, eq, exp, expand_as, flatten, floor, gather, ge,
-    gt, isfinite, isinf, isnan, le, log, log1p, log_softmax, logical_and, logical_not,
-    logical_or, logsumexp, lt, masked_fill, matmul, max, maximum, mean, min, minimum, mm, mul,
-    ne, neg, nonzero, norm, permute, pow, prod, reciprocal, relu, reshape, round, rsqrt,
+    abs, add, all, amax, amin, any, argmax, argmin, bitwise_and, bitwise_not, bitwise_or,
+    bitwise_xor, bmm, broadcast_to, cat, ceil, chunk, clamp, clip, clone, concat, concatenate,
+    cos, div, eq, exp, expand_as, flatten, floor, floor_divide, gather, ge, gt, isfinite, isinf,
+    isnan, le, log, log1p, log_softmax, logical_and, logical_not, logical_or, logical_xor,
+    logsumexp, lt, masked_fill, matmul, max, maximum, mean, min, minimum, mm, mul, ne, neg,
+    nonzero, norm, permute, pow, prod, reciprocal, relu, remainder, reshape, round, rsqrt,
     sigmoid, sign, sin, softmax, split, sqrt, square, squeeze, stack, std, sub, sum, tanh,
     transpose, unsqueeze, var, where,
 )

@@ -15,7 +15,7 @@ from gpugrad import grad_mode
 class Tensor:
     """A multi-dimensional array that can record the ops applied to it for autograd."""
 
-    __slots__ = ("data", "device", "_requires_grad", "grad", "grad_fn", "_out_idx", "_hooks",
+    __slots__ = ("data", "device", "_requires_grad", "_grad", "grad_fn", "_out_idx", "_hooks",
                  "__weakref__")
     __array_priority__ = 1000  # so `ndarray + Tensor` defers to Tensor.__radd__
 
@@ -24,7 +24,7 @@ class Tensor:
         self.data = data
         self.device = backend.CPU if device is None else device
         self._requires_grad = False
-        self.grad = None
+        self._grad = None
         self.grad_fn = None
         self._out_idx = 0
         self._hooks = None
@@ -62,6 +62,31 @@ class Tensor:
                 "use .detach() instead"
             )
         self._requires_grad = bool(flag)
+
+    @property
+    def grad(self):
+        """The gradient backward() accumulated here (None until then)."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        # Checked as PyTorch does: a gradient of another shape would broadcast in an
+        # optimizer's update, silently, and one of another dtype or device would fail there.
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise TypeError(
+                    f"grad: expected a Tensor or None, got {type(value).__name__}"
+                )
+            if value.shape != self.shape or value.dtype != self.dtype:
+                raise RuntimeError(
+                    f"grad: expected a gradient of shape {tuple(self.shape)} and dtype "
+                    f"{self.dtype}, got shape {tuple(value.shape)} and dtype {value.dtype}"
+                )
+            if value.device != self.device:
+                raise RuntimeError(
+                    f"grad: expected a gradient on {self.device}, got one on {value.device}"
+                )
+        self._grad = value
 
     @property
     def is_leaf(self) -> bool:
@@ -337,14 +362,39 @@ class Tensor:
     def __ne__(self, other):
         return ops.ne(self, other)
 
+    def __floordiv__(self, other):
+        return ops.floor_divide(self, other)
+
+    def __rfloordiv__(self, other):
+        return ops.floor_divide(other, self)
+
+    def __mod__(self, other):
+        return ops.remainder(self, other)
+
+    def __rmod__(self, other):
+        return ops.remainder(other, self)
+
+    # Bitwise, as in PyTorch: logical on bool tensors, bit by bit on integers, floats raise.
     def __invert__(self):
-        return ops.logical_not(self)
+        return ops.bitwise_not(self)
 
     def __and__(self, other):
-        return ops.logical_and(self, other)
+        return ops.bitwise_and(self, other)
+
+    def __rand__(self, other):
+        return ops.bitwise_and(other, self)
 
     def __or__(self, other):
-        return ops.logical_or(self, other)
+        return ops.bitwise_or(self, other)
+
+    def __ror__(self, other):
+        return ops.bitwise_or(other, self)
+
+    def __xor__(self, other):
+        return ops.bitwise_xor(self, other)
+
+    def __rxor__(self, other):
+        return ops.bitwise_xor(other, self)
 
     def __getitem__(self, index):
         return ops.getitem(self, index)
@@ -472,7 +522,9 @@ def _add_method_forwards():
         "log_softmax", "matmul", "pow", "add", "sub", "mul", "div", "lt", "le", "gt", "ge", "eq",
         "ne", "log1p", "square", "rsqrt", "reciprocal", "sign", "expand_as", "view_as",
         "reshape_as", "masked_fill", "logsumexp", "all", "any", "floor", "ceil", "round",
-        "isnan", "isinf", "isfinite", "norm", "mm", "bmm", "where", "gather",
+        "isnan", "isinf", "isfinite", "norm", "mm", "bmm", "where", "gather", "floor_divide",
+        "remainder", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "logical_and",
+        "logical_or", "logical_xor", "logical_not",
     ]
 
     def make(name):

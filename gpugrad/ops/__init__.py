@@ -1,12 +1,13 @@
 """Every op of gpugrad: one Function per op (forward and backward together) and the function
 users call. Tensor methods and the top-level `gg.*` functions forward here."""
 
+from gpugrad.ops.bitwise import bitwise_and, bitwise_not, bitwise_or, bitwise_xor  # noqa: F401
 from gpugrad.ops.common import check_same_device  # noqa: F401
 from gpugrad.ops.elementwise import (  # noqa: F401
-    abs, add, ceil, clamp, clip, cos, div, eq, exp, floor, ge, gt, isfinite, isinf, isnan, le,
-    log, log1p, logical_and, logical_not, logical_or, lt, masked_fill, maximum, minimum, mul, ne,
-    neg, pow, reciprocal, relu, relu_backward, round, rsqrt, sigmoid, sign, sin, sqrt, square,
-    sub, tanh, where,
+    abs, add, ceil, clamp, clip, cos, div, eq, exp, floor, floor_divide, ge, gt, isfinite, isinf,
+    isnan, le, log, log1p, logical_and, logical_not, logical_or, logical_xor, lt, masked_fill,
+    maximum, minimum, mul, ne, neg, pow, reciprocal, relu, relu_backward, remainder, round,
+    rsqrt, sigmoid, sign, sin, sqrt, square, sub, tanh, where,
 )
 from gpugrad.ops.indexing import gather, getitem, scatter_along, setitem_  # noqa: F401
 from gpugrad.ops.linalg import bmm, matmul, mm  # noqa: F401

@@ -31,7 +31,23 @@ def result_dtype(a, b) -> np.dtype:
     return np.result_type(a, b)
 
 
-def scalar_dtype(value, like_dtype) -> np.dtype:
+# PyTorch's dtype categories, lowest first: a 0-d tensor only decides the result's dtype
+# when its category is above that of the tensors with dimensions it meets.
+_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}
+
+
+def tensors_result_dtype(a: Tensor, b: Tensor) -> np.dtype:
+    """PyTorch's promotion of two tensors: as result_dtype, except that a 0-d tensor next to
+    a tensor with dimensions of its category or above takes that tensor's dtype
+    (float32 tensor + float64 0-d tensor is float32, int32 + int64 0-d is int32)."""
+    if a.ndim == 0 and b.ndim != 0 and _CATEGORY[a.dtype.kind] <= _CATEGORY[b.dtype.kind]:
+        return b.dtype
+    if b.ndim == 0 and a.ndim != 0 and _CATEGORY[b.dtype.kind] <= _CATEGORY[a.dtype.kind]:
+        return a.dtype
+    return result_dtype(a.dtype, b.dtype)
+
+
+def scalar_dtype(value, like_dtype, op: str = "operand") -> np.dtype:
     """The dtype a Python scalar takes next to a tensor of `like_dtype` (PyTorch rules)."""
     like_dtype = np.dtype(like_dtype)
     if isinstance(value, (bool, np.bool_)):
@@ -40,11 +56,16 @@ def scalar_dtype(value, like_dtype) -> np.dtype:
         return like_dtype if like_dtype.kind != "b" else backend.int64
     if isinstance(value, numbers.Real):
         return like_dtype if like_dtype.kind == "f" else backend.get_default_dtype()
-    raise TypeError(f"unsupported operand type {type(value).__name__}")
+    raise TypeError(f"{op}: unsupported operand type {type(value).__name__}, expected a Tensor "
+                    "or a Python number")
 
 
 def constant(value, dtype, device) -> Tensor:
     """A tensor that holds a constant (no grad) on `device`."""
+    if isinstance(value, numbers.Integral) and np.dtype(dtype).kind in "iu":
+        # A Python int out of the dtype's range wraps around, as in PyTorch (uint8 + 300 adds
+        # 44); NumPy would raise OverflowError.
+        value = np.asarray(value).astype(dtype)
     if device.type == "cpu":
         return Tensor(np.asarray(value, dtype=dtype), device)
     xp = backend.xp_for(device)
@@ -64,14 +85,14 @@ def operands(op: str, a, b) -> tuple[Tensor, Tensor]:
             )
         if a.shape != b.shape:
             broadcast_shapes(op, a.shape, b.shape)
-        dt = result_dtype(a.dtype, b.dtype)
+        dt = tensors_result_dtype(a, b)
         if a.dtype != dt:
             a = a.to(dt)
         if b.dtype != dt:
             b = b.to(dt)
         return a, b
     if a_is:
-        dt = scalar_dtype(b, a.dtype)
+        dt = scalar_dtype(b, a.dtype, op)
         if a.dtype != dt:
             a = a.to(dt)
         b = constant(_plain(op, b), dt, a.device)
@@ -79,7 +100,7 @@ def operands(op: str, a, b) -> tuple[Tensor, Tensor]:
             broadcast_shapes(op, a.shape, b.shape)
         return a, b
     if b_is:
-        dt = scalar_dtype(a, b.dtype)
+        dt = scalar_dtype(a, b.dtype, op)
         if b.dtype != dt:
             b = b.to(dt)
         a = constant(_plain(op, a), dt, b.device)
@@ -107,6 +128,8 @@ def broadcast_shapes(op: str, *shapes) -> tuple:
 
 
 def normalize_dim(op: str, dim: int, ndim: int) -> int:
+    if not isinstance(dim, (int, np.integer)) or isinstance(dim, (bool, np.bool_)):
+        raise TypeError(f"{op}: dim must be an int, got {dim!r} ({type(dim).__name__})")
     n = max(ndim, 1)
     if not -n <= dim < n:
         raise IndexError(
@@ -117,15 +140,26 @@ def normalize_dim(op: str, dim: int, ndim: int) -> int:
 
 
 def normalize_dims(op: str, dim, ndim: int) -> tuple | None:
-    """A sorted tuple of non-negative axes, or None for 'all dims'."""
+    """A sorted tuple of non-negative axes, or None for 'all dims': None, and an empty tuple
+    or list as in PyTorch (`x.sum(dim=())` sums everything). A dim given twice raises, as in
+    PyTorch."""
     if dim is None:
         return None
-    if isinstance(dim, (int, np.integer)):
+    if isinstance(dim, (int, np.integer)) and not isinstance(dim, (bool, np.bool_)):
         dim = (int(dim),)
-    dims = tuple(sorted({normalize_dim(op, d, ndim) for d in dim}))
+    if not isinstance(dim, (tuple, list)):
+        raise TypeError(
+            f"{op}: dim must be an int or a tuple of ints, got {dim!r} ({type(dim).__name__})"
+        )
+    if len(dim) == 0:
+        return None
+    dims = [normalize_dim(op, d, ndim) for d in dim]
+    for k, d in enumerate(dims):
+        if d in dims[:k]:
+            raise RuntimeError(f"{op}: dim {d} appears multiple times in the list of dims {dim}")
     if ndim == 0:
         return ()
-    return dims
+    return tuple(sorted(dims))
 
 
 def as_tensor(value, like: Tensor | None = None) -> Tensor:

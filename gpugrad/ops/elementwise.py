@@ -6,6 +6,8 @@ its bounds, and ties in maximum/minimum split the gradient in half.
 
 from __future__ import annotations
 
+import numbers
+
 from gpugrad import backend
 from gpugrad.autograd.function import Function
 from gpugrad.ops.common import broadcast_shapes, constant, operands
@@ -65,6 +67,8 @@ class Pow(Function):
     save_outputs = True
 
     def forward(self, a, b):
+        if a.dtype.kind in "iu":
+            return _integer_power(a, b)
         return a**b
 
     def backward(self, gy):
@@ -78,6 +82,19 @@ class Pow(Function):
             y = self.saved_output()
             gb = where((a == 0) & (b >= 0), 0.0, gy * y * log(a))
         return ga, gb
+
+
+def _integer_power(a, b):
+    """a ** b for integer arrays, negative exponents included as in PyTorch: 1 / a**|b|
+    truncated, so 0 but for a = 1 (1) and a = -1 (+-1). NumPy refuses negative ones."""
+    xp = _xp(a)
+    negative = b < 0
+    if not bool(xp.any(negative)):
+        return a**b
+    y = a ** xp.where(negative, 0, b).astype(b.dtype, copy=False)
+    odd = (b % 2) != 0
+    inverse = xp.where(a == 1, 1, xp.where(a == -1, xp.where(odd, -1, 1), 0))
+    return xp.where(negative, inverse, y).astype(y.dtype, copy=False)
 
 
 class Maximum(Function):
@@ -104,6 +121,22 @@ class Minimum(Function):
         return ga, gb
 
 
+class Remainder(Function):
+    """a - floor(a / b) * b, the sign of b's (Python's %). d/da = 1, d/db = -floor(a / b)."""
+
+    def forward(self, a, b):
+        return _xp(a).remainder(a, b)
+
+    def backward(self, gy):
+        a, b = self.inputs
+        ga = gy if self.needs_input_grad[0] else None
+        gb = None
+        if self.needs_input_grad[1]:
+            q = Tensor(_xp(a.data).floor_divide(a.data, b.data), a.device)  # no grad: a step
+            gb = Mul.apply(Neg.apply(gy), q)
+        return ga, gb
+
+
 def add(a, b, alpha=1):
     if alpha != 1:
         b = mul(b, alpha)
@@ -120,19 +153,69 @@ def mul(a, b):
     return Mul.apply(*operands("mul", a, b))
 
 
+def _is_float_tensor(v) -> bool:
+    return isinstance(v, Tensor) and v.dtype.kind == "f"
+
+
 def div(a, b, rounding_mode=None):
-    a, b = operands("div", a, b)
-    if a.dtype.kind != "f":
-        a, b = a.to(backend.get_default_dtype()), b.to(backend.get_default_dtype())
-    y = Div.apply(a, b)
+    """a / b. True division makes integers the default float dtype (before any Python int
+    meets the integer tensor: uint8 / 300 is 0.67, not a wrapped 300); "floor" and "trunc"
+    round the quotient and keep an integer dtype, with no gradient (a step), as in PyTorch."""
     if rounding_mode == "floor":
-        return floor(y)
+        return floor_divide(a, b, op="div")
     if rounding_mode == "trunc":
-        return where(y >= 0, floor(y), ceil(y))
-    return y
+        return _trunc_divide(a, b)
+    if rounding_mode is not None:
+        raise ValueError(
+            f"div: expected rounding_mode None, 'floor' or 'trunc', got {rounding_mode!r}"
+        )
+    if not (_is_float_tensor(a) or _is_float_tensor(b)):
+        a = _float(a) if isinstance(a, Tensor) else a
+        b = _float(b) if isinstance(b, Tensor) else b
+    return Div.apply(*operands("div", a, b))
+
+
+def _check_integer_divisor(op: str, a: Tensor, b: Tensor) -> None:
+    """Integer division by zero raises, as in PyTorch (NumPy would give 0 and a warning).
+    A float divisor of 0 gives inf or nan, as in PyTorch."""
+    if a.dtype.kind in "biu" and bool(_xp(b.data).any(b.data == 0)):
+        raise ZeroDivisionError(f"{op}: integer division by zero")
+
+
+def floor_divide(a, b, op="floor_divide"):
+    """a // b, rounded toward minus infinity (Python's //); no gradient, as its derivative is
+    zero wherever it exists (PyTorch leaves it unimplemented)."""
+    a, b = operands(op, a, b)
+    _check_integer_divisor(op, a, b)
+    return Tensor(_xp(a.data).floor_divide(a.data, b.data), a.device)
+
+
+def _trunc_divide(a, b):
+    a, b = operands("div", a, b)
+    _check_integer_divisor("div", a, b)
+    xp = _xp(a.data)
+    if a.dtype.kind == "f":
+        return Tensor(xp.trunc(a.data / b.data), a.device)
+    q = xp.floor_divide(a.data, b.data)
+    # Floor and trunc differ where the quotient is negative and inexact: one step up.
+    q = q + ((q < 0) & (q * b.data != a.data)).astype(q.dtype)
+    return Tensor(q, a.device)
+
+
+def remainder(a, b):
+    """a % b with the divisor's sign (Python's %, PyTorch's remainder); differentiable in
+    both operands for floats."""
+    a, b = operands("remainder", a, b)
+    _check_integer_divisor("remainder", a, b)
+    return Remainder.apply(a, b)
 
 
 def pow(a, b):
+    if (isinstance(a, Tensor) and a.dtype.kind in "biu" and isinstance(b, numbers.Integral)
+            and not isinstance(b, bool) and b < 0):
+        raise ValueError(
+            f"pow: integers to negative integer powers are not allowed ({a.dtype} tensor ** {b})"
+        )
     return Pow.apply(*operands("pow", a, b))
 
 
@@ -295,6 +378,11 @@ class Clamp(Function):
 
 
 def neg(x):
+    if isinstance(x, Tensor) and x.dtype.kind == "b":
+        raise TypeError(
+            "neg: negation, the `-` operator, on a bool tensor is not supported; "
+            "use `~` or logical_not() to invert a mask"
+        )
     return Neg.apply(x)
 
 
@@ -303,19 +391,19 @@ def abs(x):
 
 
 def exp(x):
-    return Exp.apply(_float(x))
+    return Exp.apply(_float(x, "exp"))
 
 
 def log(x):
-    return Log.apply(_float(x))
+    return Log.apply(_float(x, "log"))
 
 
 def log1p(x):
-    return Log1p.apply(_float(x))
+    return Log1p.apply(_float(x, "log1p"))
 
 
 def sqrt(x):
-    return Sqrt.apply(_float(x))
+    return Sqrt.apply(_float(x, "sqrt"))
 
 
 def rsqrt(x):
@@ -323,19 +411,19 @@ def rsqrt(x):
 
 
 def sin(x):
-    return Sin.apply(_float(x))
+    return Sin.apply(_float(x, "sin"))
 
 
 def cos(x):
-    return Cos.apply(_float(x))
+    return Cos.apply(_float(x, "cos"))
 
 
 def tanh(x):
-    return Tanh.apply(_float(x))
+    return Tanh.apply(_float(x, "tanh"))
 
 
 def sigmoid(x):
-    return Sigmoid.apply(_float(x))
+    return Sigmoid.apply(_float(x, "sigmoid"))
 
 
 def square(x):
@@ -353,6 +441,10 @@ def relu(x):
 def clamp(x, min=None, max=None):
     if min is None and max is None:
         raise ValueError("clamp: at least one of min and max must be given")
+    if isinstance(x, Tensor) and x.dtype.kind in "biu" and any(
+            isinstance(v, numbers.Real) and not isinstance(v, numbers.Integral)
+            for v in (min, max)):
+        x = x.to(backend.get_default_dtype())  # an int tensor clamped to a float: as PyTorch
     if isinstance(min, Tensor) or isinstance(max, Tensor):
         # Tensor bounds: a composite of maximum/minimum, differentiable in the bounds too.
         y = x if min is None else maximum(x, min)
@@ -363,8 +455,10 @@ def clamp(x, min=None, max=None):
 clip = clamp
 
 
-def _float(x: Tensor) -> Tensor:
+def _float(x: Tensor, op: str = "div") -> Tensor:
     """Integer inputs to float math become the default float dtype, as in PyTorch."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: expected a Tensor, got {type(x).__name__}")
     if x.dtype.kind != "f":
         return x.to(backend.get_default_dtype())
     return x
@@ -443,6 +537,7 @@ eq = _compare("eq", "equal")
 ne = _compare("ne", "not_equal")
 logical_and = _compare("logical_and", "logical_and")
 logical_or = _compare("logical_or", "logical_or")
+logical_xor = _compare("logical_xor", "logical_xor")
 
 
 def logical_not(x):

@@ -191,8 +191,9 @@ def _soft_target_cross_entropy(x, target, weight, reduction, label_smoothing):
 
     op = "cross_entropy"
     if tuple(target.shape) != tuple(x.shape):
-        raise ValueError(f"{op}: probability targets must have the input's shape {x.shape}, "
-                         f"got {target.shape}")
+        raise ValueError(f"{op}: expected class indices of an integer dtype, or probability "
+                         f"targets of the input's shape {x.shape}; got {target.dtype} targets "
+                         f"of shape {target.shape}")
     c = x.shape[1]
     if label_smoothing:
         target = target * (1 - label_smoothing) + label_smoothing / c

@@ -29,6 +29,9 @@ class Reshape(Function):
 def _resolve_shape(op, shape, numel):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
+    for s in shape:
+        if not isinstance(s, (int, np.integer)) or isinstance(s, (bool, np.bool_)):
+            raise TypeError(f"{op}: expected a shape of ints, got {shape}")
     shape = tuple(int(s) for s in shape)
     for i, s in enumerate(shape):
         if s < -1:
@@ -52,7 +55,30 @@ def reshape(x, *shape):
     return Reshape.apply(x, shape=shape)
 
 
-view = reshape
+def view(x, *shape):
+    """x.view(shape) is reshape (gpugrad copies where PyTorch would refuse a non-contiguous
+    input); x.view(dtype) reinterprets the bits as another dtype, as in PyTorch: the last
+    dimension scales by the ratio of the item sizes, and the result has no gradient."""
+    if len(shape) == 1 and _is_dtype(shape[0]):
+        return _view_dtype(x, np.dtype(shape[0]))
+    shape = _resolve_shape("view", shape, x.numel())
+    return x if shape == x.shape else Reshape.apply(x, shape=shape)
+
+
+def _is_dtype(value) -> bool:
+    return isinstance(value, (np.dtype, type)) and not isinstance(value, (tuple, list))
+
+
+def _view_dtype(x, dtype):
+    size, new = x.dtype.itemsize, dtype.itemsize
+    if size != new and (x.ndim == 0 or (x.shape[-1] * size) % new):
+        raise RuntimeError(
+            f"view: cannot view a {x.dtype} tensor of shape {tuple(x.shape)} as {dtype}: the "
+            f"last dimension's {x.shape[-1] if x.ndim else 0} x {size} bytes must split into "
+            f"{new}-byte items"
+        )
+    data = _xp(x.data).ascontiguousarray(x.data) if size != new else x.data
+    return Tensor(data.view(dtype), x.device)
 
 
 def view_as(x, other):
@@ -175,6 +201,7 @@ def cat(tensors, dim=0):
     tensors = list(tensors)
     if not tensors:
         raise ValueError("cat: expected a non-empty list of tensors")
+    _check_tensors("cat", tensors)
     ref = tensors[0]
     if ref.ndim == 0:
         raise ValueError("cat: zero-dimensional tensors cannot be concatenated")
@@ -197,6 +224,13 @@ def cat(tensors, dim=0):
 
 
 concat = cat
+
+
+def _check_tensors(op, tensors):
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{op}: expected a sequence of Tensors, element {i} is a "
+                            f"{type(t).__name__}")
 concatenate = cat
 
 
@@ -204,6 +238,7 @@ def stack(tensors, dim=0):
     tensors = list(tensors)
     if not tensors:
         raise ValueError("stack: expected a non-empty list of tensors")
+    _check_tensors("stack", tensors)
     for i, t in enumerate(tensors[1:], 1):
         if t.shape != tensors[0].shape:
             raise ValueError(

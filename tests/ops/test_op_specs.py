@@ -31,6 +31,7 @@ SPECS = [
     ("maximum", lambda m, a, b: m.maximum(a, b), BINARY_SHAPES, "any", True),
     ("minimum", lambda m, a, b: m.minimum(a, b), BINARY_SHAPES, "any", True),
     ("where", lambda m, a, b: m.where(a > 0, a, b), BINARY_SHAPES, "any", True),
+    ("remainder", lambda m, a, b: a % b, BINARY_SHAPES, "away0", True),
     # scalar and reflected operands
     ("radd", lambda m, a: 2.5 + a, UNARY_SHAPES, "any", True),
     ("rsub", lambda m, a: 2.5 - a, UNARY_SHAPES, "any", True),
@@ -56,6 +57,8 @@ SPECS = [
     ("sum", lambda m, a: a.sum(), REDUCE_SHAPES, "any", True),
     ("sum_dim", lambda m, a: a.sum(dim=1, keepdim=True), REDUCE_SHAPES, "any", True),
     ("sum_dims", lambda m, a: a.sum(dim=(0, -1)), REDUCE_SHAPES, "any", True),
+    ("sum_no_dims", lambda m, a: a.sum(dim=()), REDUCE_SHAPES, "any", True),
+    ("mean_no_dims", lambda m, a: a.mean(dim=[]), REDUCE_SHAPES, "any", True),
     ("mean", lambda m, a: a.mean(dim=-1), REDUCE_SHAPES, "any", True),
     ("var", lambda m, a: a.var(dim=0), [(3, 4), (2, 3, 4), (4, 1, 2)], "any", True),
     ("var_biased", lambda m, a: a.var(unbiased=False), REDUCE_SHAPES, "any", True),

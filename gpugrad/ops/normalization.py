@@ -135,6 +135,9 @@ def batch_norm(input: Tensor, running_mean, running_var, weight=None, bias=None,
                          f"{input.shape}")
     if input.dtype.kind != "f":
         raise RuntimeError(f"{op}: expected a floating-point input, got {input.dtype}")
+    if eps < 0:
+        # A negative eps can make var + eps negative, and the output NaN (PyTorch raises too).
+        raise ValueError(f"{op}: expected a non-negative eps, got {eps}")
     c = input.shape[1]
     for name, t in (("running_mean", running_mean), ("running_var", running_var),
                     ("weight", weight), ("bias", bias)):

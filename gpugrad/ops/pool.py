@@ -188,6 +188,10 @@ def adaptive_avg_pool2d(input, output_size):
     if input.ndim not in (3, 4):
         raise ValueError(f"{op}: expected a 3-D or 4-D input, got shape {input.shape}")
     h, w = input.shape[-2:]
+    if h == 0 or w == 0:
+        # An empty bin has no average (PyTorch raises too); batch and channels may be empty.
+        raise ValueError(f"{op}: expected input to have non-zero size for non-batch dimensions, "
+                         f"got shape {input.shape}")
     if isinstance(output_size, int):
         output_size = (output_size, output_size)
     oh, ow = (h if output_size[0] is None else output_size[0],

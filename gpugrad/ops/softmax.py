@@ -17,6 +17,8 @@ class Softmax(Function):
     def forward(self, x, dim):
         xp = _xp(x)
         self.dim = dim
+        if x.size == 0:
+            return xp.empty_like(x)  # nothing to normalise, and no row max to shift by
         e = xp.exp(x - x.max(axis=dim, keepdims=True))
         e /= e.sum(axis=dim, keepdims=True)
         return e
@@ -35,6 +37,8 @@ class LogSoftmax(Function):
     def forward(self, x, dim):
         xp = _xp(x)
         self.dim = dim
+        if x.size == 0:
+            return xp.empty_like(x)  # nothing to normalise, and no row max to shift by
         shifted = x - x.max(axis=dim, keepdims=True)
         # lse: log of the row's sum of exps, after the shift (so no exp overflows).
         lse = xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))

@@ -255,3 +255,10 @@ def test_float_class_targets_say_what_cross_entropy_expects():
     with pytest.raises(ValueError, match="cross_entropy: expected class indices of an integer "
                                          "dtype, or probability targets of the input's shape"):
         F.cross_entropy(gg.randn(4, 5), gg.tensor([0.0, 1.0, 2.0, 3.0]))
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "int32", "bool"])
+def test_integer_and_bool_sums_are_int64(dtype):
+    torch = _torch()
+    a = np.array([120, 100, 1], dtype=dtype)  # 221: past int8, as a sum in int64
+    _same(gg.tensor(a).sum(), torch.tensor(a).sum())

@@ -135,9 +135,11 @@ def batch_norm(input: Tensor, running_mean, running_var, weight=None, bias=None,
                          f"{input.shape}")
     if input.dtype.kind != "f":
         raise RuntimeError(f"{op}: expected a floating-point input, got {input.dtype}")
-    if eps < 0:
-        # A negative eps can make var + eps negative, and the output NaN (PyTorch raises too).
-        raise ValueError(f"{op}: expected a non-negative eps, got {eps}")
+    if eps < 0 or (training and eps == 0):
+        # A negative eps can make var + eps negative, and 0 divides by zero on a constant
+        # channel, the output NaN either way (PyTorch raises too; eps 0 is fine in eval).
+        raise ValueError(f"{op}: expected a non-negative eps (positive when training), "
+                         f"got {eps}")
     c = input.shape[1]
     for name, t in (("running_mean", running_mean), ("running_var", running_var),
                     ("weight", weight), ("bias", bias)):

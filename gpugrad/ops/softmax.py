@@ -5,6 +5,7 @@ from __future__ import annotations
 from gpugrad import backend
 from gpugrad.autograd.function import Function
 from gpugrad.ops.common import normalize_dim
+from gpugrad.tensor import Tensor
 
 
 def _xp(a):
@@ -53,6 +54,8 @@ class LogSoftmax(Function):
 
 
 def _prepare(op, x, dim, dtype):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: expected a Tensor, got {type(x).__name__}")
     if dtype is not None:
         x = x.to(dtype)
     if x.dtype.kind != "f":

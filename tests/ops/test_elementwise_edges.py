@@ -217,6 +217,7 @@ def test_assigning_a_gradient_of_the_wrong_shape_dtype_or_type_raises():
 @pytest.mark.parametrize("call,message", [
     (lambda: F.relu([1.0]), "relu: expected Tensor inputs, got list"),
     (lambda: gg.exp(np.ones(2)), "exp: expected a Tensor, got ndarray"),
+    (lambda: F.softmax([1.0, 2.0], dim=0), "softmax: expected a Tensor, got list"),
     (lambda: gg.ones(2) * [1.0, 2.0], "mul: unsupported operand type list"),
     (lambda: gg.maximum(gg.ones(2), "a"), "maximum: unsupported operand type str"),
 ])

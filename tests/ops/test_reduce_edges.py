@@ -219,11 +219,15 @@ def test_softmax_of_an_empty_tensor_is_empty(fn, shape, dim):
 
 def test_batch_norm_rejects_a_negative_eps():
     x, rm, rv = gg.randn(4, 3), gg.zeros(3), gg.ones(3)
-    with pytest.raises(ValueError, match=r"^batch_norm: expected a non-negative eps, got -1e-05"):
+    with pytest.raises(ValueError, match=r"^batch_norm: expected a non-negative eps \(positive "
+                                         r"when training\), got -1e-05"):
         F.batch_norm(x, rm, rv, eps=-1e-5)
     with pytest.raises(ValueError, match=r"^batch_norm: .*eps"):
         F.batch_norm(x, rm, rv, training=True, eps=-1.0)
-    assert F.batch_norm(x, rm, rv, eps=0.0).shape == (4, 3)
+    assert F.batch_norm(x, rm, rv, eps=0.0).shape == (4, 3)  # eval: PyTorch allows 0 too
+    # Training with eps 0 divides by zero on a constant channel (PyTorch raises as well).
+    with pytest.raises(ValueError, match=r"^batch_norm: .*positive when training.*got 0.0"):
+        F.batch_norm(gg.ones(4, 3), rm, rv, training=True, eps=0.0)
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 0, 7), (1, 1, 0, 4), (1, 1, 5, 0), (3, 4, 0)])

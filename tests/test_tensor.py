@@ -144,3 +144,10 @@ def test_split_chunk_stack_cat_shapes():
     assert [p.shape for p in x.chunk(2)] == [(3, 2), (2, 2)]
     assert gg.stack([x, x], dim=1).shape == (5, 2, 2)
     assert gg.cat([x, x], dim=1).shape == (5, 4)
+
+
+def test_a_uint8_index_tensor_indexes_by_position():
+    # README, "Differences from PyTorch": PyTorch still reads uint8 as a (deprecated) mask.
+    x = gg.arange(6).reshape(3, 2)
+    picked = x[gg.tensor(np.array([2, 0], np.uint8))]
+    assert picked.tolist() == [[4, 5], [0, 1]]

@@ -129,3 +129,33 @@ def test_lenet_training_steps_match_the_cpu():
             losses[device].append(loss.item())
     # float32 on two devices: the same steps, not the same rounding.
     np.testing.assert_allclose(losses["cuda"], losses["cpu"], rtol=2e-4, atol=2e-5)
+
+
+INTEGER_OPS = [
+    lambda a, b: a & b, lambda a, b: a | b, lambda a, b: a ^ b, lambda a, b: ~a,
+    lambda a, b: a // b, lambda a, b: a % b, lambda a, b: gg.div(a, b, rounding_mode="trunc"),
+    lambda a, b: a / b, lambda a, b: a ** gg.tensor([2, -1, 0, 3], device=a.device),
+    lambda a, b: a.sum(), lambda a, b: a + 300,
+]
+
+
+@pytest.mark.parametrize("op", INTEGER_OPS)
+def test_integer_ops_match_the_cpu(op):
+    a, b = np.array([7, -7, 1, 12], np.int32), np.array([2, 3, -4, 5], np.int32)
+    cpu, cuda = op(*_on("cpu", a, b, requires_grad=False)), op(*_on("cuda", a, b,
+                                                                     requires_grad=False))
+    assert cuda.device.type == "cuda" and cuda.dtype == cpu.dtype
+    np.testing.assert_array_equal(cuda.numpy(), cpu.numpy())
+
+
+@pytest.mark.parametrize("p", [2, 1, 3, 0.5, float("inf"), 0])
+def test_norm_and_remainder_gradients_match_the_cpu(p):
+    x = np.random.default_rng(2).standard_normal((3, 4))
+    x[1] = 0.0  # a zero row: a zero gradient, not NaN
+    results = {}
+    for device in ("cpu", "cuda"):
+        (t,) = _on(device, x)
+        y = t.norm(p=p, dim=1).sum() + (t % 0.7).sum()
+        results[device] = (y, *gg.autograd.grad(y, [t]))
+    for cuda_value, cpu_value in zip(results["cuda"], results["cpu"]):
+        _assert_close(cuda_value, cpu_value)

@@ -308,7 +308,11 @@ def manual_seed(seed: int) -> None:
     global _seed
     if not isinstance(seed, (int, np.integer)):
         raise TypeError(f"manual_seed: expected an int, got {type(seed).__name__}")
-    _seed = int(seed)
+    seed = int(seed)
+    if not -(2**63) <= seed < 2**64:
+        raise ValueError(f"manual_seed: seed must be in [-2**63, 2**64 - 1], got {seed}")
+    # As PyTorch: a negative seed is taken modulo 2**64 (-1 is 2**64 - 1).
+    _seed = seed % 2**64
     for dev in list(_generators):
         _generators[dev] = _new_generator(dev, _seed)
 

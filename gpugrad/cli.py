@@ -6,7 +6,9 @@ import argparse
 import json
 import os
 import platform
+import re
 import sys
+import warnings
 
 
 def _train(args) -> int:
@@ -19,7 +21,12 @@ def _train(args) -> int:
         seed=args.seed, out=args.out, resume=args.resume, progress=not args.no_progress,
         limit_batches=args.limit_batches, stop_after=args.stop_after,
     )
-    summary = train(config)
+    with warnings.catch_warnings():
+        # A diverging run ends with one clear error (training.py checks the loss); NumPy's
+        # overflow warnings on the way there would only add lines to it.
+        warnings.filterwarnings("ignore", r"(overflow|invalid value|divide by zero) "
+                                "encountered", RuntimeWarning)
+        summary = train(config)
     if args.json:
         print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
     return 0
@@ -46,8 +53,7 @@ def _kernels(args) -> int:
     if not args.ptx:
         print("usage: gpugrad kernels --ptx [--cc 9.0]  (compile every CUDA kernel to PTX)")
         return 0
-    major, _, minor = args.cc.partition(".")
-    records = ptx.compile_all(cc=(int(major), int(minor or 0)))
+    records = ptx.compile_all(cc=args.cc)
     print(ptx.format_ptx_table(records))
     return 0
 
@@ -131,8 +137,24 @@ def _info(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit 2), not usage + error."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _compute_capability(text: str) -> tuple[int, int]:
+    """--cc MAJOR.MINOR (e.g. 9.0) as a pair of ints."""
+    match = re.fullmatch(r"(\d+)\.(\d+)", text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"expected a compute capability MAJOR.MINOR such as "
+                                         f"9.0, got {text!r}")
+    return int(match[1]), int(match[2])
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gpugrad", description=__doc__)
+    parser = _Parser(prog="gpugrad", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a convnet (default: LeNet on the embedded MNIST subset)")
@@ -147,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--optimizer", default="adam", choices=["adam", "adamw", "sgd"])
     t.add_argument("--lr", type=float, default=None, help="peak learning rate (default per "
                                                           "optimizer: adam 3e-3, sgd 0.05)")
-    t.add_argument("--weight-decay", type=float, default=0.0)
+    t.add_argument("--weight-decay", type=float, default=None,
+                   help="default: 0.01 for adamw, else 0")
     t.add_argument("--schedule", default="onecycle", choices=["onecycle", "cosine", "none"])
     t.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     t.add_argument("--seed", type=int, default=0)
@@ -169,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     k = sub.add_parser("kernels", help="inspect the CUDA kernels")
     k.add_argument("--ptx", action="store_true", help="compile every kernel to PTX and list them")
-    k.add_argument("--cc", default="9.0", help="compute capability (default 9.0)")
+    k.add_argument("--cc", default=(9, 0), type=_compute_capability,
+                   help="compute capability MAJOR.MINOR (default 9.0)")
 
     sub.add_parser("info", help="versions, devices, CUDA/Numba/CuPy status")
     return parser
@@ -186,11 +210,18 @@ def main(argv=None) -> int:
     handlers = {"train": _train, "evaluate": _evaluate, "kernels": _kernels, "info": _info}
     try:
         return handlers[args.command](args)
-    except (FileNotFoundError, RuntimeError, ValueError) as e:
-        if args.command in ("train", "evaluate"):
-            print(f"gpugrad {args.command}: error: {e}", file=sys.stderr)
-            return 2
-        raise
+    except (OSError, RuntimeError, ValueError) as e:
+        print(f"gpugrad {args.command}: error: {_one_line(e)}", file=sys.stderr)
+        return 2
+
+
+def _one_line(error: Exception) -> str:
+    """The error's message on one line (some, e.g. load_state_dict's, list one per line)."""
+    text = str(error)
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        text = f"{error.filename}: {error.strerror}"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return "; ".join(lines) or type(error).__name__
 
 
 if __name__ == "__main__":

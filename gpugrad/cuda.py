@@ -15,7 +15,12 @@ def device_count() -> int:
 
 
 def synchronize() -> None:
-    backend.synchronize(backend.device("cuda"))
+    """Wait for the GPU's queued work; raises without CUDA, as PyTorch does."""
+    dev = backend.device("cuda")
+    if not is_available():
+        raise RuntimeError(f"gpugrad.cuda.synchronize: device {dev} requested but CUDA is "
+                           f"unavailable: {backend.cuda_unavailable_reason()}")
+    backend.synchronize(dev)
 
 
 def is_simulated() -> bool:

@@ -271,6 +271,8 @@ def load(path, map_location=None):
             data = f.read()
     except FileNotFoundError:
         raise FileNotFoundError(f"load: no checkpoint at {path}") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"load: {path} is a directory, not a checkpoint file") from None
     structure = _read_structure(data, path)
     arrays = _read_arrays(data, path)
     try:
@@ -288,7 +290,7 @@ def _read_structure(data: bytes, path: Path) -> dict:
         raise CheckpointError(f"{path}: {_diagnose_foreign(data, header_len)}")
     try:
         header = json.loads(data[8 : 8 + header_len])
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, RecursionError, json.JSONDecodeError) as e:
         raise CheckpointError(f"{path}: corrupt safetensors header ({e})") from None
     if not isinstance(header, dict):
         raise CheckpointError(f"{path}: corrupt safetensors header (not a JSON object)")

@@ -8,6 +8,7 @@ continues from that checkpoint and, on the CPU, reproduces the uninterrupted run
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,7 +37,7 @@ class TrainConfig:
     batch_size: int = 64
     optimizer: str = "adam"
     lr: float | None = None  # None: the optimiser's default below
-    weight_decay: float = 0.0
+    weight_decay: float | None = None  # None: 1e-2 for adamw, else 0
     schedule: str = "onecycle"
     device: str = "cpu"
     seed: int = 0
@@ -50,13 +51,29 @@ class TrainConfig:
 
 DEFAULT_EPOCHS = {"mnist-mini": 4, "mnist": 3, "fashion-mnist": 5}
 DEFAULT_LR = {"adam": 3e-3, "adamw": 3e-3, "sgd": 0.05}
+DEFAULT_WEIGHT_DECAY = {"adamw": 1e-2}
+# The settings that shape a run: --resume refuses a checkpoint written with other values.
+RESUME_KEYS = ("dataset", "model", "optimizer", "schedule", "epochs", "batch_size", "lr",
+               "weight_decay", "seed", "limit_batches")
+
+
+def resolved(config: dict) -> dict:
+    """The config's settings with every None ("the default") replaced by its value."""
+    out = dict(config)
+    if out.get("epochs") is None:
+        out["epochs"] = DEFAULT_EPOCHS.get(out["dataset"], 3)
+    if out.get("lr") is None:
+        out["lr"] = DEFAULT_LR.get(out["optimizer"], 1e-3)
+    if out.get("weight_decay") is None:
+        out["weight_decay"] = DEFAULT_WEIGHT_DECAY.get(out["optimizer"], 0.0)
+    return out
 
 
 def make_optimizer(name, params, lr, weight_decay):
     if name == "adam":
         return optim.Adam(params, lr=lr, weight_decay=weight_decay)
     if name == "adamw":
-        return optim.AdamW(params, lr=lr, weight_decay=weight_decay or 1e-2)
+        return optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     if name == "sgd":
         return optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
     raise ValueError(f"unknown optimizer {name!r}; choose adam, adamw or sgd")
@@ -133,28 +150,36 @@ def plot_curves(metrics: list[dict], path: Path) -> None:
 def train(config: TrainConfig, log=print) -> dict:
     """Run the job; returns the summary (also printed) with the per-epoch metrics."""
     device = backend.as_device(config.device)
-    epochs = config.epochs or DEFAULT_EPOCHS.get(config.dataset, 3)
-    lr = config.lr or DEFAULT_LR.get(config.optimizer, 1e-3)
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
+    settings = resolved(asdict(config))
+    epochs, lr = settings["epochs"], settings["lr"]
+    _check_settings(config, settings)
+    out = _make_out_dir(config.out)
 
     train_set = get_dataset(config.dataset, config.data_dir, train=True)
     test_set = get_dataset(config.dataset, config.data_dir, train=False)
     gg.manual_seed(config.seed)
     model = _model_for(config.model, train_set).to(device)
+    # The loader wants a seed >= 0; map a negative --seed as manual_seed does (mod 2**64).
     train_loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True,
-                              drop_last=True, seed=config.seed)
+                              drop_last=True, seed=config.seed % 2**64)
     test_loader = DataLoader(test_set, batch_size=1000)
     steps_per_epoch = len(train_loader)
-    if config.limit_batches:
+    if steps_per_epoch == 0:
+        raise ValueError(
+            f"--batch-size {config.batch_size} exceeds the {len(train_set)} training images of "
+            f"{config.dataset}; with the last partial batch dropped an epoch has no steps"
+        )
+    if config.limit_batches is not None:
         steps_per_epoch = min(steps_per_epoch, config.limit_batches)
-    optimizer = make_optimizer(config.optimizer, model.parameters(), lr, config.weight_decay)
+    optimizer = make_optimizer(config.optimizer, model.parameters(), lr,
+                               settings["weight_decay"])
     scheduler = make_scheduler(config.schedule, optimizer, lr, epochs, steps_per_epoch)
 
     metrics: list[dict] = []
     start_epoch = 0
     if config.resume:
-        start_epoch, metrics = _restore(out / CHECKPOINT, model, optimizer, scheduler, device)
+        start_epoch, metrics = _restore(out / CHECKPOINT, model, optimizer, scheduler, device,
+                                        settings)
         log(f"resumed from {out / CHECKPOINT} after epoch {start_epoch}")
 
     for epoch in range(start_epoch, epochs):
@@ -174,6 +199,9 @@ def train(config: TrainConfig, log=print) -> dict:
             if scheduler is not None:
                 scheduler.step()
             value = loss.item()
+            if not math.isfinite(value):
+                raise _diverged(f"the training loss is {value} at epoch {epoch + 1}, step "
+                                f"{step + 1}", lr, out)
             losses.append(value)
             loss_sum += value * labels.shape[0]
             seen += labels.shape[0]
@@ -182,6 +210,8 @@ def train(config: TrainConfig, log=print) -> dict:
                 batches.set_postfix(loss=f"{value:.4f}", img_s=f"{rate:.0f}")
         seconds = time.perf_counter() - started
         test_loss, test_acc = evaluate(model, test_loader, device)
+        if not math.isfinite(test_loss):
+            raise _diverged(f"the test loss is {test_loss} after epoch {epoch + 1}", lr, out)
         record = {
             "epoch": epoch + 1,
             "train_loss": loss_sum / max(seen, 1),
@@ -222,6 +252,36 @@ def train(config: TrainConfig, log=print) -> dict:
     return summary
 
 
+def _check_settings(config: TrainConfig, settings: dict) -> None:
+    """--epochs and --limit-batches >= 1 (0 would run nothing, silently); --lr and
+    --weight-decay finite and >= 0 (named by flag, before the optimizer sees them)."""
+    for flag, value in (("--epochs", settings["epochs"]), ("--limit-batches",
+                                                          config.limit_batches)):
+        if value is not None and value < 1:
+            raise ValueError(f"{flag} must be >= 1, got {value}")
+    for flag, value in (("--lr", settings["lr"]), ("--weight-decay", settings["weight_decay"])):
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{flag} must be a finite number >= 0, got {value}")
+
+
+def _make_out_dir(path) -> Path:
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--out {path}: cannot create the output folder "
+                         f"({e.strerror or e})") from None
+    return out
+
+
+def _diverged(what: str, lr, out: Path) -> RuntimeError:
+    """The error that stops a run whose loss is NaN or Inf, before it writes a checkpoint."""
+    kept = (f"the last good checkpoint, {out / CHECKPOINT}, is kept"
+            if (out / CHECKPOINT).exists() else "no checkpoint was written")
+    return RuntimeError(f"{what}: training diverged (lr {lr}); stopped, {kept}; try a "
+                        "smaller --lr")
+
+
 def _checkpoint(path, model, optimizer, scheduler, epoch, metrics, config):
     save({
         "model": model.state_dict(),
@@ -234,10 +294,11 @@ def _checkpoint(path, model, optimizer, scheduler, epoch, metrics, config):
     }, path)
 
 
-def _restore(path, model, optimizer, scheduler, device):
+def _restore(path, model, optimizer, scheduler, device, settings):
     if not Path(path).exists():
         raise FileNotFoundError(f"--resume: no checkpoint at {path}; run without --resume first")
     state = load(path)
+    _check_resume_config(path, state, settings)
     model.load_state_dict(state["model"])
     model.to(device)
     optimizer.load_state_dict(state["optimizer"])
@@ -247,9 +308,33 @@ def _restore(path, model, optimizer, scheduler, device):
     return int(state["epoch"]), json.loads(state["metrics"])
 
 
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def _check_resume_config(path, state, settings: dict) -> None:
+    """Refuse to resume a run whose settings differ from the checkpoint's: the optimizer,
+    scheduler and loader state would not fit (or would silently override the flags)."""
+    if not isinstance(state, dict) or not isinstance(state.get("config"), str):
+        raise ValueError(f"--resume: {path} is not a checkpoint written by gpugrad train "
+                         "(no 'config' entry)")
+    stored = resolved(json.loads(state["config"]))
+    keys = [k for k in RESUME_KEYS if not (k == "epochs" and settings["schedule"] == "none")]
+    diffs = [f"{_flag(k)} {stored.get(k)!r} in the checkpoint, {settings[k]!r} given"
+             for k in keys if stored.get(k) != settings[k]]
+    if diffs:
+        raise ValueError(f"--resume: {path} was written with other settings: "
+                         + "; ".join(diffs) + " (rerun with the checkpoint's values, or "
+                         "use another --out)")
+
+
 def evaluate_checkpoint(path, dataset=None, data_dir=None, device="cpu", log=print) -> dict:
     """`gpugrad evaluate`: rebuild the checkpoint's model and score it on its test set."""
     state = load(path)
+    if not isinstance(state, dict) or not isinstance(state.get("config"), str) \
+            or "model" not in state:
+        raise ValueError(f"{path} is not a checkpoint written by gpugrad train (it needs "
+                         "'config' and 'model' entries)")
     config = json.loads(state["config"])
     dataset = dataset or config["dataset"]
     test_set = get_dataset(dataset, data_dir or config.get("data_dir"), train=False)

@@ -46,8 +46,8 @@ class DataLoader:
             raise ValueError(f"DataLoader: batch_size must be >= 1, got {batch_size}")
         if seed is None:
             seed = int(backend.generator(backend.CPU).integers(0, 2**63 - 1))
-        elif isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-            raise ValueError(f"DataLoader: seed must be a non-negative int, got {seed!r}")
+        else:
+            seed = _check_seed("DataLoader", seed)
         if collate_fn is not None and not callable(collate_fn):
             raise TypeError(f"DataLoader: collate_fn must be callable, got {collate_fn!r}")
         self.dataset = dataset
@@ -66,16 +66,19 @@ class DataLoader:
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next iteration use epoch `epoch`'s order."""
-        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
-            raise ValueError(f"DataLoader.set_epoch: epoch must be an int >= 0, got {epoch!r}")
-        self.epoch = int(epoch)
+        self.epoch = _check_count("DataLoader.set_epoch", "epoch", epoch)
 
     def state_dict(self) -> dict:
         return {"seed": self.seed, "epoch": self.epoch}
 
     def load_state_dict(self, state: dict) -> None:
-        self.seed = int(state["seed"])
-        self.set_epoch(state["epoch"])
+        """Restore `state_dict()`'s seed and epoch (checked before either is set)."""
+        who = "DataLoader.load_state_dict"
+        if not isinstance(state, dict) or not {"seed", "epoch"} <= set(state):
+            raise ValueError(f"{who}: expected a dict with 'seed' and 'epoch', got {state!r}")
+        seed = _check_seed(who, state["seed"])
+        self.epoch = _check_count(who, "epoch", state["epoch"])
+        self.seed = seed
 
     def order(self, epoch: int) -> np.ndarray:
         """The sample order of epoch `epoch` (int64 indices into the dataset)."""
@@ -98,8 +101,8 @@ class DataLoader:
 
     def iterate(self, epoch: int, start_batch: int = 0):
         """The batches of epoch `epoch` from batch number `start_batch` on (epoch unchanged)."""
-        if start_batch < 0:
-            raise ValueError(f"DataLoader.iterate: start_batch must be >= 0, got {start_batch}")
+        epoch = _check_count("DataLoader.iterate", "epoch", epoch)
+        start_batch = _check_count("DataLoader.iterate", "start_batch", start_batch)
         return self._batches(self.batch_indices(epoch)[start_batch:])
 
     def _batches(self, index_arrays):
@@ -119,12 +122,31 @@ class DataLoader:
         )
 
 
+def _check_count(who: str, name: str, value) -> int:
+    """An int >= 0 (not a bool, not a float such as 1.5)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{who}: {name} must be an int >= 0, got {type(value).__name__} "
+                        f"{value!r}")
+    if value < 0:
+        raise ValueError(f"{who}: {name} must be an int >= 0, got {value}")
+    return int(value)
+
+
+def _check_seed(who: str, seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"{who}: seed must be a non-negative int, got {seed!r}")
+    return int(seed)
+
+
 def default_collate(samples: list):
     """Merge samples into a batch the way PyTorch's default_collate does.
 
-    Tensors and NumPy arrays are stacked along a new first dim; Python ints become an int64
-    tensor, floats a float64 tensor, bools a bool tensor; tuples, lists and dicts are collated
-    field by field; strings and None are returned as lists.
+    Tensors and NumPy arrays are stacked along a new first dim. Numbers go through
+    `gpugrad.tensor` when the first is an int or bool, so the dtype comes from all of them
+    (bools -> bool, ints and bools -> int64, any float -> float32, the default float dtype),
+    and become float64 when the first is a float: PyTorch's rule, first sample first.
+    Tuples, lists and dicts are collated field by field; strings and None are returned as
+    lists.
     """
     import gpugrad
     from gpugrad.tensor import Tensor
@@ -135,12 +157,13 @@ def default_collate(samples: list):
     if isinstance(first, Tensor):
         return _stack_tensors(samples)
     if isinstance(first, np.ndarray) or isinstance(first, np.generic):
-        return gpugrad.from_numpy(np.stack([np.asarray(s) for s in samples]))
-    if isinstance(first, (bool, np.bool_)):
-        return gpugrad.from_numpy(np.array(samples, dtype=np.bool_))
-    if isinstance(first, numbers.Integral):
-        return gpugrad.from_numpy(np.array(samples, dtype=np.int64))
+        arrays = [np.asarray(s) for s in samples]
+        _check_same_shape([a.shape for a in arrays])
+        return gpugrad.from_numpy(np.stack(arrays))
     if isinstance(first, numbers.Real):
+        _check_numbers(samples)
+        if isinstance(first, numbers.Integral):  # bool too: torch.tensor(samples) as PyTorch
+            return gpugrad.tensor(list(samples))
         return gpugrad.from_numpy(np.array(samples, dtype=np.float64))
     if isinstance(first, (str, bytes)) or first is None:
         return list(samples)
@@ -148,11 +171,28 @@ def default_collate(samples: list):
         return {key: default_collate([s[key] for s in samples]) for key in first}
     if isinstance(first, (tuple, list)):
         width = len(first)
-        if any(len(s) != width for s in samples):
-            raise ValueError("default_collate: samples are sequences of different lengths")
+        for i, s in enumerate(samples):
+            if not isinstance(s, (tuple, list)) or len(s) != width:
+                got = f"length {len(s)}" if isinstance(s, (tuple, list)) else type(s).__name__
+                raise ValueError(f"default_collate: each sample must be a sequence of the same "
+                                 f"length; sample 0 has length {width}, sample {i} {got}")
         fields = [default_collate([s[k] for s in samples]) for k in range(width)]
         return tuple(fields) if isinstance(first, tuple) else fields
     raise TypeError(f"default_collate: cannot collate samples of type {type(first).__name__}")
+
+
+def _check_same_shape(shapes: list) -> None:
+    for i, shape in enumerate(shapes):
+        if shape != shapes[0]:
+            raise ValueError(f"default_collate: samples to stack must have the same shape, got "
+                             f"{tuple(shapes[0])} (sample 0) and {tuple(shape)} (sample {i})")
+
+
+def _check_numbers(samples: list) -> None:
+    for i, s in enumerate(samples):
+        if not isinstance(s, numbers.Real):
+            raise TypeError(f"default_collate: sample 0 is a number, sample {i} is "
+                            f"{type(s).__name__} {s!r}")
 
 
 def _stack_tensors(tensors: list):

@@ -86,8 +86,9 @@ class MNIST(Dataset):
         names = ", ".join(b + "[.gz]" for b in basenames)
         return (
             f"{type(self).__name__}: {names} not found in any of: {dirs}. "
-            f"Pass download=True to fetch them (or --download on the command line), point root "
-            f"(--data-dir) at the folder that holds them, or use the built-in 'mnist-mini' subset."
+            f"Point root (--data-dir for gpugrad train) at the folder that holds them, fetch "
+            f"them into root with {type(self).__name__}(root, download=True) in Python (gpugrad "
+            f"train does not download), or use the built-in 'mnist-mini' subset."
         )
 
     def __len__(self):
@@ -204,10 +205,12 @@ def get_dataset(name: str, root=None, train: bool = True, download: bool = False
     if name == "mnist-mini":
         return MNISTMini(train=train)
     if name in ("mnist", "fashion-mnist"):
+        cls_name = "MNIST" if name == "mnist" else "FashionMNIST"
         if root is None:
             raise ValueError(
                 f"dataset {name!r} needs a data folder: pass --data-dir DIR (root=DIR) holding "
-                f"the IDX files (add --download to fetch them there), or use 'mnist-mini', "
+                f"the IDX files (fetch them there with gpugrad.data.{cls_name}(DIR, "
+                f"download=True) in Python), or use 'mnist-mini', "
                 f"which ships with gpugrad"
             )
         cls = MNIST if name == "mnist" else FashionMNIST

@@ -8,6 +8,7 @@ from gpugrad.nn import functional as F
 from gpugrad.nn import init
 from gpugrad.nn.module import Module
 from gpugrad.nn.parameter import Parameter
+from gpugrad.ops.conv import integer
 
 
 class _BatchNorm(Module):
@@ -25,6 +26,7 @@ class _BatchNorm(Module):
                  affine: bool = True, track_running_stats: bool = True, device=None,
                  dtype=None, *, bias: bool = True):
         super().__init__()
+        num_features = integer(type(self).__name__, "num_features", num_features, 0)
         self.num_features = num_features
         self.eps = eps
         self.momentum = momentum
@@ -64,6 +66,11 @@ class _BatchNorm(Module):
             init.ones_(self.weight)
             if self.bias is not None:
                 init.zeros_(self.bias)
+
+    def _optional_state(self) -> tuple:
+        # PyTorch before 0.4.1 saved no num_batches_tracked; such a state dict loads (the
+        # counter keeps its value), as in PyTorch.
+        return ("num_batches_tracked",) if self.track_running_stats else ()
 
     def _check_input_dim(self, input) -> None:
         if input.ndim not in self._expected_ndims:

@@ -8,6 +8,7 @@ from gpugrad.nn import functional as F
 from gpugrad.nn import init
 from gpugrad.nn.module import Module
 from gpugrad.nn.parameter import Parameter
+from gpugrad.ops.conv import integer
 
 
 class Identity(Module):
@@ -26,6 +27,8 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None,
                  dtype=None):
         super().__init__()
+        in_features = integer("Linear", "in_features", in_features, 0)
+        out_features = integer("Linear", "out_features", out_features, 0)
         self.in_features = in_features
         self.out_features = out_features
         self.weight = Parameter(factory.empty(out_features, in_features, dtype=dtype,

@@ -7,6 +7,7 @@ Attributes that are Parameters, Modules or registered buffers are kept in three 
 
 from __future__ import annotations
 
+import numbers
 from collections import OrderedDict, namedtuple
 
 import numpy as np
@@ -95,6 +96,15 @@ def _as_array_for(value, target: Tensor):
     arr = np.asarray(value)
     with backend.device_context(target.device):
         return backend.to_device(arr, target.device)
+
+
+def _not_array_like(value) -> str | None:
+    """Why `value` can't be a state-dict entry (None if it can): Tensors, NumPy arrays,
+    numbers and nested lists of numbers can."""
+    if isinstance(value, (Tensor, np.ndarray, np.generic, numbers.Number, list, tuple)) \
+            and not isinstance(value, (str, bytes)):
+        return None
+    return f"{type(value).__name__} {value!r}"[:80]
 
 
 def _shape_of(value) -> tuple:
@@ -478,12 +488,19 @@ class Module:
                 f"Expected state_dict to be dict-like, got {type(state_dict).__name__}."
             )
         own = self.state_dict(keep_vars=True)
+        optional = self._optional_state_keys()
         missing, errors = [], []
         for key, target in own.items():
             if key not in state_dict:
-                missing.append(key)
+                if key not in optional:
+                    missing.append(key)
                 continue
             value = state_dict[key]
+            problem = _not_array_like(value)
+            if problem:
+                errors.append(f"while copying {key}, expected a Tensor or array of shape "
+                              f"{target.shape} from the checkpoint, got {problem}")
+                continue
             src_shape = _shape_of(value)
             if src_shape != target.shape:
                 errors.append(
@@ -493,17 +510,18 @@ class Module:
                 continue
             try:
                 arr = _as_array_for(value, target)
+                if arr.dtype.kind not in "biuf":
+                    raise TypeError(f"expected numbers, got an array of dtype {arr.dtype}")
+                if assign:
+                    if isinstance(target, Parameter) and not backend.is_floating(arr.dtype):
+                        errors.append(f"cannot assign non-floating dtype {arr.dtype} to {key}")
+                        continue
+                    target.data = arr.copy()
+                else:
+                    with grad_mode.no_grad():
+                        target.data[...] = arr
             except (TypeError, ValueError) as e:
                 errors.append(f"could not read the value of {key}: {e}")
-                continue
-            if assign:
-                if isinstance(target, Parameter) and not backend.is_floating(arr.dtype):
-                    errors.append(f"cannot assign non-floating dtype {arr.dtype} to {key}")
-                    continue
-                target.data = arr.copy()
-            else:
-                with grad_mode.no_grad():
-                    target.data[...] = arr
         unexpected = [k for k in state_dict.keys() if k not in own]
         if strict:
             if unexpected:
@@ -518,6 +536,19 @@ class Module:
                 + "\n\t".join(errors)
             )
         return _IncompatibleKeys(missing, unexpected)
+
+    def _optional_state_keys(self) -> set:
+        """Keys load_state_dict may find absent, even when strict: the target keeps its
+        value (old PyTorch BatchNorm checkpoints have no num_batches_tracked)."""
+        keys = set()
+        for prefix, module in self.named_modules():
+            for name in module._optional_state():
+                keys.add(f"{prefix}.{name}" if prefix else name)
+        return keys
+
+    def _optional_state(self) -> tuple:
+        """This module's own buffers that a state dict may lack (see _optional_state_keys)."""
+        return ()
 
     # ------------------------------------------------------------------ repr
 

@@ -7,6 +7,8 @@ so the gradient is differentiable again.
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from gpugrad import backend
@@ -40,6 +42,9 @@ def keep_mask(shape, p: float, dtype, device) -> object:
 
 
 def check_p(op: str, p) -> float:
+    if not isinstance(p, numbers.Real):
+        raise TypeError(f"{op}: dropout probability p must be a number between 0 and 1, got "
+                        f"{type(p).__name__} {p!r}")
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"{op}: dropout probability has to be between 0 and 1, but got {p}")
     return float(p)

@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from gpugrad import backend
-from gpugrad.optim.optimizer import Optimizer
+from gpugrad.optim.optimizer import Optimizer, check_option
 from gpugrad.tensor import Tensor
 
 
@@ -24,28 +24,34 @@ class Adam(Optimizer):
                  weight_decay: float = 0, amsgrad: bool = False, *, foreach=None,
                  maximize: bool = False, capturable: bool = False, differentiable: bool = False,
                  fused=None, decoupled_weight_decay: bool = False):
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        if not 0.0 <= betas[0] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
-        if not 0.0 <= betas[1] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
         if differentiable:
             raise NotImplementedError(f"{type(self).__name__}: differentiable=True is not "
                                       "supported")
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                         amsgrad=amsgrad, maximize=maximize, foreach=foreach,
                         capturable=capturable, differentiable=differentiable, fused=fused,
                         decoupled_weight_decay=decoupled_weight_decay)
+        self._check_group(defaults)
         super().__init__(params, defaults)
 
+    _required_options = ("lr", "betas", "eps", "weight_decay")
+    _state_keys = frozenset({"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"})
+    _scalar_state = frozenset({"step"})
+
     def _check_group(self, group):
-        if group["lr"] < 0.0:
-            raise ValueError(f"Invalid learning rate: {group['lr']}")
+        name = type(self).__name__
+        self._check_number(group, "lr", "learning rate")
+        self._check_number(group, "eps", "epsilon value")
+        self._check_number(group, "weight_decay", "weight_decay value")
+        betas = group["betas"]
+        if isinstance(betas, Tensor) or not isinstance(betas, (tuple, list)):
+            raise TypeError(f"{name}: betas must be a pair (beta1, beta2), got "
+                            f"{type(betas).__name__} {betas!r}")
+        if len(betas) != 2:
+            raise ValueError(f"{name}: betas must be a pair (beta1, beta2), got {len(betas)} "
+                             f"values {tuple(betas)!r}")
+        group["betas"] = tuple(check_option(name, f"beta parameter at index {i}", b, 0.0, 1.0)
+                               for i, b in enumerate(betas))
 
     def _init_state(self, p, amsgrad):
         xp = backend.array_module(p.data)

@@ -14,3 +14,10 @@ class AdamW(Adam):
                          amsgrad=amsgrad, foreach=foreach, maximize=maximize,
                          capturable=capturable, differentiable=differentiable, fused=fused,
                          decoupled_weight_decay=True)
+
+    def _check_group(self, group):
+        super()._check_group(group)
+        # An Adam state dict (coupled decay) loaded here would silently turn AdamW into Adam.
+        if not group["decoupled_weight_decay"]:
+            raise ValueError("AdamW: decoupled_weight_decay must be True (a group with "
+                             "decoupled_weight_decay=False is Adam's; use optim.Adam)")

@@ -13,7 +13,7 @@ import warnings
 from bisect import bisect_right
 from collections import Counter
 
-from gpugrad.optim.optimizer import Optimizer
+from gpugrad.optim.optimizer import Optimizer, check_option
 
 
 class LRScheduler:
@@ -160,7 +160,7 @@ class CosineAnnealingLR(LRScheduler):
 
     def __init__(self, optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1):
         self.T_max = T_max
-        self.eta_min = eta_min
+        self.eta_min = check_option("CosineAnnealingLR", "eta_min", eta_min)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
@@ -256,7 +256,12 @@ class OneCycleLR(LRScheduler):
                 f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy}"
             )
         self._anneal_func_type = anneal_strategy
-        max_lrs = _format_param("max_lr", optimizer, max_lr)
+        max_lrs = [check_option("OneCycleLR", "max_lr", v)
+                   for v in _format_param("max_lr", optimizer, max_lr)]
+        for name, factor in (("div_factor", div_factor), ("final_div_factor", final_div_factor)):
+            if check_option("OneCycleLR", name, factor) == 0:
+                raise ValueError(f"OneCycleLR: Invalid {name}: {factor} (expected a finite "
+                                 "number > 0)")
         if last_epoch == -1:
             for idx, group in enumerate(optimizer.param_groups):
                 group["initial_lr"] = max_lrs[idx] / div_factor

@@ -12,6 +12,8 @@ stay the same. State tensors are gpugrad Tensors, so `state_dict()` can be saved
 from __future__ import annotations
 
 import copy
+import math
+import numbers
 from collections import defaultdict
 from itertools import chain
 
@@ -107,8 +109,21 @@ class Optimizer:
         self._check_group(param_group)
         self.param_groups.append(param_group)
 
+    # The options and per-parameter state a subclass owns; load_state_dict refuses a state
+    # dict without the options, with state it does not own, or with state of the wrong shape.
+    _required_options: tuple = ("lr",)
+    _state_keys: frozenset = frozenset()
+    _scalar_state: frozenset = frozenset()
+
     def _check_group(self, group: dict) -> None:
-        """Subclasses validate a group's options (lr >= 0, ...)."""
+        """Subclasses validate a group's options (lr >= 0, ...); run for the defaults, for
+        every group added and for every group loaded."""
+        self._check_number(group, "lr", "learning rate")
+
+    def _check_number(self, group: dict, key: str, what: str, low: float = 0.0,
+                      high: float | None = None) -> float:
+        """group[key] as a float, finite and in [low, high) (high=None: no upper bound)."""
+        return check_option(type(self).__name__, what, group[key], low, high)
 
     # ------------------------------------------------------------------ stepping
 
@@ -182,23 +197,70 @@ class Optimizer:
                 )
         id_map = dict(zip(chain.from_iterable(g["params"] for g in saved_groups),
                           chain.from_iterable(g["params"] for g in groups)))
+        new_groups = [self._loaded_group(i, group, saved)
+                      for i, (group, saved) in enumerate(zip(groups, saved_groups))]
         state = defaultdict(dict)
         for k, v in state_dict["state"].items():
             key = int(k) if isinstance(k, str) and k.isdigit() else k
-            if key in id_map:
-                param = id_map[key]
-                state[param] = {name: _cast_state(param, name, value)
-                                for name, value in v.items()}
-            else:
-                state[key] = v
-        new_groups = []
-        for group, saved in zip(groups, saved_groups):
-            saved["params"] = group["params"]
-            if "param_names" in group and "param_names" not in saved:
-                saved["param_names"] = group["param_names"]
-            new_groups.append(saved)
+            if key not in id_map:
+                raise ValueError(
+                    f"{type(self).__name__}.load_state_dict: state for parameter {key!r}, "
+                    f"which no parameter group of the state dict lists"
+                )
+            param = id_map[key]
+            self._check_state(key, param, v)
+            state[param] = {name: _cast_state(param, name, value) for name, value in v.items()}
         self.state = state
         self.param_groups = new_groups
+
+    def _loaded_group(self, index: int, group: dict, saved: dict) -> dict:
+        """A saved group checked as the constructor checks one, on this group's params.
+
+        Options this optimizer has but the state dict lacks are an error when they define
+        the algorithm (e.g. SGD's momentum in an Adam state dict); flags added in later
+        versions (foreach, maximize, ...) take the defaults, as in PyTorch.
+        """
+        name = type(self).__name__
+        missing = [k for k in self._required_options if k not in saved]
+        if missing:
+            raise ValueError(
+                f"{name}.load_state_dict: parameter group {index} has no {', '.join(missing)} "
+                f"option; it is not a {name} state dict (its options: "
+                f"{', '.join(sorted(k for k in saved if k != 'params'))})"
+            )
+        for key, default in self.defaults.items():
+            saved.setdefault(key, default)
+        saved["params"] = group["params"]
+        if "param_names" in group and "param_names" not in saved:
+            saved["param_names"] = group["param_names"]
+        self._check_group(saved)
+        return saved
+
+    def _check_state(self, index, param: Tensor, entry) -> None:
+        """Refuse per-parameter state this optimizer does not keep or of the wrong shape."""
+        name = type(self).__name__
+        if not isinstance(entry, dict):
+            raise ValueError(f"{name}.load_state_dict: state of parameter {index} must be a "
+                             f"dict, got {type(entry).__name__}")
+        foreign = sorted(set(entry) - self._state_keys)
+        if foreign:
+            raise ValueError(
+                f"{name}.load_state_dict: state of parameter {index} has {', '.join(foreign)}, "
+                f"which {name} does not keep (it keeps {', '.join(sorted(self._state_keys))})"
+            )
+        for key, value in entry.items():
+            if value is None:
+                continue
+            shape = tuple(getattr(value, "shape", np.shape(value)))
+            expected = () if key in self._scalar_state else tuple(param.shape)
+            if key in self._scalar_state and int(np.prod(shape)) == 1:
+                continue
+            if shape != expected:
+                raise ValueError(
+                    f"{name}.load_state_dict: state {key!r} of parameter {index} has shape "
+                    f"{shape}, expected {expected} (the parameter's shape is "
+                    f"{tuple(param.shape)})"
+                )
 
     def __repr__(self):
         s = type(self).__name__ + " ("
@@ -208,6 +270,22 @@ class Optimizer:
                 if key != "params":
                     s += f"\n    {key}: {group[key]}"
         return s + "\n)"
+
+
+def check_option(owner: str, what: str, value, low: float = 0.0,
+                 high: float | None = None) -> float:
+    """`value` as a float that is finite and in [low, high); a clear error naming `owner`."""
+    if isinstance(value, Tensor) and value.numel() == 1:
+        value = value.item()
+    if not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner}: {what} must be a real number, got "
+                        f"{type(value).__name__} {value!r}")
+    value = float(value)
+    bounds = f"[{low}, {high})" if high is not None else f">= {low}"
+    if not math.isfinite(value) or value < low or (high is not None and value >= high):
+        raise ValueError(f"{owner}: Invalid {what}: {value} (expected a finite number "
+                         f"{'in ' if high is not None else ''}{bounds})")
+    return value
 
 
 def _cast_state(param: Tensor, name: str, value):

@@ -10,6 +10,8 @@ PyTorch's rule, for each parameter p with gradient g (negated when maximize):
 
 from __future__ import annotations
 
+import math
+
 from gpugrad import backend
 from gpugrad.optim.optimizer import Optimizer
 from gpugrad.tensor import Tensor
@@ -19,26 +21,25 @@ class SGD(Optimizer):
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
                  weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False,
                  foreach=None, differentiable: bool = False, fused=None):
-        if lr < 0.0:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if momentum < 0.0:
-            raise ValueError(f"Invalid momentum value: {momentum}")
-        if weight_decay < 0.0:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         if differentiable:
             raise NotImplementedError("SGD: differentiable=True is not supported")
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening,
                         weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
                         foreach=foreach, differentiable=differentiable, fused=fused)
+        self._check_group(defaults)
         super().__init__(params, defaults)
 
+    _required_options = ("lr", "momentum", "dampening", "weight_decay", "nesterov")
+    _state_keys = frozenset({"momentum_buffer"})
+
     def _check_group(self, group):
-        if group["lr"] < 0.0:
-            raise ValueError(f"Invalid learning rate: {group['lr']}")
-        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
-            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        self._check_number(group, "lr", "learning rate")
+        momentum = self._check_number(group, "momentum", "momentum value")
+        dampening = self._check_number(group, "dampening", "dampening value", -math.inf)
+        self._check_number(group, "weight_decay", "weight_decay value")
+        if group["nesterov"] and (momentum <= 0 or dampening != 0):
+            raise ValueError("SGD: Nesterov momentum requires a momentum and zero dampening, "
+                             f"got momentum={momentum}, dampening={dampening}")
 
     def _step_group(self, group):
         lr = group["lr"]

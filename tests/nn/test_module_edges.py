@@ -1,0 +1,106 @@
+"""Module edges: load_state_dict names the key of a bad value and accepts old BatchNorm
+state dicts; layer constructors name the module and argument; Dropout's p and inplace."""
+
+import numpy as np
+import pytest
+
+import gpugrad as gg
+import gpugrad.nn as nn
+
+
+def _model():
+    gg.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(8, 3))
+
+
+def test_a_string_value_names_its_key():
+    sd = dict(_model().state_dict())
+    sd["1.num_batches_tracked"] = "abc"
+    with pytest.raises(RuntimeError, match=r"1.num_batches_tracked.*got str 'abc'"):
+        _model().load_state_dict(sd)
+
+
+def test_none_names_its_key_and_type():
+    sd = dict(_model().state_dict())
+    sd["3.bias"] = None
+    with pytest.raises(RuntimeError, match=r"3.bias, expected a Tensor or array of shape "
+                                           r"\(3,\) from the checkpoint, got NoneType"):
+        _model().load_state_dict(sd)
+
+
+def test_an_array_of_strings_names_its_key():
+    sd = dict(_model().state_dict())
+    sd["3.bias"] = ["a", "b", "c"]
+    with pytest.raises(RuntimeError, match=r"3.bias: expected numbers, got an array of dtype"):
+        _model().load_state_dict(sd)
+
+
+def test_numbers_and_arrays_still_load():
+    sd = {k: v.numpy() for k, v in _model().state_dict().items()}
+    sd["1.num_batches_tracked"] = 7
+    model = _model()
+    model.load_state_dict(sd)
+    assert int(model[1].num_batches_tracked.item()) == 7
+
+
+def test_batchnorm_state_dict_without_num_batches_tracked_loads_strict():
+    # PyTorch < 0.4.1 saved no counter; PyTorch loads such a dict and keeps the counter.
+    source = _model()
+    source(gg.randn(4, 1, 4, 4))
+    sd = dict(source.state_dict())
+    del sd["1.num_batches_tracked"]
+    model = _model()
+    model(gg.randn(4, 1, 4, 4))
+    model(gg.randn(4, 1, 4, 4))
+    result = model.load_state_dict(sd)
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    assert int(model[1].num_batches_tracked.item()) == 2
+    np.testing.assert_array_equal(model[1].running_mean.numpy(), source[1].running_mean.numpy())
+    # Other keys are still required.
+    del sd["1.running_mean"]
+    with pytest.raises(RuntimeError, match='Missing key.*"1.running_mean"'):
+        _model().load_state_dict(sd)
+
+
+@pytest.mark.parametrize("make, error, match", [
+    (lambda: nn.Linear(-1, 3), ValueError, "Linear: in_features must be >= 0, got -1"),
+    (lambda: nn.Linear(3, -2), ValueError, "Linear: out_features must be >= 0, got -2"),
+    (lambda: nn.Linear(2.5, 3), TypeError, "Linear: in_features must be an int, got float"),
+    (lambda: nn.BatchNorm2d(-1), ValueError, "BatchNorm2d: num_features must be >= 0, got -1"),
+    (lambda: nn.BatchNorm1d(2.5), TypeError, "BatchNorm1d: num_features must be an int"),
+    (lambda: nn.Dropout("a"), TypeError, "Dropout: dropout probability p must be a number"),
+])
+def test_constructors_name_the_module_and_argument(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_dropout_inplace_modifies_a_tensor_outside_the_graph():
+    x = gg.ones(64)
+    y = nn.Dropout(0.5, inplace=True)(x)
+    assert y is x
+    assert set(np.unique(x.numpy())) <= {0.0, 2.0} and (x.numpy() == 0).any()
+    leaf = gg.ones(64, requires_grad=True)
+    with gg.no_grad():
+        assert nn.Dropout(0.5, inplace=True)(leaf) is leaf
+    assert (leaf.numpy() == 0).any()
+
+
+def test_dropout_inplace_refuses_a_leaf_that_requires_grad():
+    x = gg.ones(8, requires_grad=True)
+    with pytest.raises(RuntimeError, match="Dropout\\(inplace=True\\): a leaf tensor that "
+                                           "requires grad"):
+        nn.Dropout(0.5, inplace=True)(x)
+    assert (x.numpy() == 1).all()
+    m = nn.Dropout(0.5, inplace=True).eval()
+    assert m(x) is x  # eval mode does not touch the input, as in PyTorch
+
+
+def test_dropout_inplace_in_a_recorded_graph_keeps_gradients_right():
+    a = gg.ones(32, requires_grad=True)
+    b = a * 2
+    c = b * b  # saves b for its backward: overwriting b would corrupt a.grad
+    d = nn.Dropout(0.5, inplace=True)(b)
+    (c.sum() + d.sum()).backward()
+    keep = d.numpy() != 0
+    np.testing.assert_allclose(a.grad.numpy(), 8 + 4 * keep)

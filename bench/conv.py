@@ -26,6 +26,7 @@ import os
 import numpy as np
 
 from gpugrad.bench import common
+from gpugrad.cli_parser import OneLineParser
 
 # (N, C, H=W, filters): 3x3, stride 1, padding 1.
 SHAPES = [
@@ -246,7 +247,7 @@ def format_report(report: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="gpugrad bench conv", description=__doc__,
+    parser = OneLineParser(prog="gpugrad bench conv", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="two tiny shapes, 3 rounds")
     parser.add_argument("--rounds", type=int, default=None, help="paired rounds per shape")

@@ -21,7 +21,6 @@ kernels against each other, to the bit, before they are timed. Timing refuses th
 
 from __future__ import annotations
 
-import argparse
 import functools
 import math
 import sys
@@ -32,6 +31,7 @@ from numba import cuda, uint64
 from gpugrad import backend
 from gpugrad.bench import common
 from gpugrad.bench.kernels import SIZES, cross_entropy_kernel_args, cross_entropy_kernel_launches
+from gpugrad.cli_parser import OneLineParser
 from gpugrad.kernels import _launch
 from gpugrad.kernels.conv import conv_output_size
 from gpugrad.kernels._launch import launch_warp_rows
@@ -438,7 +438,7 @@ def forward_launches_same_bits(xp, kargs, sms) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gpugrad.bench.gpu_variants",
+    parser = OneLineParser(prog="python -m gpugrad.bench.gpu_variants",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=25)
     parser.add_argument("--out", default=None, help="results folder (default bench/results)")

@@ -20,7 +20,6 @@ runtime starts, for both alike; the JSON records the policy used.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import warnings
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gpugrad.bench import common
+from gpugrad.cli_parser import OneLineParser
 
 DTYPE = np.float32
 ITEM = np.dtype(DTYPE).itemsize
@@ -681,7 +681,7 @@ def _import_torch(device: str, threads: int):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="gpugrad bench kernels", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])

@@ -7,11 +7,11 @@ medians and the ratio. Usage: gpugrad bench overhead [--rounds N] [--size S] [--
 
 from __future__ import annotations
 
-import argparse
 
 import numpy as np
 
 from gpugrad.bench import common
+from gpugrad.cli_parser import OneLineParser
 
 
 def chain(x, w, b):
@@ -75,7 +75,7 @@ def run(rounds=15, iters=200, size=8):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="gpugrad bench overhead", description=__doc__)
+    parser = OneLineParser(prog="gpugrad bench overhead", description=__doc__)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--iters", type=int, default=200)
     parser.add_argument("--size", type=int, default=8)

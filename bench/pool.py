@@ -14,13 +14,13 @@ a smoke run never replaces the recorded results.
 
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 
 import numpy as np
 
 from gpugrad.bench.common import median, paired_ratio, paired_rounds, write_json
+from gpugrad.cli_parser import OneLineParser
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -121,7 +121,7 @@ def run(rounds=11, iters=10, threads=None, device="cpu", shapes=SHAPES):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="gpugrad bench pool", description=__doc__)
+    parser = OneLineParser(prog="gpugrad bench pool", description=__doc__)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--quick", action="store_true", help="one tiny shape, 3 rounds of 1")
     parser.add_argument("--rounds", type=int, default=11)

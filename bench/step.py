@@ -23,6 +23,7 @@ import sys
 import numpy as np
 
 from gpugrad.bench import common
+from gpugrad.cli_parser import OneLineParser
 
 
 def _gg_model(name):
@@ -226,7 +227,7 @@ def plot(results, path):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="gpugrad bench step", description=__doc__,
+    parser = OneLineParser(prog="gpugrad bench step", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--rounds", type=int, default=15)

@@ -10,6 +10,8 @@ import re
 import sys
 import warnings
 
+from gpugrad.cli_parser import OneLineParser
+
 
 def _train(args) -> int:
     from gpugrad.training import TrainConfig, train
@@ -137,13 +139,6 @@ def _info(args) -> int:
     return 0
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr (exit 2), not usage + error."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
 def _compute_capability(text: str) -> tuple[int, int]:
     """--cc MAJOR.MINOR (e.g. 9.0) as a pair of ints."""
     match = re.fullmatch(r"(\d+)\.(\d+)", text.strip())
@@ -154,7 +149,7 @@ def _compute_capability(text: str) -> tuple[int, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="gpugrad", description=__doc__)
+    parser = OneLineParser(prog="gpugrad", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a convnet (default: LeNet on the embedded MNIST subset)")

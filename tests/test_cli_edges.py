@@ -123,7 +123,9 @@ def test_kernels_cc_must_be_major_dot_minor(capsys, cc):
 
 
 @pytest.mark.parametrize("argv", [[], ["nonsense"], ["train", "--epochs", "abc"], ["bench"],
-                                  ["bench", "nope"]])
+                                  ["bench", "nope"], ["bench", "kernels", "--bogus"],
+                                  ["bench", "conv", "--bogus"], ["bench", "step", "--rounds", "x"],
+                                  ["bench", "overhead", "--bogus"], ["bench", "pool", "--bogus"]])
 def test_usage_errors_are_one_line(capsys, argv):
     _usage_error(capsys, argv, "error:")
 

@@ -10,7 +10,7 @@ import numbers
 
 from gpugrad import backend
 from gpugrad.autograd.function import Function
-from gpugrad.ops.common import broadcast_shapes, constant, operands
+from gpugrad.ops.common import broadcast_shapes, constant, operands, scalar_dtype
 from gpugrad.tensor import Tensor
 
 
@@ -479,19 +479,29 @@ class Where(Function):
 
 
 def where(condition, input=None, other=None):
-    """Elements of `input` where `condition`, else of `other` (scalars broadcast)."""
+    """Elements of `input` where `condition`, else of `other` (scalars broadcast).
+
+    The condition must be bool (uint8 is read as nonzero, deprecated in PyTorch); two Python
+    scalars give int64, bool or the default float dtype, as in PyTorch."""
     if input is None and other is None:
-        from gpugrad.ops.reduce import nonzero
+        from gpugrad.ops.indexing import nonzero
 
         return nonzero(condition, as_tuple=True)
     if not isinstance(condition, Tensor):
-        raise TypeError("where: condition must be a bool Tensor")
-    if condition.dtype != backend.bool_:
+        raise TypeError(
+            f"where: condition must be a bool Tensor, got {type(condition).__name__}"
+        )
+    if condition.dtype == backend.uint8:
         condition = condition.to(backend.bool_)
+    elif condition.dtype != backend.bool_:
+        raise RuntimeError(
+            "where: expected condition to be a boolean tensor, but got a tensor with dtype "
+            f"{condition.dtype}"
+        )
     if isinstance(input, Tensor) or isinstance(other, Tensor):
         a, b = operands("where", input, other)
     else:
-        dt = backend.get_default_dtype()
+        dt = scalar_dtype(other, scalar_dtype(input, backend.bool_, "where"), "where")
         a = constant(input, dt, condition.device)
         b = constant(other, dt, condition.device)
     broadcast_shapes("where", condition.shape, a.shape, b.shape)
@@ -499,6 +509,31 @@ def where(condition, input=None, other=None):
 
 
 def masked_fill(x, mask, value):
+    """`value` where `mask`, else `x`; the result keeps x's dtype (value cast), as in PyTorch."""
+    from gpugrad.ops.indexing import check_scalar_fits
+
+    if not isinstance(x, Tensor):
+        raise TypeError(f"masked_fill: expected a Tensor input, got {type(x).__name__}")
+    if not isinstance(mask, Tensor):
+        raise TypeError(f"masked_fill: mask must be a bool Tensor, got {type(mask).__name__}")
+    if mask.dtype != backend.bool_:
+        raise RuntimeError(
+            f"masked_fill: only supports boolean masks, but got mask with dtype {mask.dtype}"
+        )
+    if isinstance(value, Tensor):
+        if value.ndim != 0:
+            raise RuntimeError(
+                "masked_fill: only supports a 0-dimensional value tensor, but got tensor with "
+                f"{value.ndim} dimension(s)"
+            )
+        if value.dtype != x.dtype:
+            value = value.to(x.dtype)
+    elif isinstance(value, numbers.Number) and not isinstance(value, complex):
+        value = constant(check_scalar_fits("masked_fill", value, x.dtype), x.dtype, x.device)
+    else:
+        raise TypeError(
+            f"masked_fill: value must be a number or a 0-d Tensor, got {type(value).__name__}"
+        )
     return where(mask, value, x)
 
 

@@ -40,7 +40,8 @@ from gpugrad.ops import (  # noqa: F401
 )
 from gpugrad.factory import (  # noqa: F401
     arange, as_tensor, empty, empty_like, eye, from_dlpack, from_numpy, full, full_like, linspace,
-    ones, ones_like, rand, randint, randn, randperm, tensor, zeros, zeros_like,
+    ones, ones_like, rand, rand_like, randint, randn, randn_like, randperm, tensor, zeros,
+    zeros_like,
 )
 from gpugrad.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 from gpugrad import autograd, backend, cuda, data, nn, optim, profiler  # noqa: F401

@@ -9,11 +9,11 @@ from gpugrad.ops.elementwise import (  # noqa: F401
     maximum, minimum, mul, ne, neg, pow, reciprocal, relu, relu_backward, remainder, round,
     rsqrt, sigmoid, sign, sin, sqrt, square, sub, tanh, where,
 )
-from gpugrad.ops.indexing import gather, getitem, scatter_along, setitem_  # noqa: F401
+from gpugrad.ops.indexing import gather, getitem, nonzero, scatter_along, setitem_  # noqa: F401
 from gpugrad.ops.linalg import bmm, matmul, mm  # noqa: F401
 from gpugrad.ops.reduce import (  # noqa: F401
-    all, amax, amin, any, argmax, argmin, logsumexp, max, mean, min, nonzero, norm, prod, std,
-    sum, sum_to, var,
+    all, amax, amin, any, argmax, argmin, logsumexp, max, mean, min, norm, prod, std, sum,
+    sum_to, var,
 )
 from gpugrad.ops.shape import (  # noqa: F401
     broadcast_to, cast, cat, chunk, clone, concat, concatenate, contiguous, expand, expand_as,

@@ -429,9 +429,3 @@ def any(x, dim=None, keepdim=False):
     return Tensor(xp.asarray(xp.any(x.data, axis=axes, keepdims=keepdim)), x.device)
 
 
-def nonzero(x, as_tuple=False):
-    xp = _xp(x.data)
-    idx = xp.nonzero(x.data)
-    if as_tuple:
-        return tuple(Tensor(i.astype(backend.int64), x.device) for i in idx)
-    return Tensor(xp.stack(idx, axis=1).astype(backend.int64), x.device)

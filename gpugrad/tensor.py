@@ -6,6 +6,8 @@ forwards to the ops in `gpugrad.ops`, which hold every forward and backward form
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from gpugrad import backend
@@ -16,7 +18,7 @@ class Tensor:
     """A multi-dimensional array that can record the ops applied to it for autograd."""
 
     __slots__ = ("data", "device", "_requires_grad", "_grad", "grad_fn", "_out_idx", "_hooks",
-                 "__weakref__")
+                 "_retains_grad", "__weakref__")
     __array_priority__ = 1000  # so `ndarray + Tensor` defers to Tensor.__radd__
 
     def __init__(self, data, device=None, requires_grad=False):
@@ -27,7 +29,8 @@ class Tensor:
         self._grad = None
         self.grad_fn = None
         self._out_idx = 0
-        self._hooks = None
+        self._hooks = None  # a list once a hook is registered or retain_grad() is called
+        self._retains_grad = False
         if requires_grad:
             self.requires_grad = True
 
@@ -137,8 +140,12 @@ class Tensor:
         return Tensor(self.data, self.device)
 
     def detach_(self) -> Tensor:
+        """Make this tensor a leaf that doesn't require grad. Nodes already recorded from it
+        keep their link to its producer (they saved it), so a backward through them still
+        reaches the tensors before it, as in PyTorch."""
         self.grad_fn = None
         self._requires_grad = False
+        self._retains_grad = False
         return self
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
@@ -156,24 +163,31 @@ class Tensor:
         return _HookHandle(self._hooks, hook)
 
     def retain_grad(self) -> None:
-        """Keep `.grad` for this non-leaf tensor after backward, as PyTorch does."""
+        """Keep `.grad` for this non-leaf tensor after backward, as PyTorch does: the engine
+        stores the gradient after all of the tensor's hooks, also those registered later."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad: can't retain_grad on a tensor that has "
+                               "requires_grad=False")
         if self.grad_fn is None:
-            return
+            return  # a leaf keeps its gradient anyway
+        if self._hooks is None:
+            self._hooks = []  # the engine looks at retain_grad only where _hooks is set
+        self._retains_grad = True
 
-        def keep(grad, tensor_ref=_weak(self)):
-            t = tensor_ref()
-            if t is not None:
-                t.grad = grad if t.grad is None else t.grad + grad
-            return None
-
-        self.register_hook(keep)
+    @property
+    def retains_grad(self) -> bool:
+        """Whether retain_grad() was called on this non-leaf tensor."""
+        return self._retains_grad and self.grad_fn is not None
 
     # ------------------------------------------------------------------ conversion
 
     def item(self):
+        return self._scalar("item")
+
+    def _scalar(self, caller: str):
         if self.data.size != 1:
             raise ValueError(
-                f"item: only one-element tensors can be converted to Python scalars, "
+                f"{caller}: only a one-element tensor can be converted to a Python scalar, "
                 f"got shape {self.shape}"
             )
         return self.data.item()
@@ -208,8 +222,12 @@ class Tensor:
         """`.to(device)`, `.to(dtype)`, `.to(device, dtype)` or `.to(other_tensor)`."""
         dev, dtype = parse_to_args(args, kwargs)
         out = self
-        if dtype is not None and np.dtype(dtype) != out.dtype:
-            out = ops.cast(out, np.dtype(dtype))
+        if dtype is not None:
+            from gpugrad.factory import check_dtype
+
+            dtype = check_dtype("to", dtype)  # no string or object tensors
+            if dtype != out.dtype:
+                out = ops.cast(out, dtype)
         if dev is not None:
             dev = backend.as_device(dev)
             if dev != out.device:
@@ -265,10 +283,17 @@ class Tensor:
         return bool(self.data.item())
 
     def __float__(self):
-        return float(self.item())
+        return float(self._scalar("float()"))
 
     def __int__(self):
-        return int(self.item())
+        return int(self._scalar("int()"))
+
+    def __format__(self, spec):
+        # As PyTorch: a 0-d tensor formats as its number (f"{loss:.3f}"), any other one as
+        # repr() with an empty spec and raises TypeError with a spec.
+        if self.ndim == 0:
+            return format(self.data.item(), spec)
+        return object.__format__(self, spec)
 
     def __index__(self):
         if backend.is_floating(self.dtype) or self.data.size != 1:
@@ -284,6 +309,8 @@ class Tensor:
         body = np.array2string(self.numpy(), separator=", ", prefix="tensor(",
                                threshold=200, edgeitems=3, precision=4)
         extras = []
+        if self.data.size == 0 and self.shape != (0,):
+            extras.append(f"size={tuple(self.shape)}")  # `[]` alone hides it, as in PyTorch
         if self.device.type != "cpu":
             extras.append(f"device='{self.device}'")
         if self.dtype not in (backend.get_default_dtype(), backend.int64, backend.bool_):
@@ -357,9 +384,13 @@ class Tensor:
         return ops.ge(self, other)
 
     def __eq__(self, other):
+        if not _compares_elementwise(other):
+            return False  # as PyTorch, so `t in [None, ...]` and `t == "a"` work
         return ops.eq(self, other)
 
     def __ne__(self, other):
+        if not _compares_elementwise(other):
+            return True
         return ops.ne(self, other)
 
     def __floordiv__(self, other):
@@ -406,16 +437,62 @@ class Tensor:
 
     def _check_inplace(self, op):
         if grad_mode.is_grad_enabled() and self.requires_grad:
+            if self.grad_fn is None:
+                raise RuntimeError(
+                    f"{op}: a leaf Variable that requires grad is being used in an in-place "
+                    "operation; wrap the update in gg.no_grad()"
+                )
             raise RuntimeError(
                 f"{op}: a tensor that requires grad can't be modified in place while "
                 "recording; wrap the update in gg.no_grad()"
             )
 
-    def _operand(self, other):
+    def _operand(self, op, other):
+        """The array (or number) an in-place op reads from `other`."""
         if isinstance(other, Tensor):
-            ops.check_same_device("in-place op", self, other)
+            _check_source(op, other)
+            ops.check_same_device(op, self, other)
             return other.data
+        if isinstance(other, (list, tuple)):
+            return np.asarray(other)  # or `* alpha` would repeat the list
         return other
+
+    def _check_broadcast(self, op, operand):
+        """The operand may broadcast to this tensor's shape, never this tensor to another."""
+        shape = np.shape(operand)
+        if shape == self.shape:
+            return
+        try:
+            full = np.broadcast_shapes(self.shape, shape)
+        except ValueError:
+            raise RuntimeError(
+                f"{op}: an operand of shape {shape} doesn't broadcast to the output's shape "
+                f"{self.shape}"
+            ) from None
+        if full != self.shape:
+            raise RuntimeError(
+                f"{op}: output with shape {self.shape} doesn't match the broadcast shape {full}"
+            )
+
+    def _check_result_type(self, op, other, true_division=False):
+        """As PyTorch: an in-place op keeps the dtype, so a result of a higher category
+        (float into an integer tensor, integer into a bool one) can't be written back."""
+        if isinstance(other, Tensor):
+            result = ops.common.tensors_result_dtype(self, other)
+        elif isinstance(other, numbers.Number):
+            result = ops.common.scalar_dtype(other, self.dtype, op)
+        else:  # an array (of either module) or a nested list
+            dtype = getattr(other, "dtype", None)
+            result = ops.common.result_dtype(
+                self.dtype, dtype if dtype is not None else np.asarray(other).dtype
+            )
+        if true_division and result.kind != "f":
+            result = backend.get_default_dtype()  # integers divide into floats
+        if _CATEGORY[result.kind] > _CATEGORY[self.dtype.kind]:
+            raise RuntimeError(
+                f"{op}: result type {result} can't be cast to the desired output type "
+                f"{self.dtype}"
+            )
 
     def zero_(self) -> Tensor:
         self._check_inplace("zero_")
@@ -424,37 +501,65 @@ class Tensor:
 
     def fill_(self, value) -> Tensor:
         self._check_inplace("fill_")
-        self.data[...] = self._operand(value)
+        self.data[...] = self._operand("fill_", value)
         return self
 
     def copy_(self, src) -> Tensor:
         self._check_inplace("copy_")
-        src_data = src.data if isinstance(src, Tensor) else src
-        if isinstance(src, Tensor) and src.device != self.device:
-            src_data = backend.to_device(src_data, self.device)
+        src_data = src
+        if isinstance(src, Tensor):
+            _check_source("copy_", src)
+            src_data = src.data
+            if src.device != self.device:
+                src_data = backend.to_device(src_data, self.device)
+        self._check_broadcast("copy_", src_data)
         self.data[...] = src_data
         return self
 
     def add_(self, other, alpha=1) -> Tensor:
-        self._check_inplace("add_")
-        o = self._operand(other)
-        if alpha != 1:
-            o = o * alpha
-        self.data += o
-        return self
+        return self._arith_("add_", other, alpha)
 
     def sub_(self, other, alpha=1) -> Tensor:
-        return self.add_(other, alpha=-alpha)
+        return self._arith_("sub_", other, -alpha)
 
     def mul_(self, other) -> Tensor:
-        self._check_inplace("mul_")
-        self.data *= self._operand(other)
-        return self
+        return self._arith_("mul_", other)
 
     def div_(self, other) -> Tensor:
-        self._check_inplace("div_")
-        self.data /= self._operand(other)
+        return self._arith_("div_", other)
+
+    def _arith_(self, op, other, alpha=1):
+        """self (op)= other (times alpha, for add_/sub_), in place, keeping the dtype."""
+        self._check_inplace(op)
+        o = self._operand(op, other)
+        self._check_result_type(op, other, true_division=op == "div_")
+        if alpha != 1:
+            if isinstance(alpha, float) and self.dtype.kind != "f":
+                raise RuntimeError(f"{op}: for integral input tensors, argument alpha must "
+                                   "not be a floating point number")
+            o = o * alpha
+        self._check_broadcast(op, o)
+        if op == "mul_":
+            self.data *= o
+        elif op == "div_":
+            self.data /= o
+        else:
+            self.data += o
         return self
+
+    # Augmented assignment is in place, as in PyTorch: `p -= lr * p.grad` under no_grad()
+    # updates p (and every alias of it) instead of binding the name to a new tensor.
+    def __iadd__(self, other):
+        return self.add_(other)
+
+    def __isub__(self, other):
+        return self.sub_(other)
+
+    def __imul__(self, other):
+        return self.mul_(other)
+
+    def __itruediv__(self, other):
+        return self.div_(other)
 
     def clamp_(self, min=None, max=None) -> Tensor:
         self._check_inplace("clamp_")
@@ -506,10 +611,24 @@ class _HookHandle:
             self._hooks.remove(self._hook)
 
 
-def _weak(obj):
-    import weakref
+def _check_source(op, src: Tensor) -> None:
+    """An in-place op reading a tensor that requires grad: PyTorch would record the op,
+    gpugrad would drop the gradient silently, so it refuses while recording."""
+    if src._requires_grad and grad_mode.is_grad_enabled():
+        raise RuntimeError(
+            f"{op}: the source requires grad and gpugrad records no in-place ops; use "
+            "torch-style out-of-place ops (x = ...) or detach the source"
+        )
 
-    return weakref.ref(obj)
+
+# PyTorch's dtype categories, lowest first (an in-place op can't write a higher one back).
+_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}
+
+
+def _compares_elementwise(other) -> bool:
+    """Whether `t == other` compares elements: for Tensors, numbers and arrays. Anything else
+    (None, a string, a list) is simply not equal to a tensor, as in PyTorch."""
+    return isinstance(other, (Tensor, int, float, np.ndarray, np.generic, numbers.Number))
 
 
 def _add_method_forwards():
@@ -522,9 +641,9 @@ def _add_method_forwards():
         "log_softmax", "matmul", "pow", "add", "sub", "mul", "div", "lt", "le", "gt", "ge", "eq",
         "ne", "log1p", "square", "rsqrt", "reciprocal", "sign", "expand_as", "view_as",
         "reshape_as", "masked_fill", "logsumexp", "all", "any", "floor", "ceil", "round",
-        "isnan", "isinf", "isfinite", "norm", "mm", "bmm", "where", "gather", "floor_divide",
-        "remainder", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "logical_and",
-        "logical_or", "logical_xor", "logical_not",
+        "isnan", "isinf", "isfinite", "norm", "mm", "bmm", "where", "gather", "nonzero",
+        "floor_divide", "remainder", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not",
+        "logical_and", "logical_or", "logical_xor", "logical_not",
     ]
 
     def make(name):

@@ -151,3 +151,17 @@ def test_a_uint8_index_tensor_indexes_by_position():
     x = gg.arange(6).reshape(3, 2)
     picked = x[gg.tensor(np.array([2, 0], np.uint8))]
     assert picked.tolist() == [[4, 5], [0, 1]]
+
+
+def test_nonzero_method_and_zero_dim_input_as_torch():
+    torch = pytest.importorskip("torch")
+    for values in ([0.0, 2.0, 0.0, 3.0], 3.0, 0.0, [[1, 0], [0, 1]]):
+        ours, theirs = gg.tensor(values).nonzero(), torch.tensor(values).nonzero()
+        assert ours.shape == tuple(theirs.shape)
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+def test_to_refuses_a_dtype_gpugrad_cannot_compute_in():
+    with pytest.raises(TypeError, match="to: unsupported dtype <U3"):
+        gg.ones(2).to(np.dtype("U3"))
+    assert gg.ones(2).to(gg.int32).dtype == gg.int32

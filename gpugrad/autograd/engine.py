@@ -2,13 +2,15 @@
 
 Gradients flowing into a node's outputs are summed per (node, output index); a node runs once
 every consumer of its outputs has run (Kahn's algorithm), so a 100 000-op chain needs no
-recursion. Leaves get their gradients accumulated into `.grad`; `grad()` returns them instead.
+recursion. A tensor's hooks see its summed gradient, once (a leaf's after the walk). Leaves get
+their gradients accumulated into `.grad`; `grad()` returns them instead.
 """
 
 from __future__ import annotations
 
 from gpugrad import backend
 from gpugrad import grad_mode
+from gpugrad import host_cache
 from gpugrad.autograd import function
 from gpugrad.tensor import Tensor
 
@@ -75,9 +77,9 @@ def _topological_counts(roots):
                 "the graph are freed when you call .backward() or autograd.grad(). Specify "
                 "retain_graph=True if you need to backward through the graph a second time."
             )
-        for x in fn.inputs:
-            parent = x.grad_fn
-            if parent is not None:
+        for link in fn.parents:
+            if link is not None:
+                parent = link[0]
                 pending[parent] = pending.get(parent, 0) + 1
                 if parent not in seen:
                     seen.add(parent)
@@ -86,11 +88,36 @@ def _topological_counts(roots):
 
 
 def _run_hooks(tensor, grad):
-    for hook in tensor._hooks:
+    # Over a copy: a hook that removes itself must not make the next one skip.
+    for hook in tuple(tensor._hooks):
         new = hook(grad)
         if new is not None:
-            grad = new
+            grad = _checked_hook_result(hook, new, grad)
     return grad
+
+
+def _checked_hook_result(hook, new, grad):
+    """A hook may replace the gradient, but not with one of another shape, dtype or device:
+    the engine would broadcast or sum it silently (PyTorch raises the same way)."""
+    name = getattr(hook, "__name__", type(hook).__name__)
+    if not isinstance(new, Tensor):
+        raise TypeError(
+            f"expected a Tensor or None, but hook '{name}' returned '{type(new).__name__}'"
+        )
+    if new.shape != grad.shape:
+        raise RuntimeError(
+            f"hook '{name}' has changed the size of value (was {tuple(grad.shape)} got "
+            f"{tuple(new.shape)})"
+        )
+    if new.dtype != grad.dtype:
+        raise RuntimeError(
+            f"hook '{name}' has changed the type of value (was {grad.dtype} got {new.dtype})"
+        )
+    if new.device != grad.device:
+        raise RuntimeError(
+            f"hook '{name}' has changed the device of value (was {grad.device} got {new.device})"
+        )
+    return new
 
 
 def _accumulate(store: dict, key, g):
@@ -98,17 +125,67 @@ def _accumulate(store: dict, key, g):
     store[key] = g if old is None else old + g
 
 
-def run_backward(outputs, grad_outputs, retain_graph, create_graph, targets=None):
+def _is_owned(arr) -> bool:
+    """Whether `arr` is a C-contiguous, writable array that is no view of another one."""
+    flags = arr.flags
+    # CuPy arrays are always writable and have no `writeable` flag.
+    return arr.base is None and flags.c_contiguous and getattr(flags, "writeable", True)
+
+
+def _owned_grad(g: Tensor, claimed: set) -> Tensor:
+    """`g`, or a copy of it, such that the array is the stored gradient's alone.
+
+    Backward formulas return broadcast views (read-only, zero strides) and hand one gradient
+    to several inputs (add's gy); stored as `.grad` as is, `a.grad.zero_()` would fail or
+    change `b.grad` too. `claimed` holds the ids of the arrays user code has seen or a `.grad`
+    already holds: those are copied as well. An id reused by a new array only costs a copy.
+    """
+    arr = g.data
+    if id(arr) not in claimed and _is_owned(arr):
+        claimed.add(id(arr))
+        return g
+    if g.grad_fn is not None:
+        return g.clone()  # create_graph: the copy stays in the graph
+    out = _copy(arr)
+    claimed.add(id(out))
+    return Tensor(out, g.device)
+
+
+def _copy(arr):
+    """A C-contiguous copy on the array's own module and device."""
+    if arr.nbytes < host_cache.MIN_BYTES:
+        return arr.copy()  # a few µs less than the cache's bookkeeping, for small arrays
+    out = backend.empty_like(arr)  # a large CPU array reuses cached pages: no page faults
+    out[...] = arr
+    return out
+
+
+def _store_grad(x: Tensor, g: Tensor, create_graph: bool, claimed: set) -> None:
+    """Accumulate `g` into `x.grad` (a leaf's, a retained or an `inputs=` one)."""
+    if not create_graph and g.grad_fn is not None:
+        g = g.detach()
+    if x.grad is None:
+        x.grad = _owned_grad(g, claimed)
+    elif create_graph:
+        x.grad = x.grad + g
+    else:
+        x.grad = Tensor(x.grad.data + g.data, x.device)
+
+
+def run_backward(outputs, grad_outputs, retain_graph, create_graph, targets=None,
+                 into_grad=False):
     """The shared engine of `backward()` and `grad()`.
 
-    With `targets` (a tuple of tensors) the gradients of those tensors are returned and no
-    `.grad` is touched; without, every leaf that requires grad accumulates into `.grad`.
+    With `targets` (a tuple of tensors) the gradients of those tensors are returned, or with
+    `into_grad` accumulated into their `.grad`; without, every leaf that requires grad
+    accumulates into `.grad`. A leaf's contributions are summed before its hooks run, once.
     """
     from gpugrad.ops import sum_to
 
     if retain_graph is None:
         retain_graph = create_graph
     seeds = _seed_gradients(outputs, grad_outputs)
+    claimed = {id(g.data) for g in seeds}  # the caller may hold these
 
     target_leaves = {}
     target_nodes = {}
@@ -120,25 +197,50 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, targets=None
                 target_nodes.setdefault((t.grad_fn, t._out_idx), []).append(i)
     results = [None] * (len(targets) if targets is not None else 0)
 
-    def deliver_leaf(x, g):
-        if targets is not None:
-            for i in target_leaves.get(id(x), ()):
-                results[i] = g if results[i] is None else results[i] + g
+    # id(leaf) -> [leaf, summed gradient], in the order the leaves are first reached.
+    leaf_grads = {}
+
+    def add_leaf_grad(x, g):
+        if targets is not None and id(x) not in target_leaves:
             return
-        if x._hooks:
-            g = _run_hooks(x, g)
-        if not create_graph and g.grad_fn is not None:
-            g = g.detach()
-        if x.grad is None:
-            x.grad = g
+        entry = leaf_grads.get(id(x))
+        if entry is None:
+            leaf_grads[id(x)] = [x, g]
         else:
-            x.grad = x.grad + g if create_graph else Tensor(x.grad.data + g.data, x.device)
+            entry[1] = entry[1] + g
+
+    def node_grad(out, g, key):
+        """The gradient of a recorded output: its hooks, retain_grad, and `targets`."""
+        if out is not None and out._hooks is not None:
+            if out._hooks:
+                claimed.add(id(g.data))  # the hooks may keep it
+                g = _run_hooks(out, g)
+            if out._retains_grad:
+                _store_grad(out, g, create_graph, claimed)
+        if target_nodes:
+            for j in target_nodes.get(key, ()):
+                if into_grad and not (out is not None and out._retains_grad):
+                    _store_grad(targets[j], g, create_graph, claimed)
+                else:
+                    results[j] = g
+        return g
+
+    def finish_leaves():
+        for x, g in leaf_grads.values():
+            if x._hooks:
+                claimed.add(id(g.data))  # the hooks may keep it
+                g = _run_hooks(x, g)
+            if targets is None or into_grad:
+                _store_grad(x, g, create_graph, claimed)
+            else:
+                for i in target_leaves[id(x)]:
+                    results[i] = g
 
     grads = {}
     roots = []
     for out, g in zip(outputs, seeds):
         if out.grad_fn is None:
-            deliver_leaf(out, g)
+            add_leaf_grad(out, g)
         else:
             _accumulate(grads, (out.grad_fn, out._out_idx), g)
             if out.grad_fn not in roots:
@@ -153,15 +255,13 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, targets=None
             gys = []
             any_grad = False
             for i in range(len(fn.out_meta)):
-                g = grads.pop((fn, i), None)
+                key = (fn, i)
+                g = grads.pop(key, None)
                 if g is not None:
                     any_grad = True
                     out = fn.outputs[i]()
-                    if out is not None and out._hooks:
-                        g = _run_hooks(out, g)
-                    if target_nodes:
-                        for j in target_nodes.get((fn, i), ()):
-                            results[j] = g
+                    if (out is not None and out._hooks is not None) or target_nodes:
+                        g = node_grad(out, g, key)
                 gys.append(g)
             if any_grad:
                 gys = [
@@ -179,23 +279,24 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, targets=None
                     _anomaly_check.after(fn, gys, gxs)
             else:
                 gxs = (None,) * len(fn.inputs)
-            for x, gx, needed in zip(fn.inputs, gxs, fn.needs_input_grad):
-                parent = x.grad_fn
+            for x, gx, needed, link in zip(fn.inputs, gxs, fn.needs_input_grad, fn.parents):
                 if gx is not None and needed:
                     if gx.data.shape != x.data.shape:
                         gx = sum_to(gx, x.shape)
                     if gx.data.dtype is not x.data.dtype and gx.data.dtype != x.data.dtype:
                         gx = gx.to(x.dtype)
-                    if parent is None:
-                        deliver_leaf(x, gx)
+                    if link is None:
+                        add_leaf_grad(x, gx)
                     else:
-                        _accumulate(grads, (parent, x._out_idx), gx)
-                if parent is not None:
+                        _accumulate(grads, link, gx)
+                if link is not None:
+                    parent = link[0]
                     pending[parent] -= 1
                     if pending[parent] == 0:
                         ready.append(parent)
             if not retain_graph:
                 fn.release()
+        finish_leaves()
     return results
 
 
@@ -221,11 +322,10 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     grads = _as_tuple(grad_tensors)
     if inputs is not None:
         inputs = _as_tuple(inputs)
-        found = run_backward(outputs, grads, retain_graph, create_graph, targets=inputs)
-        for x, g in zip(inputs, found):
-            if g is not None:
-                g = g if create_graph else g.detach()
-                x.grad = g if x.grad is None else x.grad + g
+        if not inputs:
+            raise RuntimeError("'inputs' argument to backward() cannot be empty")
+        run_backward(outputs, grads, retain_graph, create_graph, targets=inputs,
+                     into_grad=True)
         return
     run_backward(outputs, grads, retain_graph, create_graph)
 

@@ -23,9 +23,10 @@ _profiler = None  # set by gg.profiler.profile(): told the time of each forward
 
 
 class Function:
-    # Set on a node that records: inputs (Tensors), needs_input_grad (bools), outputs
-    # (weakrefs), out_meta (shape, dtype) per output. `released` after a backward that did not
-    # retain the graph.
+    # Set on a node that records: inputs (Tensors), needs_input_grad (bools), parents (per
+    # input, None for a leaf or the (node, output index) that produced it, the engine's key),
+    # outputs (weakrefs), out_meta (shape, dtype) per output. `released` after a backward that
+    # did not retain the graph.
     inputs = None
     released = False
     save_outputs = False  # ops whose backward reuses their output set this
@@ -70,6 +71,10 @@ class Function:
         if needs is not None and True in needs:
             fn.inputs = inputs
             fn.needs_input_grad = needs
+            # The links to the producers, as they are now: a later `x.detach_()` on an input
+            # must not cut the graph recorded through it (PyTorch keeps those edges too).
+            fn.parents = tuple([None if t.grad_fn is None else (t.grad_fn, t._out_idx)
+                                for t in inputs])
             fn.outputs = tuple([weakref.ref(o) for o in outputs])
             fn.out_meta = tuple([(y.shape, y.dtype) for y in ys_tuple])
             if fn.save_outputs:

@@ -280,7 +280,7 @@ def empty(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
 def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
     """A tensor of `size` filled with `fill_value`; the dtype is inferred as in PyTorch (bool,
     int64 for any integer, else the default float) and the value checked against it."""
-    from gpugrad.ops.indexing import check_scalar_fits
+    from gpugrad.ops.common import check_scalar_fits
 
     if isinstance(fill_value, Tensor):
         if fill_value.ndim != 0:

@@ -488,7 +488,8 @@ class Tensor:
             )
         if true_division and result.kind != "f":
             result = backend.get_default_dtype()  # integers divide into floats
-        if _CATEGORY[result.kind] > _CATEGORY[self.dtype.kind]:
+        category = ops.common.DTYPE_CATEGORY  # an in-place op can't write a higher one back
+        if category[result.kind] > category[self.dtype.kind]:
             raise RuntimeError(
                 f"{op}: result type {result} can't be cast to the desired output type "
                 f"{self.dtype}"
@@ -501,6 +502,9 @@ class Tensor:
 
     def fill_(self, value) -> Tensor:
         self._check_inplace("fill_")
+        if isinstance(value, numbers.Number):
+            # Checked as gg.full checks it: 300 into uint8 raises, as in PyTorch.
+            value = ops.common.check_scalar_fits("fill_", value, self.dtype)
         self.data[...] = self._operand("fill_", value)
         return self
 
@@ -520,7 +524,7 @@ class Tensor:
         return self._arith_("add_", other, alpha)
 
     def sub_(self, other, alpha=1) -> Tensor:
-        return self._arith_("sub_", other, -alpha)
+        return self._arith_("sub_", other, alpha)
 
     def mul_(self, other) -> Tensor:
         return self._arith_("mul_", other)
@@ -538,28 +542,44 @@ class Tensor:
                 raise RuntimeError(f"{op}: for integral input tensors, argument alpha must "
                                    "not be a floating point number")
             o = o * alpha
+        if isinstance(o, numbers.Integral) and self.dtype.kind in "iu":
+            # A Python int wraps into the tensor's dtype, as in PyTorch (uint8 += 300 adds 44;
+            # NumPy would raise OverflowError).
+            o = np.asarray(o).astype(self.dtype)
         self._check_broadcast(op, o)
         if op == "mul_":
             self.data *= o
         elif op == "div_":
             self.data /= o
+        elif op == "sub_":
+            self.data -= o
         else:
             self.data += o
         return self
 
-    # Augmented assignment is in place, as in PyTorch: `p -= lr * p.grad` under no_grad()
-    # updates p (and every alias of it) instead of binding the name to a new tensor.
+    # Augmented assignment is in place where nothing is recorded, as in PyTorch: `p -= lr *
+    # p.grad` under no_grad() updates p (and every alias of it). Where the tape records
+    # either operand (`loss += term`, a residual `h += x`) it is the out-of-place op, bound to
+    # the name: gpugrad records no in-place ops, and the values and gradients are PyTorch's
+    # (only an alias of the old tensor keeps the old values). A leaf that requires grad
+    # raises, as in PyTorch.
+    def _augmented(self, inplace, outofplace, other):
+        if grad_mode.is_grad_enabled() and not (self._requires_grad and self.grad_fn is None) \
+                and (self._requires_grad or (isinstance(other, Tensor) and other._requires_grad)):
+            return outofplace(self, other)
+        return inplace(other)
+
     def __iadd__(self, other):
-        return self.add_(other)
+        return self._augmented(self.add_, ops.add, other)
 
     def __isub__(self, other):
-        return self.sub_(other)
+        return self._augmented(self.sub_, ops.sub, other)
 
     def __imul__(self, other):
-        return self.mul_(other)
+        return self._augmented(self.mul_, ops.mul, other)
 
     def __itruediv__(self, other):
-        return self.div_(other)
+        return self._augmented(self.div_, ops.div, other)
 
     def clamp_(self, min=None, max=None) -> Tensor:
         self._check_inplace("clamp_")
@@ -621,14 +641,12 @@ def _check_source(op, src: Tensor) -> None:
         )
 
 
-# PyTorch's dtype categories, lowest first (an in-place op can't write a higher one back).
-_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}
-
-
 def _compares_elementwise(other) -> bool:
-    """Whether `t == other` compares elements: for Tensors, numbers and arrays. Anything else
-    (None, a string, a list) is simply not equal to a tensor, as in PyTorch."""
-    return isinstance(other, (Tensor, int, float, np.ndarray, np.generic, numbers.Number))
+    """Whether `t == other` compares elements: for Tensors, numbers and arrays (a NumPy array
+    as a tensor; another module's array raises in `eq`). Anything else (None, a string, a
+    list) is simply not equal to a tensor, as in PyTorch."""
+    return isinstance(other, (Tensor, numbers.Number, np.generic)) or (
+        hasattr(other, "shape") and hasattr(other, "dtype"))
 
 
 def _add_method_forwards():

@@ -87,12 +87,14 @@ def _topological_counts(roots):
     return pending
 
 
-def _run_hooks(tensor, grad):
+def _run_hooks(tensor, grad, claimed=None):
     # Over a copy: a hook that removes itself must not make the next one skip.
     for hook in tuple(tensor._hooks):
         new = hook(grad)
         if new is not None:
             grad = _checked_hook_result(hook, new, grad)
+            if claimed is not None:
+                claimed.add(id(grad.data))  # the hook's caller may hold it: .grad gets a copy
     return grad
 
 
@@ -214,7 +216,7 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, targets=None
         if out is not None and out._hooks is not None:
             if out._hooks:
                 claimed.add(id(g.data))  # the hooks may keep it
-                g = _run_hooks(out, g)
+                g = _run_hooks(out, g, claimed)
             if out._retains_grad:
                 _store_grad(out, g, create_graph, claimed)
         if target_nodes:
@@ -229,7 +231,7 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, targets=None
         for x, g in leaf_grads.values():
             if x._hooks:
                 claimed.add(id(g.data))  # the hooks may keep it
-                g = _run_hooks(x, g)
+                g = _run_hooks(x, g, claimed)
             if targets is None or into_grad:
                 _store_grad(x, g, create_graph, claimed)
             else:

@@ -42,18 +42,20 @@ class Function:
     @classmethod
     def apply(cls, *inputs: Tensor, **params):
         fn = cls()
-        try:
-            dev = inputs[0].device
-            for t in inputs:
-                if t.device is not dev and t.device != dev:
-                    raise RuntimeError(
-                        f"{cls.__name__.lower()}: expected all tensors on the same device, "
-                        f"got {dev} and {t.device}"
-                    )
-        except AttributeError:
-            # A list or an array where a Tensor belongs (F.relu([1.0])): say so, by op.
-            kinds = ", ".join(type(t).__name__ for t in inputs)
-            raise TypeError(f"{cls.__name__.lower()}: expected Tensor inputs, got {kinds}") from None
+        dev = None
+        for t in inputs:
+            if not isinstance(t, Tensor):
+                # A list or an array where a Tensor belongs (F.relu([1.0])): say so, by op.
+                # (NumPy 2 arrays have a `device` too, so the check must be by type.)
+                kinds = ", ".join(type(t).__name__ for t in inputs)
+                raise TypeError(f"{cls.__name__.lower()}: expected Tensor inputs, got {kinds}")
+            if dev is None:
+                dev = t.device
+            elif t.device is not dev and t.device != dev:
+                raise RuntimeError(
+                    f"{cls.__name__.lower()}: expected all tensors on the same device, "
+                    f"got {dev} and {t.device}"
+                )
         fn.device = dev  # kernels dispatch on it (a simulated CUDA array is a NumPy array)
         arrays = [t.data for t in inputs]
         if dev.type == "cuda":

@@ -33,16 +33,17 @@ def result_dtype(a, b) -> np.dtype:
 
 # PyTorch's dtype categories, lowest first: a 0-d tensor only decides the result's dtype
 # when its category is above that of the tensors with dimensions it meets.
-_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}
+DTYPE_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}
 
 
 def tensors_result_dtype(a: Tensor, b: Tensor) -> np.dtype:
     """PyTorch's promotion of two tensors: as result_dtype, except that a 0-d tensor next to
     a tensor with dimensions of its category or above takes that tensor's dtype
     (float32 tensor + float64 0-d tensor is float32, int32 + int64 0-d is int32)."""
-    if a.ndim == 0 and b.ndim != 0 and _CATEGORY[a.dtype.kind] <= _CATEGORY[b.dtype.kind]:
+    cat_a, cat_b = DTYPE_CATEGORY[a.dtype.kind], DTYPE_CATEGORY[b.dtype.kind]
+    if a.ndim == 0 and b.ndim != 0 and cat_a <= cat_b:
         return b.dtype
-    if b.ndim == 0 and a.ndim != 0 and _CATEGORY[b.dtype.kind] <= _CATEGORY[a.dtype.kind]:
+    if b.ndim == 0 and a.ndim != 0 and cat_b <= cat_a:
         return a.dtype
     return result_dtype(a.dtype, b.dtype)
 
@@ -58,6 +59,36 @@ def scalar_dtype(value, like_dtype, op: str = "operand") -> np.dtype:
         return like_dtype if like_dtype.kind == "f" else backend.get_default_dtype()
     raise TypeError(f"{op}: unsupported operand type {type(value).__name__}, expected a Tensor "
                     "or a Python number")
+
+
+def check_scalar_fits(op: str, value, dtype, floats: bool = True):
+    """A Python number checked against `dtype` as PyTorch's checked conversion does; returns the
+    value to store. A negative int wraps into an unsigned dtype (uint8: -1 gives 255, as in
+    PyTorch), NaN, inf or an out-of-range value into an integer dtype raises, and so does a
+    finite float beyond a float dtype's range when `floats` (PyTorch's fill / masked_fill)."""
+    dtype = np.dtype(dtype)
+    if isinstance(value, (bool, np.bool_)) or dtype.kind == "b":
+        return value
+    if dtype.kind in "iu" and isinstance(value, numbers.Integral):
+        v = int(value)
+        info = np.iinfo(dtype)
+        ok = v <= info.max and (v >= info.min if dtype.kind == "i" else -v <= info.max)
+        if ok:
+            return v % (info.max + 1) if v < 0 and dtype.kind == "u" else v
+    elif dtype.kind in "iu" and isinstance(value, numbers.Real):
+        v = float(value)
+        info = np.iinfo(dtype)
+        if v == v and info.min <= v <= info.max:
+            return v
+    elif dtype.kind == "f" and isinstance(value, numbers.Real) and floats:
+        v = float(value)
+        big = float(np.finfo(dtype).max)
+        if not (v == v and v not in (float("inf"), float("-inf")) and abs(v) > big):
+            return value
+    else:
+        return value
+    raise RuntimeError(f"{op}: value {value!r} cannot be converted to type {dtype} without "
+                       "overflow")
 
 
 def constant(value, dtype, device) -> Tensor:
@@ -76,6 +107,12 @@ def constant(value, dtype, device) -> Tensor:
 def operands(op: str, a, b) -> tuple[Tensor, Tensor]:
     """Make tensors of a binary op's operands, promoting dtypes as PyTorch does."""
     a_is, b_is = isinstance(a, Tensor), isinstance(b, Tensor)
+    if a_is != b_is and isinstance(b if a_is else a, np.ndarray):
+        # A NumPy array next to a tensor is a tensor (as torch.as_tensor would make it).
+        if a_is:
+            b, b_is = _array_operand(op, b, a.device), True
+        else:
+            a, a_is = _array_operand(op, a, b.device), True
     if a_is and b_is:
         if a.data.shape == b.data.shape and a.data.dtype is b.data.dtype and a.device is b.device:
             return a, b  # the common case: nothing to promote or check
@@ -108,6 +145,17 @@ def operands(op: str, a, b) -> tuple[Tensor, Tensor]:
             broadcast_shapes(op, a.shape, b.shape)
         return a, b
     raise TypeError(f"{op}: expected at least one Tensor operand")
+
+
+def _array_operand(op: str, arr: np.ndarray, device) -> Tensor:
+    if device.type != "cpu":
+        raise TypeError(f"{op}: expected a Tensor on {device}, got a NumPy array (make it one "
+                        f"with gg.tensor(array, device={str(device)!r}); no implicit copies)")
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{op}: unsupported operand type ndarray of dtype {arr.dtype}")
+    if not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    return Tensor(arr, device)
 
 
 def _plain(op, value):

@@ -10,7 +10,9 @@ import numbers
 
 from gpugrad import backend
 from gpugrad.autograd.function import Function
-from gpugrad.ops.common import broadcast_shapes, constant, operands, scalar_dtype
+from gpugrad.ops.common import (
+    broadcast_shapes, check_scalar_fits, constant, operands, scalar_dtype,
+)
 from gpugrad.tensor import Tensor
 
 
@@ -510,8 +512,6 @@ def where(condition, input=None, other=None):
 
 def masked_fill(x, mask, value):
     """`value` where `mask`, else `x`; the result keeps x's dtype (value cast), as in PyTorch."""
-    from gpugrad.ops.indexing import check_scalar_fits
-
     if not isinstance(x, Tensor):
         raise TypeError(f"masked_fill: expected a Tensor input, got {type(x).__name__}")
     if not isinstance(mask, Tensor):

@@ -19,7 +19,7 @@ import numpy as np
 from gpugrad import backend
 from gpugrad import grad_mode
 from gpugrad.autograd.function import Function
-from gpugrad.ops.common import normalize_dim
+from gpugrad.ops.common import check_scalar_fits, normalize_dim
 from gpugrad.tensor import Tensor
 
 
@@ -186,36 +186,6 @@ class IndexBackward(Function):
 def getitem(x, index):
     index, basic, pre = _convert_index(x, index)
     return GetItem.apply(x, index=index, basic=basic, pre=pre)
-
-
-def check_scalar_fits(op: str, value, dtype, floats: bool = True):
-    """A Python number checked against `dtype` as PyTorch's checked conversion does; returns the
-    value to store. A negative int wraps into an unsigned dtype (uint8: -1 gives 255, as in
-    PyTorch), NaN, inf or an out-of-range value into an integer dtype raises, and so does a
-    finite float beyond a float dtype's range when `floats` (PyTorch's fill / masked_fill)."""
-    dtype = np.dtype(dtype)
-    if isinstance(value, (bool, np.bool_)) or dtype.kind == "b":
-        return value
-    if dtype.kind in "iu" and isinstance(value, numbers.Integral):
-        v = int(value)
-        info = np.iinfo(dtype)
-        ok = v <= info.max and (v >= info.min if dtype.kind == "i" else -v <= info.max)
-        if ok:
-            return v % (info.max + 1) if v < 0 and dtype.kind == "u" else v
-    elif dtype.kind in "iu" and isinstance(value, numbers.Real):
-        v = float(value)
-        info = np.iinfo(dtype)
-        if v == v and info.min <= v <= info.max:
-            return v
-    elif dtype.kind == "f" and isinstance(value, numbers.Real) and floats:
-        v = float(value)
-        big = float(np.finfo(dtype).max)
-        if not (v == v and v not in (float("inf"), float("-inf")) and abs(v) > big):
-            return value
-    else:
-        return value
-    raise RuntimeError(f"{op}: value {value!r} cannot be converted to type {dtype} without "
-                       "overflow")
 
 
 def setitem_(x, index, value):

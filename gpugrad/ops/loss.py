@@ -210,7 +210,7 @@ def _soft_target_cross_entropy(x, target, weight, reduction, label_smoothing):
 
 def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     """Negative log-likelihood of log-probabilities, as torch.nn.functional.nll_loss."""
-    from gpugrad.ops.indexing import gather
+    from gpugrad.ops.indexing import Gather
     from gpugrad.ops.reduce import sum
 
     op = "nll_loss"
@@ -237,7 +237,9 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     keep = t != ignore_index
     safe = xp.where(keep, t, 0)
     row_w = ((xp.ones(x.shape[1], dtype=x.dtype) if w is None else w)[safe] * keep).astype(x.dtype)
-    picked = gather(x, 1, Tensor(safe.reshape(-1, 1), x.device)).reshape(-1)
+    # The Function, not gather(): check_targets has checked the labels, and gather's own
+    # range check would read the GPU back once more.
+    picked = Gather.apply(x, index=safe.reshape(-1, 1), dim=1).reshape(-1)
     if reduction == "mean":
         # Each kept row's weight over the total, and exactly 0 for an ignored row (as PyTorch:
         # a gradient of 0, not 0 * 1/0). With every row ignored the loss is 0 / 0 = nan, and

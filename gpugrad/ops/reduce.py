@@ -203,7 +203,7 @@ class MaxDim(Function):
         return values, idx.astype(backend.int64)
 
     def backward(self, gy, _gidx):
-        from gpugrad.ops.indexing import scatter_along
+        from gpugrad.ops.indexing import ScatterAlong
 
         if self.inputs[0].ndim == 0:
             return (gy,)
@@ -211,8 +211,10 @@ class MaxDim(Function):
             from gpugrad.ops.shape import unsqueeze
 
             gy = unsqueeze(gy, self.dim)
-        idx = Tensor(self.idx, gy.device)
-        return (scatter_along(gy, idx, self.dim, self.in_shape),)
+        # The Function, not scatter_along: argmax's indices need none of its checks, whose
+        # min/max read-back would wait for the GPU on every backward.
+        return (ScatterAlong.apply(gy, index=self.idx.astype(backend.int64, copy=False),
+                                   dim=self.dim, shape=self.in_shape),)
 
 
 class MinDim(MaxDim):

@@ -224,6 +224,7 @@ def cat(tensors, dim=0):
 
 
 concat = cat
+concatenate = cat
 
 
 def _check_tensors(op, tensors):
@@ -231,7 +232,6 @@ def _check_tensors(op, tensors):
         if not isinstance(t, Tensor):
             raise TypeError(f"{op}: expected a sequence of Tensors, element {i} is a "
                             f"{type(t).__name__}")
-concatenate = cat
 
 
 def stack(tensors, dim=0):

@@ -214,7 +214,52 @@ def test_augmented_assignment_on_leaf_requiring_grad_raises():
         torch.tensor([1.0, 2.0], requires_grad=True).sub_(1)
     y = gg.tensor([1.0, 2.0], requires_grad=True) * 1
     with pytest.raises(RuntimeError, match="can't be modified in place while recording"):
-        y *= 2
+        y.mul_(2)  # the method is in place, and refuses; `y *= 2` is the out-of-place op
+
+
+def test_augmented_assignment_on_recorded_tensors_matches_torch():
+    # Loss accumulation, a residual add and a zero start: recorded, so out of place in
+    # gpugrad, in place (recorded) in PyTorch; the same values and gradients either way.
+    def run(m):
+        w = m.tensor([1.0, 2.0], requires_grad=True)
+        loss = 0
+        for i in range(3):
+            loss += (w * i).sum()
+        h = w * 2
+        h += w
+        h *= w
+        h -= 1
+        h /= 2
+        t = m.zeros(())
+        t += h.sum()
+        (loss + t).backward()
+        return t.detach().numpy(), w.grad.numpy()
+
+    ours, theirs = run(gg), run(torch)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b)
+
+
+def test_in_place_integer_arithmetic_wraps_python_ints_as_torch():
+    for op, value in (("sub", 1), ("add", 300), ("add", -1), ("mul", 300)):
+        u, tu = gg.tensor([5, 7], dtype=gg.uint8), torch.tensor([5, 7], dtype=torch.uint8)
+        getattr(u, f"__i{op}__")(value)
+        getattr(tu, f"__i{op}__")(value)
+        np.testing.assert_array_equal(u.numpy(), tu.numpy())
+    u = gg.tensor([5, 7], dtype=gg.uint8)
+    u -= gg.tensor([1, 2], dtype=gg.uint8)
+    assert u.tolist() == [4, 5]
+    with pytest.raises(RuntimeError, match="fill_: value 300 cannot be converted to type uint8"):
+        gg.zeros(2, dtype=gg.uint8).fill_(300)
+
+
+def test_a_hook_returning_a_held_tensor_does_not_alias_grad():
+    fixed = gg.ones(2)
+    x = gg.tensor([1.0, 2.0], requires_grad=True)
+    x.register_hook(lambda g: fixed)
+    (x * 2).sum().backward()
+    x.grad.zero_()
+    assert fixed.tolist() == [1.0, 1.0]
 
 
 @pytest.mark.parametrize(

@@ -218,6 +218,8 @@ def test_assigning_a_gradient_of_the_wrong_shape_dtype_or_type_raises():
     (lambda: F.relu([1.0]), "relu: expected Tensor inputs, got list"),
     (lambda: gg.exp(np.ones(2)), "exp: expected a Tensor, got ndarray"),
     (lambda: F.softmax([1.0, 2.0], dim=0), "softmax: expected a Tensor, got list"),
+    (lambda: F.relu(np.ones(3)), "relu: expected Tensor inputs, got ndarray"),  # has .device
+    (lambda: gg.abs(np.ones(3)), "abs: expected Tensor inputs, got ndarray"),
     (lambda: gg.ones(2) * [1.0, 2.0], "mul: unsupported operand type list"),
     (lambda: gg.maximum(gg.ones(2), "a"), "maximum: unsupported operand type str"),
 ])
@@ -263,3 +265,11 @@ def test_integer_and_bool_sums_are_int64(dtype):
     torch = _torch()
     a = np.array([120, 100, 1], dtype=dtype)  # 221: past int8, as a sum in int64
     _same(gg.tensor(a).sum(), torch.tensor(a).sum())
+
+
+def test_a_numpy_array_operand_is_a_tensor_as_in_torch():
+    torch = _torch()
+    a = np.array([1, 3])
+    _same(gg.tensor([1, 2]) == a, torch.tensor([1, 2]) == torch.as_tensor(a))
+    _same(np.ones(2) + gg.ones(2), torch.as_tensor(np.ones(2)) + torch.ones(2))
+    assert (gg.tensor([1.0]) == None) is False  # noqa: E711 (what `t in [None]` does)

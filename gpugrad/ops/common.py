@@ -93,7 +93,8 @@ def check_scalar_fits(op: str, value, dtype, floats: bool = True):
 
 def constant(value, dtype, device) -> Tensor:
     """A tensor that holds a constant (no grad) on `device`."""
-    if isinstance(value, numbers.Integral) and np.dtype(dtype).kind in "iu":
+    if type(value) is not float and isinstance(value, numbers.Integral) \
+            and np.dtype(dtype).kind in "iu":  # (a float, the common case, skips the ABC check)
         # A Python int out of the dtype's range wraps around, as in PyTorch (uint8 + 300 adds
         # 44); NumPy would raise OverflowError.
         value = np.asarray(value).astype(dtype)
@@ -176,7 +177,8 @@ def broadcast_shapes(op: str, *shapes) -> tuple:
 
 
 def normalize_dim(op: str, dim: int, ndim: int) -> int:
-    if not isinstance(dim, (int, np.integer)) or isinstance(dim, (bool, np.bool_)):
+    if type(dim) is not int and (  # the common case first: a plain int
+            not isinstance(dim, (int, np.integer)) or isinstance(dim, (bool, np.bool_))):
         raise TypeError(f"{op}: dim must be an int, got {dim!r} ({type(dim).__name__})")
     n = max(ndim, 1)
     if not -n <= dim < n:

@@ -30,7 +30,8 @@ def _resolve_shape(op, shape, numel):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
     for s in shape:
-        if not isinstance(s, (int, np.integer)) or isinstance(s, (bool, np.bool_)):
+        if type(s) is not int and (  # the common case first: a plain int
+                not isinstance(s, (int, np.integer)) or isinstance(s, (bool, np.bool_))):
             raise TypeError(f"{op}: expected a shape of ints, got {shape}")
     shape = tuple(int(s) for s in shape)
     for i, s in enumerate(shape):

@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 
 from gpugrad import backend
+from gpugrad import grad_mode
 from gpugrad import ops
 from gpugrad.ops.dropout import check_p
 from gpugrad.ops.dropout import dropout as _dropout
@@ -156,28 +157,40 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True,
             inplace: bool = False) -> Tensor:
     """Zero elements with probability p and scale the rest by 1/(1-p) (when training).
 
-    `inplace=True` overwrites `input`'s array only when no graph is being recorded through
-    it; otherwise the result is a new tensor (the values are the same).
+    `inplace=True`: see _maybe_inplace.
     """
     check_p("dropout", p)
     if not training or p == 0.0 or input.numel() == 0:
         return input
     out = _dropout(input, p)
-    return _maybe_inplace(input, out, inplace)
+    return _maybe_inplace("dropout", input, out, inplace)
 
 
-def _maybe_inplace(input: Tensor, out: Tensor, inplace: bool) -> Tensor:
-    if inplace and out.grad_fn is None and not input.requires_grad:
-        input.data[...] = out.data
-        return input
-    return out
+def _maybe_inplace(op: str, input: Tensor, out: Tensor, inplace: bool) -> Tensor:
+    """`inplace=True` as PyTorch where nothing is recorded: `out`'s values are written into
+    `input`, which is returned (also under no_grad). A leaf that requires grad raises while
+    recording, as in PyTorch. A recorded non-leaf gets `out`, a new tensor with the same
+    values: gpugrad's tape has no version counters, and overwriting an array another op saved
+    for its backward would corrupt that op's gradient silently."""
+    if not inplace or out is input:
+        return out
+    recorded = input.requires_grad and grad_mode.is_grad_enabled()
+    if recorded and input.is_leaf:
+        raise RuntimeError(
+            f"{op}(inplace=True): a leaf tensor that requires grad can't be modified in place "
+            "(as in PyTorch); use inplace=False, or detach the input"
+        )
+    if recorded:
+        return out
+    input.data[...] = out.data
+    return input
 
 
 # ----------------------------------------------------------------------------- activations
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
-    return _maybe_inplace(input, ops.relu(input), inplace)
+    return _maybe_inplace("relu", input, ops.relu(input), inplace)
 
 
 def sigmoid(input: Tensor) -> Tensor:

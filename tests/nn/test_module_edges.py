@@ -88,9 +88,14 @@ def test_dropout_inplace_modifies_a_tensor_outside_the_graph():
 
 def test_dropout_inplace_refuses_a_leaf_that_requires_grad():
     x = gg.ones(8, requires_grad=True)
-    with pytest.raises(RuntimeError, match="Dropout\\(inplace=True\\): a leaf tensor that "
+    with pytest.raises(RuntimeError, match="dropout\\(inplace=True\\): a leaf tensor that "
                                            "requires grad"):
         nn.Dropout(0.5, inplace=True)(x)
+    with pytest.raises(RuntimeError, match="relu\\(inplace=True\\): a leaf tensor that "
+                                           "requires grad"):
+        nn.ReLU(inplace=True)(x)  # the same rule for ReLU, as in PyTorch
+    with gg.no_grad():  # nothing recorded: in place, as in PyTorch
+        assert nn.ReLU(inplace=True)(x) is x
     assert (x.numpy() == 1).all()
     m = nn.Dropout(0.5, inplace=True).eval()
     assert m(x) is x  # eval mode does not touch the input, as in PyTorch

@@ -490,6 +490,7 @@ class Module:
         own = self.state_dict(keep_vars=True)
         optional = self._optional_state_keys()
         missing, errors = [], []
+        writes = []  # (target, array): made only once every entry has been read and checked
         for key, target in own.items():
             if key not in state_dict:
                 if key not in optional:
@@ -512,14 +513,11 @@ class Module:
                 arr = _as_array_for(value, target)
                 if arr.dtype.kind not in "biuf":
                     raise TypeError(f"expected numbers, got an array of dtype {arr.dtype}")
-                if assign:
-                    if isinstance(target, Parameter) and not backend.is_floating(arr.dtype):
-                        errors.append(f"cannot assign non-floating dtype {arr.dtype} to {key}")
-                        continue
-                    target.data = arr.copy()
-                else:
-                    with grad_mode.no_grad():
-                        target.data[...] = arr
+                if assign and isinstance(target, Parameter) \
+                        and not backend.is_floating(arr.dtype):
+                    errors.append(f"cannot assign non-floating dtype {arr.dtype} to {key}")
+                    continue
+                writes.append((target, arr))
             except (TypeError, ValueError) as e:
                 errors.append(f"could not read the value of {key}: {e}")
         unexpected = [k for k in state_dict.keys() if k not in own]
@@ -531,10 +529,18 @@ class Module:
                 errors.insert(0, "Missing key(s) in state_dict: "
                               + ", ".join(f'"{k}"' for k in missing) + ". ")
         if errors:
+            # Nothing was written: a failed load leaves the module as it was (PyTorch may
+            # leave it half loaded).
             raise RuntimeError(
                 f"Error(s) in loading state_dict for {self._get_name()}:\n\t"
                 + "\n\t".join(errors)
             )
+        with grad_mode.no_grad():
+            for target, arr in writes:
+                if assign:
+                    target.data = arr.copy()
+                else:
+                    target.data[...] = arr
         return _IncompatibleKeys(missing, unexpected)
 
     def _optional_state_keys(self) -> set:

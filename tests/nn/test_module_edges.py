@@ -109,3 +109,20 @@ def test_dropout_inplace_in_a_recorded_graph_keeps_gradients_right():
     (c.sum() + d.sum()).backward()
     keep = d.numpy() != 0
     np.testing.assert_allclose(a.grad.numpy(), 8 + 4 * keep)
+
+
+def test_a_failed_load_leaves_the_module_as_it_was():
+    model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    before = {k: v.numpy().copy() for k, v in model.state_dict().items()}
+    bad = {k: np.full(v.shape, 7.0, np.float32) for k, v in before.items()}
+    bad["1.weight"] = np.zeros((5, 5), np.float32)  # the last entry is the wrong shape
+    with pytest.raises(RuntimeError, match="size mismatch for 1.weight"):
+        model.load_state_dict(bad)
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v.numpy(), before[k])  # "0.weight" was not written
+    del bad["1.weight"]
+    with pytest.raises(RuntimeError, match="Missing key"):
+        model.load_state_dict(bad)  # strict: a missing key fails it too, before any write
+    np.testing.assert_array_equal(model.state_dict()["0.weight"].numpy(), before["0.weight"])
+    model.load_state_dict(bad, strict=False)  # and a load that passes writes everything
+    assert (model.state_dict()["0.weight"].numpy() == 7.0).all()

@@ -581,6 +581,42 @@ class Tensor:
     def __itruediv__(self, other):
         return self._augmented(self.div_, ops.div, other)
 
+    # The other augmented assignments have no in-place method: the result of the op is
+    # written back under the same rules (in place unless recorded, dtype kept).
+    def _augmented_write(self, op_name, outofplace, other):
+        def write(o):
+            self._check_inplace(op_name)
+            if isinstance(o, Tensor):
+                _check_source(op_name, o)
+            result = outofplace(self, o)
+            category = ops.common.DTYPE_CATEGORY
+            if category[result.dtype.kind] > category[self.dtype.kind]:
+                raise RuntimeError(f"{op_name}: result type {result.dtype} can't be cast to the "
+                                   f"desired output type {self.dtype}")
+            self._check_broadcast(op_name, result.data)
+            self.data[...] = result.data
+            return self
+
+        return self._augmented(write, outofplace, other)
+
+    def __ipow__(self, other):
+        return self._augmented_write("pow_", ops.pow, other)
+
+    def __ifloordiv__(self, other):
+        return self._augmented_write("floor_divide_", ops.floor_divide, other)
+
+    def __imod__(self, other):
+        return self._augmented_write("remainder_", ops.remainder, other)
+
+    def __iand__(self, other):
+        return self._augmented_write("bitwise_and_", ops.bitwise_and, other)
+
+    def __ior__(self, other):
+        return self._augmented_write("bitwise_or_", ops.bitwise_or, other)
+
+    def __ixor__(self, other):
+        return self._augmented_write("bitwise_xor_", ops.bitwise_xor, other)
+
     def clamp_(self, min=None, max=None) -> Tensor:
         self._check_inplace("clamp_")
         xp = backend.array_module(self.data)

@@ -479,3 +479,30 @@ def test_backward_with_empty_inputs_raises():
         x = M.tensor([1.0, 2.0], requires_grad=True)
         with pytest.raises(RuntimeError, match="inputs.* argument to .*backward.* cannot be empty"):
             (x * 2).sum().backward(inputs=[])
+
+
+def test_the_other_augmented_assignments_are_in_place_as_torch():
+    def run(m):
+        x = m.tensor([2.0, 3.0])
+        alias = x
+        x **= 2
+        x //= 2
+        x %= 3
+        i = m.tensor([6, 5])
+        ialias = i
+        i &= 3
+        i |= 8
+        i ^= 1
+        return alias.numpy(), ialias.numpy(), x is alias, i is ialias
+
+    ours, theirs = run(gg), run(torch)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_array_equal(a, b)
+    j = gg.tensor([1, 2])
+    with pytest.raises(RuntimeError, match="pow_: result type float32 can't be cast"):
+        j **= 0.5
+    w = gg.tensor([1.0, 2.0], requires_grad=True)
+    h = w * 1
+    h **= 2  # recorded: the out-of-place op, with its gradient
+    h.sum().backward()
+    assert w.grad.tolist() == [2.0, 4.0]

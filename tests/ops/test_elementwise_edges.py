@@ -273,3 +273,12 @@ def test_a_numpy_array_operand_is_a_tensor_as_in_torch():
     _same(gg.tensor([1, 2]) == a, torch.tensor([1, 2]) == torch.as_tensor(a))
     _same(np.ones(2) + gg.ones(2), torch.as_tensor(np.ones(2)) + torch.ones(2))
     assert (gg.tensor([1.0]) == None) is False  # noqa: E711 (what `t in [None]` does)
+
+
+def test_no_dims_means_every_dim_for_any_all_and_logsumexp_too():
+    # README, "Differences from PyTorch": PyTorch's any/all leave the input as it is here.
+    x = gg.tensor([[True, False], [False, False]])
+    assert x.any(dim=()).item() is True and x.all(dim=()).item() is False
+    y = gg.tensor([[0.0, 1.0], [2.0, 3.0]])
+    np.testing.assert_allclose(y.logsumexp(dim=()).item(), np.log(np.exp([0, 1, 2, 3]).sum()),
+                               rtol=1e-6)

@@ -283,15 +283,21 @@ def synchronize(dev: device | None = None) -> None:
 
 _generators: dict = {}
 _seed: int | None = None
+# Set by gpugrad.cuda.manual_seed: the seed of CUDA generators only (None: _seed).
+_cuda_seed: int | None = None
 
 
 def generator(dev: device):
     """The random generator of device `dev` (NumPy Generator or CuPy RandomState)."""
     gen = _generators.get(dev)
     if gen is None:
-        gen = _new_generator(dev, _seed)
+        gen = _new_generator(dev, _seed_of(dev))
         _generators[dev] = gen
     return gen
+
+
+def _seed_of(dev: device):
+    return _cuda_seed if dev.type == "cuda" and _cuda_seed is not None else _seed
 
 
 def _new_generator(dev: device, seed):
@@ -305,16 +311,31 @@ def _new_generator(dev: device, seed):
 
 def manual_seed(seed: int) -> None:
     """Seed the generators of every device (created now or later)."""
-    global _seed
-    if not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"manual_seed: expected an int, got {type(seed).__name__}")
-    seed = int(seed)
-    if not -(2**63) <= seed < 2**64:
-        raise ValueError(f"manual_seed: seed must be in [-2**63, 2**64 - 1], got {seed}")
-    # As PyTorch: a negative seed is taken modulo 2**64 (-1 is 2**64 - 1).
-    _seed = seed % 2**64
+    global _seed, _cuda_seed
+    _seed = _checked_seed("manual_seed", seed)
+    _cuda_seed = None
     for dev in list(_generators):
         _generators[dev] = _new_generator(dev, _seed)
+
+
+def manual_seed_cuda(seed: int) -> None:
+    """Seed the CUDA devices' generators only (gpugrad.cuda.manual_seed), as PyTorch's
+    torch.cuda.manual_seed_all: the CPU stream goes on untouched."""
+    global _cuda_seed
+    _cuda_seed = _checked_seed("cuda.manual_seed", seed)
+    for dev in list(_generators):
+        if dev.type == "cuda":
+            _generators[dev] = _new_generator(dev, _cuda_seed)
+
+
+def _checked_seed(op: str, seed) -> int:
+    if not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"{op}: expected an int, got {type(seed).__name__}")
+    seed = int(seed)
+    if not -(2**63) <= seed < 2**64:
+        raise ValueError(f"{op}: seed must be in [-2**63, 2**64 - 1], got {seed}")
+    # As PyTorch: a negative seed is taken modulo 2**64 (-1 is 2**64 - 1).
+    return seed % 2**64
 
 
 def get_rng_state() -> dict:

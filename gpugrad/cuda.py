@@ -29,4 +29,8 @@ def is_simulated() -> bool:
 
 
 def manual_seed(seed: int) -> None:
-    backend.manual_seed(seed)
+    """Seed every CUDA device's generator; the CPU's goes on as it was (as in PyTorch)."""
+    backend.manual_seed_cuda(seed)
+
+
+manual_seed_all = manual_seed

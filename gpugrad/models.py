@@ -10,6 +10,10 @@ class LeNet(nn.Module):
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, image_size: int = 28):
         super().__init__()
+        if image_size < 4:
+            # Two 2x2 pools would leave no pixel: a Linear(0, 128) whose output is a constant.
+            raise ValueError(f"LeNet: image_size must be at least 4 (two 2x2 max-pools), got "
+                             f"{image_size}")
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),

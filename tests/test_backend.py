@@ -64,3 +64,14 @@ def test_matmul_matches_numpy_and_caches_large_outputs(a_shape, b_shape, dtypes)
     assert out.shape == expected.shape and out.dtype == expected.dtype
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-4)
     assert out.flags.owndata == (out.nbytes < host_cache.MIN_BYTES)
+
+
+def test_cuda_manual_seed_leaves_the_cpu_stream_alone():
+    # As torch.cuda.manual_seed: only CUDA generators are seeded.
+    gg.manual_seed(0)
+    a = gg.randn(3).numpy()
+    gg.manual_seed(0)
+    gg.cuda.manual_seed(5)
+    np.testing.assert_array_equal(gg.randn(3).numpy(), a)
+    gg.manual_seed(0)  # and the global seed takes the CUDA one back
+    assert gg.backend._cuda_seed is None

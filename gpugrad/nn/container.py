@@ -69,7 +69,7 @@ class Sequential(Module):
         n = len(self._modules)
         if not -n <= index <= n:
             raise IndexError(f"Sequential.insert: index {index} is out of range for {n} modules")
-        index = index % (n + 1) if index < 0 else index
+        index = index + n if index < 0 else index  # as PyTorch: -1 goes before the last
         items = list(self._modules.values())
         items.insert(index, module)
         self._modules.clear()

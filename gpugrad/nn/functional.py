@@ -297,8 +297,14 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight=None,
             f"as input size ({input.shape})"
         )
     if target.dtype != input.dtype:
-        target = target.to(input.dtype)
+        if target.dtype.kind == "f":  # a wider float target widens the loss, as in PyTorch
+            dt = ops.common.result_dtype(input.dtype, target.dtype)
+            input, target = input.to(dt), target.to(dt)
+        else:
+            target = target.to(input.dtype)
     sp = _softplus(-input)
+    if isinstance(pos_weight, Tensor) and pos_weight.dtype != input.dtype:
+        pos_weight = pos_weight.to(input.dtype)  # PyTorch keeps the loss in the input's dtype
     if pos_weight is not None:
         log_weight = (pos_weight - 1.0) * target + 1.0
         loss = (1.0 - target) * input + log_weight * sp
@@ -380,6 +386,12 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
 
 def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     """int64 one-hot encoding with a new last dim of size num_classes (inferred if -1)."""
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"one_hot: expected a Tensor, got {type(tensor).__name__}")
+    if not isinstance(num_classes, (int, np.integer)) or isinstance(num_classes, bool):
+        raise TypeError(f"one_hot: num_classes must be an int, got {num_classes!r}")
+    if num_classes < -1:
+        raise RuntimeError(f"one_hot: num_classes should be -1 or non-negative, got {num_classes}")
     if tensor.dtype.kind not in "iu":
         raise RuntimeError(f"one_hot: expected an integer tensor, got {tensor.dtype}")
     xp = backend.xp_for(tensor.device)

@@ -241,7 +241,7 @@ class Module:
         if isinstance(value, Parameter):
             if params is None:
                 raise AttributeError("cannot assign parameters before Module.__init__() call")
-            self._forget(name)
+            self._forget(name, keep="_parameters")  # a replaced parameter keeps its place
             self.register_parameter(name, value)
             return
         if params is not None and name in params:
@@ -256,7 +256,7 @@ class Module:
         if isinstance(value, Module):
             if modules is None:
                 raise AttributeError("cannot assign module before Module.__init__() call")
-            self._forget(name)
+            self._forget(name, keep="_modules")  # a replaced child keeps its place (Sequential)
             modules[name] = value
             return
         if modules is not None and name in modules:
@@ -278,10 +278,14 @@ class Module:
             return
         object.__setattr__(self, name, value)
 
-    def _forget(self, name):
+    def _forget(self, name, keep=None):
+        """Drop `name` from the attributes and the registries but `keep`, where a new value
+        replaces the old in its place, as in PyTorch: the order of children and parameters
+        is the order Sequential runs and state_dict lists."""
         self.__dict__.pop(name, None)
         for store in ("_parameters", "_buffers", "_modules"):
-            self.__dict__[store].pop(name, None)
+            if store != keep:
+                self.__dict__[store].pop(name, None)
         self._non_persistent_buffers_set.discard(name)
 
     def __getattr__(self, name):

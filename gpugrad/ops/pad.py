@@ -79,7 +79,9 @@ def _source_index(mode: str, n: int, before: int, after: int) -> np.ndarray:
     if mode == "replicate":
         return np.clip(i, 0, n - 1)
     if mode == "circular":
-        return np.mod(i, n)
+        # A negative amount crops first, and the wrap goes around what is left, as PyTorch.
+        lo, hi = max(-before, 0), n - max(-after, 0)
+        return lo + np.mod(i - lo, max(hi - lo, 1))
     # reflect: mirror about the first and last element (the edge is not repeated)
     i = np.abs(i)
     return np.where(i > n - 1, 2 * (n - 1) - i, i)

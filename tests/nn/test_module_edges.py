@@ -126,3 +126,41 @@ def test_a_failed_load_leaves_the_module_as_it_was():
     np.testing.assert_array_equal(model.state_dict()["0.weight"].numpy(), before["0.weight"])
     model.load_state_dict(bad, strict=False)  # and a load that passes writes everything
     assert (model.state_dict()["0.weight"].numpy() == 7.0).all()
+
+
+def _torch():
+    return pytest.importorskip("torch")
+
+
+def test_replacing_a_child_or_parameter_keeps_its_place_as_torch():
+    torch = _torch()
+    for m, N in ((gg, nn), (torch, torch.nn)):
+        s = N.Sequential(N.Linear(3, 3), N.Tanh(), N.Linear(3, 3))
+        s[0] = N.Linear(3, 3)  # it ran last: Tanh, Linear, Linear
+        assert [type(x).__name__ for x in s] == ["Linear", "Tanh", "Linear"]
+        assert list(s.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+        lin = N.Linear(2, 2)
+        lin.weight = N.Parameter(m.ones(2, 2))
+        assert list(lin.state_dict()) == ["weight", "bias"]
+        ml = N.ModuleList([N.ReLU(), N.Tanh()])
+        ml[0] = N.Sigmoid()
+        assert [type(x).__name__ for x in ml] == ["Sigmoid", "Tanh"]
+
+
+@pytest.mark.parametrize("index", [-1, -2, -3, 0, 3])
+def test_sequential_insert_matches_torch(index):
+    torch = _torch()
+    names = []
+    for N in (nn, torch.nn):
+        s = N.Sequential(N.Linear(2, 3), N.ReLU(), N.Linear(3, 4))
+        s.insert(index, N.Tanh())
+        names.append([type(x).__name__ for x in s])
+    assert names[0] == names[1]
+
+
+def test_lenet_refuses_images_too_small_for_its_pools():
+    from gpugrad.models import LeNet
+
+    with pytest.raises(ValueError, match="LeNet: image_size must be at least 4"):
+        LeNet(image_size=3)
+    assert LeNet(image_size=4)(gg.zeros(1, 1, 4, 4)).shape == (1, 10)

@@ -115,7 +115,7 @@ class profile:
     def table(self, limit: int | None = None) -> str:
         """Ops sorted by total time: calls and milliseconds, forward and backward."""
         rows = sorted(self.stats.items(), key=lambda kv: kv[1].total_s, reverse=True)
-        if limit:
+        if limit is not None:  # 0 rows is 0 rows
             rows = rows[:limit]
         total = self.total_s() or 1e-12
         head = (f"{'op':<22}{'fwd calls':>10}{'fwd ms':>10}{'bwd calls':>10}{'bwd ms':>10}"

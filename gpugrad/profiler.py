@@ -74,10 +74,20 @@ class profile:
         start = time.perf_counter()
         ys = fn.forward(*arrays, **params)
         self._wait()
-        entry = self._entry(type(fn).__name__)
-        entry.forward_calls += 1
-        entry.forward_s += time.perf_counter() - start
+        self._charge(type(fn).__name__, "forward", time.perf_counter() - start)
         return ys
+
+    def _charge(self, name: str, phase: str, seconds: float):
+        """Count one call of `name` here and in every enclosing profile() (a nested profile
+        sets itself as the tape's profiler: without this its ops would be lost to the outer
+        one), except one that is inside a region of its own (a record() or a backward)."""
+        prof = self
+        while isinstance(prof, profile):
+            if prof is self or not prof._depth:
+                entry = prof._entry(name)
+                setattr(entry, f"{phase}_calls", getattr(entry, f"{phase}_calls") + 1)
+                setattr(entry, f"{phase}_s", getattr(entry, f"{phase}_s") + seconds)
+            prof = prof._prev
 
     def time_backward(self, fn, gys):
         self._wait()
@@ -89,9 +99,7 @@ class profile:
             self._depth -= 1
         self._wait()
         if not self._depth:
-            entry = self._entry(type(fn).__name__)
-            entry.backward_calls += 1
-            entry.backward_s += time.perf_counter() - start
+            self._charge(type(fn).__name__, "backward", time.perf_counter() - start)
         return gxs
 
     @contextlib.contextmanager
@@ -105,9 +113,7 @@ class profile:
         finally:
             self._depth -= 1
             self._wait()
-            entry = self._entry(name)
-            entry.forward_calls += 1
-            entry.forward_s += time.perf_counter() - start
+            self._charge(name, "forward", time.perf_counter() - start)
 
     def total_s(self) -> float:
         return sum(s.total_s for s in self.stats.values())

@@ -52,3 +52,14 @@ def test_the_previous_profiler_comes_back_even_after_an_error():
         pass
     (x @ w).sum()  # outside: not recorded
     assert prof.stats == {}
+
+
+def test_a_nested_profile_counts_its_ops_in_the_outer_one_too():
+    x, w, _ = _step()
+    with gg.profiler.profile() as outer:
+        (x @ w).sum()
+        with gg.profiler.profile() as inner:
+            (x @ w).relu()
+    assert inner.stats["MatMul"].forward_calls == 1 and "Sum" not in inner.stats
+    assert outer.stats["MatMul"].forward_calls == 2  # the inner profile hid its call
+    assert outer.stats["Relu"].forward_calls == 1

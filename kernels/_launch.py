@@ -39,9 +39,12 @@ SIMULATOR_MAX_BLOCKS = 2
 
 def choose_path(op: str, device, *arrays) -> str:
     """REFERENCE, CPU or CUDA for a call of `op` on `device`; checks the arrays live there."""
+    dev = backend.as_device(device)  # a bad device raises in reference mode too
     if config.reference_enabled():
+        if dev.type == "cuda" and not backend.cuda_is_available():
+            raise RuntimeError(f"{op}: device {dev} requested but CUDA is unavailable: "
+                               f"{backend.cuda_unavailable_reason()}")
         return REFERENCE
-    dev = backend.as_device(device)
     if dev.type == "cpu":
         for a in arrays:
             if backend.array_module(a) is not np:

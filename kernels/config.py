@@ -44,7 +44,9 @@ _use_reference = _reference_from_env()
 def use_reference(flag: bool) -> None:
     """Route every kernel call to its NumPy reference (True) or to the compiled kernels (False)."""
     global _use_reference
-    _use_reference = bool(flag)
+    if not isinstance(flag, bool):  # "no" would be truthy: switched on by a typo
+        raise TypeError(f"use_reference: expected True or False, got {flag!r}")
+    _use_reference = flag
 
 
 def reference_enabled() -> bool:

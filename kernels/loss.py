@@ -42,6 +42,11 @@ def check_targets(target, num_classes: int, ignore_index: int, op: str = "cross_
     the label). The CUDA cross-entropy forward checks its labels inside the kernel instead.
     """
     _check_label_array(op, target)
+    if isinstance(num_classes, (bool, np.bool_)) or not isinstance(num_classes, numbers.Integral):
+        raise TypeError(f"{op}: num_classes must be an int, got {num_classes!r}")
+    if num_classes < 1:
+        raise ValueError(f"{op}: num_classes must be >= 1, got {num_classes}")
+    ignore_index = check_ignore_index(op, ignore_index)
     if target.size == 0:
         return
     flat = target.reshape(-1)
@@ -392,7 +397,9 @@ def softmax_cross_entropy_backward(
         if total_weight is None:
             raise ValueError(f"{op}: reduction 'mean' needs the total_weight from the forward")
         check_float_array(op, "total_weight", total_weight, shape=())
-    if check_labels:
+    # The reference path always checks: as an oracle that wraps a bad label (NumPy's negative
+    # indexing), it would give a silent wrong answer.
+    if check_labels or path == REFERENCE:
         check_targets(target, c, ignore_index, op)
     if path == REFERENCE:
         return softmax_cross_entropy_backward_reference(

@@ -24,13 +24,28 @@ from numba import njit, prange
 from gpugrad import backend
 from gpugrad.kernels._launch import CUDA, REFERENCE, choose_path
 from gpugrad.kernels.checks import check_float_array
-from gpugrad.kernels.conv import _check_geometry, _check_positive_ints
+from gpugrad.kernels.conv import _check_geometry, _check_int, _check_positive_ints
 
 INDEX_DTYPE = np.dtype(np.int64)
 
 
 def pool_output_size(in_size: int, k: int, s: int, p: int, d: int, ceil_mode=False) -> int:
-    """Output length along one axis, PyTorch's pooling_output_shape.
+    """Output length along one axis, PyTorch's pooling_output_shape, for a caller's own use:
+    checks its arguments as conv_output_size does, and raises when no window fits (PyTorch:
+    "Output size is too small"). The pooling ops check their geometry themselves, by name,
+    and use _pool_output_size."""
+    op = "pool_output_size"
+    in_size, k = _check_int(op, "in_size", in_size, 0), _check_int(op, "kernel size", k, 1)
+    s, p = _check_int(op, "stride", s, 1), _check_int(op, "padding", p, 0)
+    d = _check_int(op, "dilation", d, 1)
+    if in_size + 2 * p < d * (k - 1) + 1:
+        raise ValueError(f"{op}: the dilated kernel ({d * (k - 1) + 1}) is larger than the "
+                         f"padded input ({in_size + 2 * p}): no window fits")
+    return _pool_output_size(in_size, k, s, p, d, ceil_mode)
+
+
+def _pool_output_size(in_size: int, k: int, s: int, p: int, d: int, ceil_mode=False) -> int:
+    """pool_output_size unchecked (negative where no window fits).
 
     With ceil_mode the last window may hang past the padded input, but it must start inside the
     image or its left padding, so the output is trimmed by one when it would not.
@@ -78,8 +93,8 @@ def max_pool2d_reference(x, kernel_size, stride, padding, dilation, ceil_mode=Fa
     n, c, h, w = x.shape
     geometry = (kernel_size, stride, padding, dilation)
     (kh, kw), (sy, sx), (ph, pw), (dy, dx) = geometry
-    out_h = pool_output_size(h, kh, sy, ph, dy, ceil_mode)
-    out_w = pool_output_size(w, kw, sx, pw, dx, ceil_mode)
+    out_h = _pool_output_size(h, kh, sy, ph, dy, ceil_mode)
+    out_w = _pool_output_size(w, kw, sx, pw, dx, ceil_mode)
     img = _padded(x, out_h, out_w, geometry)
     best = xp.full((n, c, out_h, out_w), -np.inf, dtype=x.dtype)
     first_row = _first_taps(xp, out_h, sy, ph, dy).reshape(-1, 1)
@@ -404,7 +419,7 @@ def _check_windows(op, h, w, geometry, ceil_mode):
     (kh, kw), (sy, sx), (ph, pw), (dy, dx) = geometry
     out = []
     for axis, size, k, s, p, d in (("H", h, kh, sy, ph, dy), ("W", w, kw, sx, pw, dx)):
-        o = pool_output_size(size, k, s, p, d, ceil_mode)
+        o = _pool_output_size(size, k, s, p, d, ceil_mode)
         if o < 1:
             raise ValueError(
                 f"{op}: the dilated kernel {d * (k - 1) + 1} (kernel {k}, dilation {d}) is "

@@ -153,7 +153,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
 def _avg_output_size(op, in_hw, kernel, stride, padding, ceil_mode):
     out = []
     for axis, n, k, s, p in zip("HW", in_hw, kernel, stride, padding):
-        size = pool_kernels.pool_output_size(n, k, s, p, 1, ceil_mode)
+        size = pool_kernels._pool_output_size(n, k, s, p, 1, ceil_mode)
         if size <= 0:
             raise ValueError(
                 f"{op}: kernel size {k} is larger than the padded input {n + 2 * p} along {axis} "

@@ -119,3 +119,42 @@ def test_small_cpu_work_runs_on_the_calling_thread():
         _launch.run_cpu_twin(twin, 10, True)
     assert seen == [1, before, 1]
     assert numba.get_num_threads() == before
+
+
+def test_the_reference_path_checks_labels_and_devices_too():
+    x = np.random.default_rng(0).standard_normal((3, 5)).astype(np.float32)
+    _, lse, tw = K.softmax_cross_entropy_forward_reference(x, np.array([0, 2, 1]))
+    args = (x, np.array([0, -3, 1]), lse, np.array(1, np.float32))
+    with K.reference_mode():
+        # It wrapped -3 to class 2: a finite, wrong gradient, even with check_labels=False.
+        with pytest.raises(ValueError, match="-3"):
+            K.softmax_cross_entropy_backward(*args, total_weight=tw, check_labels=False)
+        with pytest.raises((ValueError, TypeError)):
+            K.relu_forward(x, device="tpu")  # the device is checked before the path is chosen
+
+
+def test_use_reference_takes_a_bool_only():
+    with pytest.raises(TypeError, match="use_reference: expected True or False, got 'no'"):
+        K.use_reference("no")
+    assert not K.reference_enabled()
+
+
+def test_check_targets_checks_its_class_count_and_ignore_index():
+    t = np.array([0, 3, 6])
+    with pytest.raises(TypeError, match="num_classes must be an int"):
+        K.check_targets(t, 7.0, -100)
+    with pytest.raises(TypeError, match="num_classes must be an int"):
+        K.check_targets(t, None, -100)
+    with pytest.raises(TypeError, match="ignore_index must be an int"):
+        K.check_targets(t, 6, 6.0)
+    K.check_targets(t, 7, -100)
+
+
+@pytest.mark.parametrize("args,message", [
+    ((2, 5, 1, 0, 1), "no window fits"), ((5, 0, 1, 0, 1), "kernel size must be >= 1"),
+    ((5, 2, 0, 0, 1), "stride must be >= 1"), ((5.0, 2, 1, 0, 1), "in_size must be an int"),
+])
+def test_pool_output_size_checks_its_arguments(args, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        K.pool_output_size(*args)
+    assert K.pool_output_size(28, 2, 2, 0, 1) == 14

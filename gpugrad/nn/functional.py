@@ -388,7 +388,7 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     """int64 one-hot encoding with a new last dim of size num_classes (inferred if -1)."""
     if not isinstance(tensor, Tensor):
         raise TypeError(f"one_hot: expected a Tensor, got {type(tensor).__name__}")
-    if not isinstance(num_classes, (int, np.integer)) or isinstance(num_classes, bool):
+    if not ops.common.is_int(num_classes):
         raise TypeError(f"one_hot: num_classes must be an int, got {num_classes!r}")
     if num_classes < -1:
         raise RuntimeError(f"one_hot: num_classes should be -1 or non-negative, got {num_classes}")

@@ -7,7 +7,7 @@ As in PyTorch: on bool tensors they are the logical ops, on integers they work b
 from __future__ import annotations
 
 from gpugrad import backend
-from gpugrad.ops.common import operands
+from gpugrad.ops.elementwise import _compare
 from gpugrad.tensor import Tensor
 
 
@@ -18,15 +18,8 @@ def _check_integral(op: str, *tensors: Tensor) -> None:
 
 
 def _binary(name: str, ufunc: str):
-    def op(a, b):
-        a, b = operands(name, a, b)
-        _check_integral(name, a, b)
-        xp = backend.array_module(a.data)
-        return Tensor(getattr(xp, ufunc)(a.data, b.data), a.device)
-
-    op.__name__ = name
-    op.__doc__ = f"Element-wise `{name}` of integer or bool tensors (or scalars); no grad."
-    return op
+    return _compare(name, ufunc, check=_check_integral,
+                    doc="of integer or bool tensors (or scalars), with no grad")
 
 
 bitwise_and = _binary("bitwise_and", "bitwise_and")

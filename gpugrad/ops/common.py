@@ -176,9 +176,14 @@ def broadcast_shapes(op: str, *shapes) -> tuple:
         ) from None
 
 
+def is_int(value) -> bool:
+    """A Python or NumPy integer but not a bool: what a dim, a size or an index may be."""
+    return type(value) is int or (  # the common case first: a plain int
+        isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)))
+
+
 def normalize_dim(op: str, dim: int, ndim: int) -> int:
-    if type(dim) is not int and (  # the common case first: a plain int
-            not isinstance(dim, (int, np.integer)) or isinstance(dim, (bool, np.bool_))):
+    if not is_int(dim):
         raise TypeError(f"{op}: dim must be an int, got {dim!r} ({type(dim).__name__})")
     n = max(ndim, 1)
     if not -n <= dim < n:
@@ -195,7 +200,7 @@ def normalize_dims(op: str, dim, ndim: int) -> tuple | None:
     PyTorch."""
     if dim is None:
         return None
-    if isinstance(dim, (int, np.integer)) and not isinstance(dim, (bool, np.bool_)):
+    if is_int(dim):
         dim = (int(dim),)
     if not isinstance(dim, (tuple, list)):
         raise TypeError(

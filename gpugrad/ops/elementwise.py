@@ -553,14 +553,18 @@ def round(x, decimals=0):
     return Tensor(_xp(x.data).round(x.data, decimals), x.device)
 
 
-def _compare(name, ufunc_name):
+def _compare(name, ufunc_name, check=None, doc="a bool tensor with no grad"):
+    """An element-wise op with no gradient: the ufunc on the promoted operands, after
+    `check(name, a, b)` where one is given."""
     def compare(a, b):
         a, b = operands(name, a, b)
+        if check is not None:
+            check(name, a, b)
         xp = _xp(a.data)
         return Tensor(getattr(xp, ufunc_name)(a.data, b.data), a.device)
 
     compare.__name__ = name
-    compare.__doc__ = f"Element-wise `{name}`; a bool tensor with no grad."
+    compare.__doc__ = f"Element-wise `{name}`; {doc}."
     return compare
 
 

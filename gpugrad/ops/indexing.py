@@ -19,7 +19,7 @@ import numpy as np
 from gpugrad import backend
 from gpugrad import grad_mode
 from gpugrad.autograd.function import Function
-from gpugrad.ops.common import check_scalar_fits, normalize_dim
+from gpugrad.ops.common import check_scalar_fits, is_int, normalize_dim
 from gpugrad.tensor import Tensor
 
 
@@ -43,10 +43,6 @@ def _list_is_tuple(index: list) -> bool:
         or item is None or item is Ellipsis
         for item in index
     )
-
-
-def _is_int(item) -> bool:
-    return isinstance(item, (int, np.integer)) and not isinstance(item, (bool, np.bool_))
 
 
 def _convert_index(x: Tensor, index):
@@ -99,17 +95,17 @@ def _split_ints(items):
     """(advanced index, basic pre-index) when ints mix with advanced indices, else (items, None).
 
     A 0-d integer array counts as an int, as a 0-d integer tensor does in PyTorch."""
-    is_int = [
-        _is_int(it) or (hasattr(it, "ndim") and it.ndim == 0 and it.dtype.kind in "iu")
+    ints = [
+        is_int(it) or (hasattr(it, "ndim") and it.ndim == 0 and it.dtype.kind in "iu")
         for it in items
     ]
-    is_adv = [hasattr(it, "ndim") and not is_int[k] or isinstance(it, (bool, np.bool_))
+    is_adv = [hasattr(it, "ndim") and not ints[k] or isinstance(it, (bool, np.bool_))
               for k, it in enumerate(items)]
-    if not any(is_int) or not any(is_adv):
+    if not any(ints) or not any(is_adv):
         return items, None
     pre, post = [], []
     for k, it in enumerate(items):
-        if is_int[k]:
+        if ints[k]:
             pre.append(int(it))  # applied as a select; gone from the advanced step
         elif is_adv[k]:
             # A mask covers one dim per mask dim (a 0-d bool, none); the advanced step keeps it.

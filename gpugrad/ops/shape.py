@@ -9,7 +9,7 @@ import numpy as np
 
 from gpugrad import backend
 from gpugrad.autograd.function import Function
-from gpugrad.ops.common import broadcast_shapes, normalize_dim
+from gpugrad.ops.common import broadcast_shapes, is_int, normalize_dim
 from gpugrad.tensor import Tensor
 
 
@@ -29,10 +29,8 @@ class Reshape(Function):
 def _resolve_shape(op, shape, numel):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
-    for s in shape:
-        if type(s) is not int and (  # the common case first: a plain int
-                not isinstance(s, (int, np.integer)) or isinstance(s, (bool, np.bool_))):
-            raise TypeError(f"{op}: expected a shape of ints, got {shape}")
+    if not all(is_int(s) for s in shape):
+        raise TypeError(f"{op}: expected a shape of ints, got {shape}")
     shape = tuple(int(s) for s in shape)
     for i, s in enumerate(shape):
         if s < -1:

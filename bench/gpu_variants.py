@@ -398,8 +398,9 @@ def run8_forward_same_bits(cp, kargs) -> bool:
 # 256-thread block, up to _launch.MAX_BLOCKS blocks, grid-striding over the rest): the kernel
 # takes its rows a block-sized group at a time, so any whole number of warps a block and any
 # grid compute the same numbers. All keep 64 warps on an SM at 32 registers; they differ in
-# how many blocks the SMs go through and in the last wave's tail, which the next GPU run
-# measures. name: (rows a block, blocks for a device of `sms` multiprocessors, or None).
+# how many blocks the SMs go through and in the last wave's tail. Run 10 on an H200
+# (bench/results/gpu/gpu-variants-cuda.json): all three slower than the shipped launch (2-8%).
+# name: (rows a block, blocks for a device of `sms` multiprocessors, or None).
 FORWARD_LAUNCHES = {
     "4 rows a block": (4, None),
     "16 rows a block": (16, None),

@@ -5,7 +5,10 @@ ReLU; fc 128->10; cross-entropy; SGD momentum 0.9) at batch 64 and 128 on 28x28 
 also a ResNet-18 (CIFAR variant) at batch 128 on 32x32 inputs. Both frameworks start from the
 same weights and see the same batch. Reports the median ms per step, the paired ratio
 gpugrad/PyTorch, and peak memory (CPU: the peak of NumPy allocations in one gpugrad step, via
-tracemalloc; CUDA: the peak bytes held by each framework's allocator).
+tracemalloc; CUDA: for each framework the peak bytes in use during one step, everything
+allocated counted, and the bytes its allocator held from the device). On CUDA the ResNet-18
+case also runs gpugrad with im2col's columns kept for the weight gradient
+(conv_gemm.KEEP_COLUMNS, the CPU's setting), its time and memory against the shipped one's.
 
 On the CPU both frameworks share the cores in one process: gpugrad sets OMP_WAIT_POLICY=passive
 (so Numba's and PyTorch's OpenMP workers sleep instead of spinning between parallel loops);
@@ -155,21 +158,70 @@ def cpu_peak_mb(step) -> float:
     return peak / 2**20
 
 
-def _cuda_peaks(gg_step, torch_step, sync):
+def _peak_in_use_hook(cp, start_bytes):
+    """A CuPy memory hook that follows the bytes in use from CuPy's pool (every array gpugrad
+    allocates on a GPU comes from it) and keeps their peak: the equivalent of PyTorch's
+    max_memory_allocated."""
+
+    class PeakInUse(cp.cuda.MemoryHook):
+        name = "gpugrad-bench-peak"
+
+        def __init__(self):
+            self.in_use = self.peak = start_bytes
+
+        def malloc_postprocess(self, **kw):
+            self.in_use += kw["mem_size"]
+            self.peak = max(self.peak, self.in_use)
+
+        def free_postprocess(self, **kw):
+            self.in_use -= kw["mem_size"]
+
+    return PeakInUse()
+
+
+def _cuda_peaks(gg_steps, torch_step, sync):
+    """{name: {"peak_in_use_mb", "held_mb"}} for one step of each: gpugrad's with the pool
+    emptied first (held: what the pool then takes from the device), PyTorch's with its peak
+    statistics reset (held: max_memory_reserved)."""
     from gpugrad import backend
 
     cp = backend.cupy_module()
     pool = cp.get_default_memory_pool()
-    pool.free_all_blocks()
-    gg_step()
-    sync()
-    gg_peak = pool.total_bytes() / 2**20
-    import torch
+    peaks = {}
+    for name, step in gg_steps.items():
+        sync()
+        pool.free_all_blocks()
+        hook = _peak_in_use_hook(cp, pool.used_bytes())
+        with hook:
+            step()
+            sync()
+        peaks[name] = {"peak_in_use_mb": hook.peak / 2**20,
+                       "held_mb": pool.total_bytes() / 2**20}
+    if torch_step is not None:
+        import torch
 
-    torch.cuda.reset_peak_memory_stats()
-    torch_step()
-    sync()
-    return gg_peak, torch.cuda.max_memory_allocated() / 2**20
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        torch_step()
+        sync()
+        peaks["torch"] = {"peak_in_use_mb": torch.cuda.max_memory_allocated() / 2**20,
+                          "held_mb": torch.cuda.max_memory_reserved() / 2**20}
+    return peaks
+
+
+def _with_columns_kept(step):
+    """`step` run with im2col's columns kept for the weight gradient on CUDA too."""
+    from gpugrad.ops import conv_gemm
+
+    def kept():
+        before = conv_gemm.KEEP_COLUMNS["cuda"]
+        conv_gemm.KEEP_COLUMNS["cuda"] = True
+        try:
+            step()
+        finally:
+            conv_gemm.KEEP_COLUMNS["cuda"] = before
+
+    return kept
 
 
 def run(device="cpu", rounds=15, quick=False):
@@ -187,6 +239,10 @@ def run(device="cpu", rounds=15, quick=False):
     for name, batch in cases:
         gg_step, torch_step, sync = make_steps(name, batch, device)
         fns = {"gpugrad": gg_step}
+        if device.startswith("cuda") and name == "resnet18":
+            # Its own model and optimizer on the same batch: the same work.
+            kept_step, _, _ = make_steps(name, batch, device, with_torch=False)
+            fns["gpugrad_columns_kept"] = _with_columns_kept(kept_step)
         if torch_step is not None:
             fns["torch"] = torch_step
         samples = common.paired_rounds(fns, rounds, warmup=2, sync=sync)
@@ -195,11 +251,15 @@ def run(device="cpu", rounds=15, quick=False):
             case[fw] = common.summarize(secs)
         if "torch" in samples:
             case["ratio_gpugrad_over_torch"] = common.paired_ratio(samples, "gpugrad", "torch")
+        if "gpugrad_columns_kept" in samples:
+            case["ratio_gpugrad_over_columns_kept"] = common.paired_ratio(
+                samples, "gpugrad", "gpugrad_columns_kept")
         if device == "cpu":
             case["peak_mb"] = {"gpugrad": cpu_peak_mb(gg_step), "torch": None}
-        elif device.startswith("cuda") and torch_step is not None:
-            gg_mb, torch_mb = _cuda_peaks(gg_step, torch_step, sync)
-            case["peak_mb"] = {"gpugrad": gg_mb, "torch": torch_mb}
+        elif device.startswith("cuda"):
+            gg_steps = {k: v for k, v in fns.items() if k != "torch"}
+            case["memory_mb"] = _cuda_peaks(gg_steps, torch_step, sync)
+            case["peak_mb"] = {k: v["peak_in_use_mb"] for k, v in case["memory_mb"].items()}
         results["cases"].append(case)
     return results
 

@@ -159,6 +159,11 @@ class Tensor:
                                "doesn't require gradient")
         if self._hooks is None:
             self._hooks = []
+        if self.grad_fn is not None:
+            # The node keeps the same list: the hook runs even when this Tensor object is
+            # gone before backward (a module's intermediate), as PyTorch keeps it on grad_fn.
+            node_hooks = self.grad_fn.__dict__.setdefault("output_hooks", {})
+            node_hooks[self._out_idx] = self._hooks
         self._hooks.append(hook)
         return _HookHandle(self._hooks, hook)
 

@@ -87,9 +87,9 @@ def _topological_counts(roots):
     return pending
 
 
-def _run_hooks(tensor, grad, claimed=None):
+def _run_hooks(hooks, grad, claimed=None):
     # Over a copy: a hook that removes itself must not make the next one skip.
-    for hook in tuple(tensor._hooks):
+    for hook in tuple(hooks):
         new = hook(grad)
         if new is not None:
             grad = _checked_hook_result(hook, new, grad)
@@ -211,14 +211,14 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, targets=None
         else:
             entry[1] = entry[1] + g
 
-    def node_grad(out, g, key):
-        """The gradient of a recorded output: its hooks, retain_grad, and `targets`."""
-        if out is not None and out._hooks is not None:
-            if out._hooks:
-                claimed.add(id(g.data))  # the hooks may keep it
-                g = _run_hooks(out, g, claimed)
-            if out._retains_grad:
-                _store_grad(out, g, create_graph, claimed)
+    def node_grad(out, hooks, g, key):
+        """The gradient of a recorded output: its hooks, retain_grad, and `targets`. `hooks`:
+        the output's hook list (from its node where the Tensor object is gone)."""
+        if hooks:
+            claimed.add(id(g.data))  # the hooks may keep it
+            g = _run_hooks(hooks, g, claimed)
+        if out is not None and out._retains_grad:
+            _store_grad(out, g, create_graph, claimed)
         if target_nodes:
             for j in target_nodes.get(key, ()):
                 if into_grad and not (out is not None and out._retains_grad):
@@ -231,7 +231,7 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, targets=None
         for x, g in leaf_grads.values():
             if x._hooks:
                 claimed.add(id(g.data))  # the hooks may keep it
-                g = _run_hooks(x, g, claimed)
+                g = _run_hooks(x._hooks, g, claimed)
             if targets is None or into_grad:
                 _store_grad(x, g, create_graph, claimed)
             else:
@@ -262,12 +262,13 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, targets=None
                 if g is not None:
                     any_grad = True
                     out = fn.outputs[i]()
-                    if (out is not None and out._hooks is not None) or target_nodes:
-                        g = node_grad(out, g, key)
+                    hooks = out._hooks if out is not None else _orphaned_hooks(fn, i)
+                    if hooks is not None or target_nodes:
+                        g = node_grad(out, hooks, g, key)
                 gys.append(g)
             if any_grad:
                 gys = [
-                    g if g is not None else _zeros(shape, dtype, fn.inputs[0])
+                    g if g is not None else _zeros(shape, dtype, fn.device)
                     for g, (shape, dtype) in zip(gys, fn.out_meta)
                 ]
                 if _anomaly_check is None:
@@ -283,10 +284,14 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, targets=None
                 gxs = (None,) * len(fn.inputs)
             for x, gx, needed, link in zip(fn.inputs, gxs, fn.needs_input_grad, fn.parents):
                 if gx is not None and needed:
-                    if gx.data.shape != x.data.shape:
-                        gx = sum_to(gx, x.shape)
-                    if gx.data.dtype is not x.data.dtype and gx.data.dtype != x.data.dtype:
-                        gx = gx.to(x.dtype)
+                    if x is not None:
+                        shape, dtype = x.data.shape, x.data.dtype
+                    else:  # an input the node did not keep (Function.keeps_inputs)
+                        shape, dtype = link[0].out_meta[link[1]]
+                    if gx.data.shape != shape:
+                        gx = sum_to(gx, shape)
+                    if gx.data.dtype is not dtype and gx.data.dtype != dtype:
+                        gx = gx.to(dtype)
                     if link is None:
                         add_leaf_grad(x, gx)
                     else:
@@ -310,9 +315,16 @@ def _call_backward(fn, gys):
     return gxs if isinstance(gxs, tuple) else (gxs,)
 
 
-def _zeros(shape, dtype, like: Tensor) -> Tensor:
-    xp = backend.array_module(like.data)
-    return Tensor(xp.zeros(shape, dtype=dtype), like.device)
+def _zeros(shape, dtype, device) -> Tensor:
+    with backend.device_context(device):
+        return Tensor(backend.xp_for(device).zeros(shape, dtype=dtype), device)
+
+
+def _orphaned_hooks(fn, i):
+    """The hooks of output `i` of `fn` whose Tensor object is gone (Tensor.register_hook keeps
+    a non-leaf's hook list on its node too, as PyTorch keeps them on grad_fn)."""
+    hooks = fn.__dict__.get("output_hooks")
+    return None if hooks is None else hooks.get(i)
 
 
 _anomaly_check = None  # set by detect_anomaly(): an object with before(fn), done(fn), after(fn, gys, gxs)

@@ -9,6 +9,12 @@ differentiable. Broadcasting is undone once, by the engine, not by each op.
 
 The node holds its inputs strongly and its outputs weakly: a graph is kept alive by the tensors
 a user holds at its end, and there are no reference cycles between a tensor and its grad_fn.
+An op whose backward reads none of its inputs (add, subtract, negate, ReLU, which keeps its
+output, reshapes, casts...) sets `keeps_inputs = False`: its node then holds only the leaves
+among its inputs (the engine finds the others' shape and dtype in their producers' out_meta),
+so that, as in PyTorch, an intermediate result nobody needs for backward is freed during the
+forward instead of living until the backward (in a ResNet, every batch-norm output before a
+ReLU and every residual sum).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ class Function:
     inputs = None
     released = False
     save_outputs = False  # ops whose backward reuses their output set this
+    keeps_inputs = True  # False on ops whose backward reads no input (see the module doc)
     trace = None  # the user's stack, recorded under detect_anomaly()
     produces_nonfinite = False  # True on a node whose output may hold inf by design
 
@@ -71,7 +78,12 @@ class Function:
         if grad_mode.is_grad_enabled():
             needs = tuple([t._requires_grad for t in inputs])
         if needs is not None and True in needs:
-            fn.inputs = inputs
+            if fn.keeps_inputs:
+                fn.inputs = inputs
+            else:
+                # The leaves stay (the engine sets their .grad through them); a produced input
+                # is reached through `parents`, whose out_meta has its shape and dtype.
+                fn.inputs = tuple([t if t.grad_fn is None else None for t in inputs])
             fn.needs_input_grad = needs
             # The links to the producers, as they are now: a later `x.detach_()` on an input
             # must not cut the graph recorded through it (PyTorch keeps those edges too).

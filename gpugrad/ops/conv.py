@@ -58,6 +58,8 @@ def check_float_input(op: str, x) -> None:
 class Im2Col(Function):
     """(N, C, H, W) -> columns (N, C, kh, kw, out_h, out_w)."""
 
+    keeps_inputs = False  # backward reads no input
+
     def forward(self, x, kernel, stride, padding, dilation, pad_value=0.0):
         self.geometry = (kernel, stride, padding, dilation)
         self.in_hw = x.shape[2:]
@@ -73,6 +75,8 @@ class Im2Col(Function):
 
 class Col2Im(Function):
     """The adjoint of Im2Col (with zero padding): each pixel gathers the columns touching it."""
+
+    keeps_inputs = False  # backward reads no input
 
     def forward(self, cols, in_hw, stride, padding, dilation):
         self.geometry = (cols.shape[2:4], stride, padding, dilation)

@@ -25,6 +25,8 @@ def _masked_scale(x, keep, scale):
 class MaskedScale(Function):
     """y = x * keep * scale for a fixed bool mask `keep`; linear in x."""
 
+    keeps_inputs = False  # backward reads no input
+
     def forward(self, x, keep, scale):
         self.keep, self.scale = keep, scale
         return _masked_scale(x, keep, scale)

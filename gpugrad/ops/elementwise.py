@@ -24,6 +24,8 @@ def _xp(a):
 
 
 class Add(Function):
+    keeps_inputs = False  # backward needs only gy
+
     def forward(self, a, b):
         return a + b
 
@@ -32,6 +34,8 @@ class Add(Function):
 
 
 class Sub(Function):
+    keeps_inputs = False  # backward needs only gy
+
     def forward(self, a, b):
         return a - b
 
@@ -233,6 +237,8 @@ def minimum(a, b):
 
 
 class Neg(Function):
+    keeps_inputs = False  # backward needs only gy
+
     def forward(self, x):
         return -x
 
@@ -250,6 +256,8 @@ class Abs(Function):
 
 
 class Exp(Function):
+    keeps_inputs = False  # backward reads no input
+
     save_outputs = True
 
     def forward(self, x):
@@ -278,6 +286,8 @@ class Log1p(Function):
 
 
 class Sqrt(Function):
+    keeps_inputs = False  # backward reads no input
+
     save_outputs = True
 
     def forward(self, x):
@@ -306,6 +316,8 @@ class Cos(Function):
 
 
 class Tanh(Function):
+    keeps_inputs = False  # backward reads no input
+
     save_outputs = True
 
     def forward(self, x):
@@ -317,6 +329,8 @@ class Tanh(Function):
 
 
 class Sigmoid(Function):
+    keeps_inputs = False  # backward reads no input
+
     save_outputs = True
 
     def forward(self, x):
@@ -334,7 +348,7 @@ class Relu(Function):
     """max(x, 0). Backward keeps only the output: gx = gy where y > 0 (relu'(0) = 0)."""
 
     save_outputs = True
-
+    keeps_inputs = False  # the output is all backward reads
 
     def forward(self, x):
         from gpugrad.kernels.activation import relu_forward

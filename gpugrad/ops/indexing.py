@@ -147,6 +147,8 @@ def _check_mask(x, index, position, mask):
 
 
 class GetItem(Function):
+    keeps_inputs = False  # backward reads no input
+
     def forward(self, x, index, basic, pre=None):
         self.index, self.basic, self.pre, self.in_shape = index, basic, pre, x.shape
         try:
@@ -163,6 +165,8 @@ class GetItem(Function):
 
 class IndexBackward(Function):
     """Zeros of `shape` with gy added at `index` (the adjoint of GetItem)."""
+
+    keeps_inputs = False  # backward reads no input
 
     def forward(self, gy, index, basic, shape, pre=None):
         self.index, self.basic, self.pre = index, basic, pre
@@ -240,6 +244,8 @@ def _nonempty(shape):
 
 
 class Gather(Function):
+    keeps_inputs = False  # backward reads no input
+
     def forward(self, x, index, dim):
         self.index, self.dim, self.in_shape = index, dim, x.shape
         xp = _xp(x)
@@ -253,6 +259,8 @@ class Gather(Function):
 
 class ScatterAlong(Function):
     """Zeros of `shape` with gy added along `dim` at `index` (the adjoint of Gather)."""
+
+    keeps_inputs = False  # backward reads no input
 
     def forward(self, gy, index, dim, shape):
         self.index, self.dim = index, dim

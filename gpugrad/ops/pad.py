@@ -25,6 +25,8 @@ _MODES = ("constant", "reflect", "replicate", "circular")
 class ConstantPad(Function):
     """Pad (or crop, for negative amounts) every dim by `widths[d] = (before, after)`."""
 
+    keeps_inputs = False  # backward reads no input
+
     def forward(self, x, widths, value):
         xp = backend.array_module(x)
         self.widths = widths

@@ -52,6 +52,8 @@ def _windows(x, kernel, stride, padding, dilation, pad_value, op):
 class MaxPool2d(Function):
     """(N, C, H, W) -> the window maxima; keeps the argmax (flat h*W+w per plane) for backward."""
 
+    keeps_inputs = False  # backward reads no input
+
     def forward(self, x, geometry, ceil_mode, return_indices):
         y, argmax = pool_kernels.max_pool2d_forward(x, *geometry, device=self.device,
                                                     ceil_mode=ceil_mode)
@@ -69,6 +71,8 @@ class MaxPool2d(Function):
 class MaxPool2dBackward(Function):
     """gx: each gy added at its window's argmax. Linear in gy; its own gradient is a gather."""
 
+    keeps_inputs = False  # backward reads no input
+
     def forward(self, gy, argmax, in_hw, geometry, ceil_mode):
         self.argmax, self.in_hw, self.geometry, self.ceil_mode = argmax, in_hw, geometry, ceil_mode
         # The argmax came from MaxPool2d's forward with this geometry: no need to check it (on
@@ -85,6 +89,8 @@ class MaxPool2dBackward(Function):
 class GatherAtArgmax(Function):
     """(N, C, H, W) -> the value at each window's argmax: the adjoint of MaxPool2dBackward
     (and, with the argmax fixed, the max-pool itself)."""
+
+    keeps_inputs = False  # backward reads no input
 
     def forward(self, gx, argmax, in_hw, geometry, ceil_mode):
         self.argmax, self.in_hw, self.geometry, self.ceil_mode = argmax, in_hw, geometry, ceil_mode

@@ -28,6 +28,8 @@ def _kept_shape(shape, axes):
 
 
 class Sum(Function):
+    keeps_inputs = False  # backward reads no input
+
     def forward(self, x, axes, keepdim):
         self.in_shape = x.shape
         self.kept = _kept_shape(x.shape, axes)
@@ -41,6 +43,8 @@ class Sum(Function):
 
 class SumTo(Function):
     """Sum a broadcast gradient back to `shape` (undoes broadcasting; the engine calls it)."""
+
+    keeps_inputs = False  # backward reads no input
 
     def forward(self, x, shape):
         self.in_shape = x.shape

@@ -18,6 +18,8 @@ def _xp(a):
 
 
 class Reshape(Function):
+    keeps_inputs = False  # backward reads no input
+
     def forward(self, x, shape):
         self.in_shape = x.shape
         return x.reshape(shape)
@@ -99,6 +101,8 @@ def flatten(x, start_dim=0, end_dim=-1):
 
 
 class Permute(Function):
+    keeps_inputs = False  # backward reads no input
+
     def forward(self, x, dims):
         self.dims = dims
         return _xp(x).transpose(x, dims)
@@ -147,6 +151,8 @@ def unsqueeze(x, dim):
 
 
 class BroadcastTo(Function):
+    keeps_inputs = False  # backward reads no input
+
     def forward(self, x, shape):
         self.in_shape = x.shape
         return _xp(x).broadcast_to(x, shape)
@@ -187,6 +193,8 @@ def expand_as(x, other):
 
 
 class Cat(Function):
+    keeps_inputs = False  # backward reads no input
+
     def forward(self, *xs, dim):
         self.dim = dim
         self.sizes = [x.shape[dim] for x in xs]
@@ -281,6 +289,8 @@ def chunk(x, chunks, dim=0):
 
 
 class Cast(Function):
+    keeps_inputs = False  # backward reads no input
+
     def forward(self, x, dtype):
         self.in_dtype = x.dtype
         return x.astype(dtype)
@@ -299,6 +309,8 @@ def cast(x, dtype):
 
 
 class ToDevice(Function):
+    keeps_inputs = False  # backward reads no input
+
     def forward(self, x, target):
         self.source = self.device
         with backend.device_context(target):
@@ -319,6 +331,8 @@ def to_device(x, device):
 
 
 class Contiguous(Function):
+    keeps_inputs = False  # backward reads no input
+
     def forward(self, x):
         return _xp(x).ascontiguousarray(x)
 
@@ -331,6 +345,8 @@ def contiguous(x):
 
 
 class Clone(Function):
+    keeps_inputs = False  # backward reads no input
+
     def forward(self, x):
         return x.copy()
 

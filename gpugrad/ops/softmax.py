@@ -13,6 +13,8 @@ def _xp(a):
 
 
 class Softmax(Function):
+    keeps_inputs = False  # backward reads no input
+
     save_outputs = True
 
     def forward(self, x, dim):
@@ -33,6 +35,8 @@ class Softmax(Function):
 
 
 class LogSoftmax(Function):
+    keeps_inputs = False  # backward reads no input
+
     save_outputs = True
 
     def forward(self, x, dim):

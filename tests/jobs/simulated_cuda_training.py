@@ -55,6 +55,25 @@ def test_training_step_on_simulated_cuda_matches_cpu():
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
+def test_conv2d_on_cuda_builds_its_columns_again_for_the_weight_gradient():
+    """On CUDA the im2col forward does not keep its columns (memory: conv_gemm.KEEP_COLUMNS);
+    the backward builds them again and gives the CPU's gradients."""
+    rng = np.random.default_rng(5)
+    xa, wa = rng.standard_normal((2, 3, 5, 5)), rng.standard_normal((2, 3, 3, 3))
+    gya = rng.standard_normal((2, 2, 3, 2))
+    grads = []
+    for device in ("cpu", "cuda"):
+        with gg.kernels.conv_algorithm_mode("im2col"):
+            x = gg.tensor(xa, device=device, requires_grad=True)
+            w = gg.tensor(wa, device=device, requires_grad=True)
+            y = F.conv2d(x, w, stride=(1, 2))
+            assert (y.grad_fn.saved is None) == (device == "cuda")
+            y.backward(gg.tensor(gya, device=device))
+        grads.append((x.grad.numpy(), w.grad.numpy()))
+    for on_cuda, on_cpu in zip(grads[1], grads[0]):
+        np.testing.assert_allclose(on_cuda, on_cpu, rtol=1e-12, atol=1e-12)
+
+
 def test_bad_label_on_cuda_raises_before_the_kernel():
     logits = gg.zeros(2, 3, device="cuda", requires_grad=True)
     with pytest.raises(ValueError, match="7"):

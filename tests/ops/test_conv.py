@@ -371,3 +371,28 @@ def test_env_var_with_an_unknown_value_fails_at_import_naming_it():
     assert out.returncode != 0
     assert "GPUGRAD_CONV_ALGO: expected one of ('auto', 'im2col', 'winograd'), got 'fast'" in (
         out.stderr)
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_im2col_weight_gradient_is_the_same_with_the_columns_built_again(monkeypatch, keep):
+    """conv_gemm.KEEP_COLUMNS decides whether the forward keeps its columns for the weight
+    gradient (CPU) or the backward builds them again (CUDA, to save memory): same bits either
+    way, for both gradients together and for the weight's alone."""
+    monkeypatch.setitem(conv_gemm.KEEP_COLUMNS, "cpu", keep)
+    rng = np.random.default_rng(4)
+    xa, wa = rng.standard_normal((2, 3, 6, 5)), rng.standard_normal((4, 3, 3, 3))
+    results = []
+    for setting in (True, keep):
+        monkeypatch.setitem(conv_gemm.KEEP_COLUMNS, "cpu", setting)
+        with kernels.conv_algorithm_mode("im2col"):
+            x = gg.tensor(xa, requires_grad=True)
+            w = gg.tensor(wa, requires_grad=True)
+            y = gg.nn.functional.conv2d(x, w, padding=1)
+            assert (y.grad_fn.saved is not None) == setting
+            y.backward(gg.tensor(np.cos(np.arange(y.numel())).reshape(y.shape)))
+            w_only = gg.tensor(wa, requires_grad=True)
+            (gw_alone,) = gg.autograd.grad(
+                gg.nn.functional.conv2d(gg.tensor(xa), w_only, padding=1).sum(), w_only)
+        results.append((x.grad.numpy(), w.grad.numpy(), gw_alone.numpy()))
+    for kept, rebuilt in zip(*results):
+        np.testing.assert_array_equal(rebuilt, kept)

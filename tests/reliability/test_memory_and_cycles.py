@@ -59,10 +59,12 @@ def _graph(x):
 
 def test_graph_is_freed_after_backward_even_while_the_loss_is_held():
     x = gg.randn(4, 3, requires_grad=True)
-    h, loss = _graph(x)
+    h = (x * 2.0).exp()
+    t, h_t = h.tanh(), h.T
+    loss = (t @ h_t).sum()
     node = weakref.ref(h.grad_fn)
-    intermediates = [weakref.ref(h), weakref.ref(node().inputs[0])]  # exp's output, x * 2
-    del h
+    intermediates = [weakref.ref(t), weakref.ref(h_t)]  # the matmul's operands
+    del h, t, h_t
     assert all(t() is not None for t in intermediates)  # the graph holds them until backward
     loss.backward()
     assert x.grad is not None
@@ -185,3 +187,71 @@ def test_retained_graph_is_freed_after_the_last_backward():
     assert found == 0 and node() is None
     np.testing.assert_allclose(x.grad.numpy(), 2 * (np.exp(x.numpy()) * (1 + x.numpy())),
                                rtol=1e-5)
+
+
+def test_an_intermediate_that_backward_does_not_need_is_freed_during_the_forward():
+    """ReLU keeps its output and add/subtract/negate nothing (Function.keeps_inputs): the
+    batch-norm output before a ReLU and a residual sum go as soon as the user drops them, as in
+    PyTorch, and the gradients are the same."""
+    rng = np.random.default_rng(0)
+    xa, wa = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    x = gg.tensor(xa, requires_grad=True)
+    w = gg.tensor(wa, requires_grad=True)
+    pre = x * w  # Mul keeps x and w, not its output
+    freed = [weakref.ref(pre)]
+    h = F.relu(pre)
+    del pre
+    s = h + x  # a residual sum
+    freed.append(weakref.ref(s))
+    y = -(F.relu(s) - 1.0)
+    del s
+    assert [t() for t in freed] == [None, None]
+    assert h.grad_fn.inputs == (None,)  # only the shape and dtype stay with the node
+    y.sum().backward()
+    # d/dx of -(relu(relu(x*w) + x) - 1), by hand
+    inner = np.maximum(xa * wa, 0) + xa
+    outer = -(inner > 0).astype(float)
+    np.testing.assert_allclose(x.grad.numpy(), outer * ((xa * wa > 0) * wa + 1))
+    np.testing.assert_allclose(w.grad.numpy(), outer * (xa * wa > 0) * xa)
+
+
+def test_released_inputs_keep_broadcasting_dtypes_and_double_backward_right():
+    """The engine undoes broadcasting and casts the gradient from the shape and dtype the node
+    kept for an input it did not keep."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    a64, b32 = rng.standard_normal((3, 1)), rng.standard_normal((1, 4)).astype(np.float32)
+    ga, gb = gg.tensor(a64, requires_grad=True), gg.tensor(b32, requires_grad=True)
+    ta, tb = torch.tensor(a64, requires_grad=True), torch.tensor(b32, requires_grad=True)
+    results = []
+    for lib, a, b in ((gg, ga, gb), (torch, ta, tb)):
+        p, q = a * 1.5, b * 2.0  # produced inputs, so the nodes below drop them
+        y = ((p - q) + (-q)) * (p + q)
+        (g_p,) = lib.autograd.grad(y.sum(), p, create_graph=True)
+        g_p.sum().backward()
+        results.append((g_p, a.grad, b.grad))
+    for mine, theirs in zip(*results):
+        assert mine.dtype == gg.float64 if theirs.dtype == torch.float64 else gg.float32
+        np.testing.assert_allclose(mine.detach().numpy(), theirs.detach().numpy(), rtol=1e-6)
+
+
+def test_a_hook_on_an_intermediate_runs_after_its_tensor_object_is_gone():
+    """The hook list lives on the node too (as PyTorch keeps hooks on grad_fn): a module that
+    registers a hook on an intermediate and returns something else still gets it called."""
+    x = gg.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    calls = []
+
+    def scale(g):
+        calls.append(g.numpy().copy())
+        return g * 10.0
+
+    def forward(x):
+        h = x * 2.0
+        h.register_hook(scale)
+        return (h + 1.0).sum()
+
+    loss = forward(x)
+    gc.collect()
+    loss.backward()
+    assert len(calls) == 1
+    np.testing.assert_allclose(x.grad.numpy(), [20.0, 20.0, 20.0])

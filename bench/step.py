@@ -6,9 +6,10 @@ also a ResNet-18 (CIFAR variant) at batch 128 on 32x32 inputs. Both frameworks s
 same weights and see the same batch. Reports the median ms per step, the paired ratio
 gpugrad/PyTorch, and peak memory (CPU: the peak of NumPy allocations in one gpugrad step, via
 tracemalloc; CUDA: for each framework the peak bytes in use during one step, everything
-allocated counted, and the bytes its allocator held from the device). On CUDA the ResNet-18
-case also runs gpugrad with im2col's columns kept for the weight gradient
-(conv_gemm.KEEP_COLUMNS, the CPU's setting), its time and memory against the shipped one's.
+allocated counted, and the bytes its allocator held from the device). On CUDA every case also
+runs gpugrad with its tape as before commit 87d0817 (every node keeping its inputs, conv2d its
+columns), and the ResNet-18 case with only conv2d's columns kept for the weight gradient
+(conv_gemm.KEEP_COLUMNS, the CPU's setting): their time and memory against the shipped one's.
 
 On the CPU both frameworks share the cores in one process: gpugrad sets OMP_WAIT_POLICY=passive
 (so Numba's and PyTorch's OpenMP workers sleep instead of spinning between parallel loops);
@@ -209,6 +210,38 @@ def _cuda_peaks(gg_steps, torch_step, sync):
     return peaks
 
 
+def _function_classes():
+    from gpugrad.autograd.function import Function
+
+    found, stack = [], [Function]
+    while stack:
+        for sub in stack.pop().__subclasses__():
+            found.append(sub)
+            stack.append(sub)
+    return found
+
+
+def _as_before_memory_changes(step):
+    """`step` run with the tape as it was before commit 87d0817: every node keeps its inputs
+    (Function.keeps_inputs True everywhere) and conv2d keeps its columns on CUDA too."""
+    from gpugrad.ops import conv_gemm
+
+    def before():
+        dropping = [c for c in _function_classes() if c.__dict__.get("keeps_inputs") is False]
+        columns = conv_gemm.KEEP_COLUMNS["cuda"]
+        conv_gemm.KEEP_COLUMNS["cuda"] = True
+        for c in dropping:
+            c.keeps_inputs = True
+        try:
+            step()
+        finally:
+            for c in dropping:
+                c.keeps_inputs = False
+            conv_gemm.KEEP_COLUMNS["cuda"] = columns
+
+    return before
+
+
 def _with_columns_kept(step):
     """`step` run with im2col's columns kept for the weight gradient on CUDA too."""
     from gpugrad.ops import conv_gemm
@@ -239,10 +272,13 @@ def run(device="cpu", rounds=15, quick=False):
     for name, batch in cases:
         gg_step, torch_step, sync = make_steps(name, batch, device)
         fns = {"gpugrad": gg_step}
-        if device.startswith("cuda") and name == "resnet18":
-            # Its own model and optimizer on the same batch: the same work.
-            kept_step, _, _ = make_steps(name, batch, device, with_torch=False)
-            fns["gpugrad_columns_kept"] = _with_columns_kept(kept_step)
+        if device.startswith("cuda"):
+            # Each on its own model and optimizer, on the same batch: the same work.
+            before_step, _, _ = make_steps(name, batch, device, with_torch=False)
+            fns["gpugrad_as_before"] = _as_before_memory_changes(before_step)
+            if name == "resnet18":
+                kept_step, _, _ = make_steps(name, batch, device, with_torch=False)
+                fns["gpugrad_columns_kept"] = _with_columns_kept(kept_step)
         if torch_step is not None:
             fns["torch"] = torch_step
         samples = common.paired_rounds(fns, rounds, warmup=2, sync=sync)
@@ -251,9 +287,10 @@ def run(device="cpu", rounds=15, quick=False):
             case[fw] = common.summarize(secs)
         if "torch" in samples:
             case["ratio_gpugrad_over_torch"] = common.paired_ratio(samples, "gpugrad", "torch")
-        if "gpugrad_columns_kept" in samples:
-            case["ratio_gpugrad_over_columns_kept"] = common.paired_ratio(
-                samples, "gpugrad", "gpugrad_columns_kept")
+        for other in ("gpugrad_as_before", "gpugrad_columns_kept"):
+            if other in samples:
+                case[f"ratio_gpugrad_over_{other[len('gpugrad_'):]}"] = common.paired_ratio(
+                    samples, "gpugrad", other)
         if device == "cpu":
             case["peak_mb"] = {"gpugrad": cpu_peak_mb(gg_step), "torch": None}
         elif device.startswith("cuda"):

@@ -49,3 +49,20 @@ def test_columns_kept_runs_the_step_with_the_cpu_setting_and_restores_it():
     with pytest.raises(RuntimeError, match="boom"):
         step._with_columns_kept(fails)()
     assert conv_gemm.KEEP_COLUMNS["cuda"] is False
+
+
+def test_as_before_runs_the_step_with_every_node_keeping_its_inputs_and_restores():
+    from gpugrad.ops import elementwise
+
+    seen = []
+
+    def probe():
+        seen.append((elementwise.Relu.keeps_inputs, elementwise.Add.keeps_inputs,
+                     conv_gemm.KEEP_COLUMNS["cuda"]))
+
+    step._as_before_memory_changes(probe)()
+    assert seen == [(True, True, True)]
+    assert elementwise.Relu.keeps_inputs is False and elementwise.Add.keeps_inputs is False
+    assert elementwise.Mul.keeps_inputs is True  # never changed
+    assert conv_gemm.KEEP_COLUMNS["cuda"] is False
+    assert "keeps_inputs" not in elementwise.Mul.__dict__

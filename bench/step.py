@@ -5,8 +5,9 @@ ReLU; fc 128->10; cross-entropy; SGD momentum 0.9) at batch 64 and 128 on 28x28 
 also a ResNet-18 (CIFAR variant) at batch 128 on 32x32 inputs. Both frameworks start from the
 same weights and see the same batch. Reports the median ms per step, the paired ratio
 gpugrad/PyTorch, and peak memory (CPU: the peak of NumPy allocations in one gpugrad step, via
-tracemalloc; CUDA: for each framework the peak bytes in use during one step, everything
-allocated counted, and the bytes its allocator held from the device). On CUDA every case also
+tracemalloc; CUDA: for each framework the peak bytes in use during one step above what was in
+use when it began, counted with a CuPy memory hook and by PyTorch's max_memory_allocated, and the
+bytes each allocator held from the device). On CUDA every case also
 runs gpugrad with its tape as before commit 87d0817 (every node keeping its inputs, conv2d its
 columns), and the ResNet-18 case with only conv2d's columns kept for the weight gradient
 (conv_gemm.KEEP_COLUMNS, the CPU's setting): their time and memory against the shipped one's.
@@ -181,9 +182,11 @@ def _peak_in_use_hook(cp, start_bytes):
 
 
 def _cuda_peaks(gg_steps, torch_step, sync):
-    """{name: {"peak_in_use_mb", "held_mb"}} for one step of each: gpugrad's with the pool
-    emptied first (held: what the pool then takes from the device), PyTorch's with its peak
-    statistics reset (held: max_memory_reserved)."""
+    """{name: {"peak_in_use_mb", "step_peak_mb", "held_mb"}} for one step of each: the peak
+    of the bytes in use, that peak above what was in use when the step began (the step's own
+    arrays: activations, gradients, temporaries; the process-wide peak also counts the other
+    contenders' models), and what the allocator held: gpugrad's with the pool emptied first,
+    PyTorch's with its peak statistics reset (held: max_memory_reserved)."""
     from gpugrad import backend
 
     cp = backend.cupy_module()
@@ -192,20 +195,25 @@ def _cuda_peaks(gg_steps, torch_step, sync):
     for name, step in gg_steps.items():
         sync()
         pool.free_all_blocks()
-        hook = _peak_in_use_hook(cp, pool.used_bytes())
+        start = pool.used_bytes()
+        hook = _peak_in_use_hook(cp, start)
         with hook:
             step()
             sync()
         peaks[name] = {"peak_in_use_mb": hook.peak / 2**20,
+                       "step_peak_mb": (hook.peak - start) / 2**20,
                        "held_mb": pool.total_bytes() / 2**20}
     if torch_step is not None:
         import torch
 
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
+        start = torch.cuda.memory_allocated()
         torch_step()
         sync()
-        peaks["torch"] = {"peak_in_use_mb": torch.cuda.max_memory_allocated() / 2**20,
+        peak = torch.cuda.max_memory_allocated()
+        peaks["torch"] = {"peak_in_use_mb": peak / 2**20,
+                          "step_peak_mb": (peak - start) / 2**20,
                           "held_mb": torch.cuda.max_memory_reserved() / 2**20}
     return peaks
 
@@ -296,7 +304,7 @@ def run(device="cpu", rounds=15, quick=False):
         elif device.startswith("cuda"):
             gg_steps = {k: v for k, v in fns.items() if k != "torch"}
             case["memory_mb"] = _cuda_peaks(gg_steps, torch_step, sync)
-            case["peak_mb"] = {k: v["peak_in_use_mb"] for k, v in case["memory_mb"].items()}
+            case["peak_mb"] = {k: v["step_peak_mb"] for k, v in case["memory_mb"].items()}
         results["cases"].append(case)
     return results
 
@@ -341,8 +349,11 @@ def main(argv=None) -> int:
         rows.append([f"{c['model']} b{c['batch']}", c["gpugrad"]["median_ms"],
                      c.get("torch", {}).get("median_ms", float("nan")),
                      c.get("ratio_gpugrad_over_torch", float("nan")),
-                     json.dumps(c.get("peak_mb"))])
-    print(common.format_table(["case", "gpugrad ms", "torch ms", "ratio", "peak MB"], rows))
+                     c.get("ratio_gpugrad_over_as_before", float("nan")),
+                     json.dumps({k: round(v, 1) if v is not None else None
+                                 for k, v in (c.get("peak_mb") or {}).items()})])
+    print(common.format_table(["case", "gpugrad ms", "torch ms", "ratio", "vs before 87d0817",
+                               "step's peak MB"], rows))
     print(f"wrote {path}")
     return 0
 

@@ -12,12 +12,16 @@ JSON encoding of a value (every JSON object is a tagged node, so nothing is ambi
     list                                -> JSON array of encoded items
     tuple                               -> {"$type": "tuple", "items": [...]}
     dict                                -> {"$type": "dict", "items": [[key, value], ...]}
-                                           (keys encoded too, so int keys stay ints)
+                                           (keys encoded too, so int keys stay ints;
+                                           "ordered": true for an OrderedDict)
     nan / inf float                     -> {"$type": "float", "value": "nan" | "inf" | "-inf"}
     Tensor                              -> {"$type": "tensor", "entry": name, "requires_grad": b}
+                                           ("parameter": true for an nn.Parameter)
     NumPy array / NumPy scalar          -> {"$type": "ndarray" | "npscalar", "entry": name}
     NumPy dtype, gpugrad device         -> {"$type": "dtype" | "device", "value": "float32"}
-The same tensor object reached twice is stored once and loads as one object.
+The same tensor object reached twice is stored once and loads as one object. A Parameter
+loads as a Parameter and an OrderedDict as an OrderedDict (files written before those flags
+existed load them as a Tensor and a dict, as they did).
 
 Loading reads bytes, parses JSON and builds arrays: it executes nothing from the file. Writing
 is atomic: a temporary file in the target's folder is written, fsynced and renamed onto the
@@ -31,6 +35,7 @@ import math
 import os
 import secrets
 import struct
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +62,12 @@ def _tensor_class():
     from gpugrad.tensor import Tensor
 
     return Tensor
+
+
+def _parameter_class():
+    from gpugrad.nn.parameter import Parameter
+
+    return Parameter
 
 
 # ----------------------------------------------------------------------------- encoding
@@ -110,7 +121,10 @@ class _Encoder:
             array = obj.detach().numpy()
             _check_storable(array, where)
             name = self.store(obj, array, where)
-            return {"$type": "tensor", "entry": name, "requires_grad": bool(obj.requires_grad)}
+            node = {"$type": "tensor", "entry": name, "requires_grad": bool(obj.requires_grad)}
+            if isinstance(obj, _parameter_class()):
+                node["parameter"] = True
+            return node
         if isinstance(obj, np.ndarray):
             _check_storable(obj, where)
             return {"$type": "ndarray", "entry": self.store(obj, obj, where)}
@@ -148,6 +162,8 @@ class _Encoder:
                     f"keys must be str, int, float, bool, None or tuples of them"
                 )
             items.append([self.encode(key, where), self.encode(value, _join(where, key))])
+        if isinstance(obj, OrderedDict):
+            return {"$type": "dict", "items": items, "ordered": True}
         return {"$type": "dict", "items": items}
 
 
@@ -366,7 +382,7 @@ class _Decoder:
             self.fail(f"unexpected node {str(node)[:80]}")
         kind = node["$type"]
         if kind == "dict":
-            result = {}
+            result = OrderedDict() if node.get("ordered") is True else {}
             for pair in self._items(node):
                 if not isinstance(pair, list) or len(pair) != 2:
                     self.fail("dict item is not a [key, value] pair")
@@ -430,6 +446,8 @@ class _Decoder:
             if requires_grad and array.dtype.kind != "f":
                 self.fail(f"entry {name!r} of dtype {array.dtype} cannot require grad")
             obj = self._tensor(array, requires_grad)
+            if node.get("parameter") is True:
+                obj = _parameter_class()(obj, requires_grad=requires_grad)
         self.made[name] = (kind, obj)
         return obj
 

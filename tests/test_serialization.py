@@ -334,3 +334,38 @@ def test_cuda_tensors_load_on_cpu_unless_mapped(tmp_path):
 def test_map_location_cuda_without_cuda_is_a_clear_error(tmp_path):
     with pytest.raises(RuntimeError, match="cuda:0 requested but CUDA is unavailable"):
         load(_saved(tmp_path), map_location="cuda")
+
+
+def test_parameters_and_ordered_dicts_load_as_what_was_saved(tmp_path):
+    """A Parameter comes back as a Parameter (requires_grad kept, shared where it was shared)
+    and an OrderedDict as an OrderedDict, as torch.load gives them back."""
+    from collections import OrderedDict
+
+    from gpugrad.nn import Parameter
+
+    p = Parameter(gg.tensor([1.0, 2.0]))
+    frozen = Parameter(gg.tensor([3.0]), requires_grad=False)
+    obj = {"params": [p, frozen, p], "sd": OrderedDict([("b", gg.ones(1)), ("a", gg.zeros(1))]),
+           "plain": {"z": 1, "y": 2}, "t": gg.tensor([4.0], requires_grad=True)}
+    gg.save(obj, tmp_path / "c.safetensors")
+    back = gg.load(tmp_path / "c.safetensors")
+    q, frozen_back, q_again = back["params"]
+    assert type(q) is Parameter and q.requires_grad and q is q_again
+    assert type(frozen_back) is Parameter and not frozen_back.requires_grad
+    np.testing.assert_array_equal(q.numpy(), [1.0, 2.0])
+    assert type(back["sd"]) is OrderedDict and list(back["sd"]) == ["b", "a"]
+    assert type(back["plain"]) is dict and list(back["plain"]) == ["z", "y"]
+    assert type(back["t"]) is gg.Tensor and back["t"].requires_grad
+
+
+def test_a_module_state_dict_round_trips_as_an_ordered_dict(tmp_path):
+    from collections import OrderedDict
+
+    model = gg.nn.Sequential(gg.nn.Linear(3, 2), gg.nn.ReLU(), gg.nn.Linear(2, 1))
+    gg.save(model.state_dict(), tmp_path / "m.safetensors")
+    sd = gg.load(tmp_path / "m.safetensors")
+    assert type(sd) is OrderedDict and list(sd) == list(model.state_dict())
+    fresh = gg.nn.Sequential(gg.nn.Linear(3, 2), gg.nn.ReLU(), gg.nn.Linear(2, 1))
+    fresh.load_state_dict(sd)
+    for a, b in zip(fresh.parameters(), model.parameters()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

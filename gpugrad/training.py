@@ -319,6 +319,13 @@ def _check_resume_config(path, state, settings: dict) -> None:
         raise ValueError(f"--resume: {path} is not a checkpoint written by gpugrad train "
                          "(no 'config' entry)")
     stored = resolved(json.loads(state["config"]))
+    # The weight decay the run trained with is the optimizer's own (it is never scheduled):
+    # checkpoints written before 2026-11-27 recorded 0.0 in their config for adamw's default
+    # 0.01, and resuming them with the same flags must not be refused.
+    groups = state.get("optimizer", {}).get("param_groups") \
+        if isinstance(state.get("optimizer"), dict) else None
+    if groups and isinstance(groups[0], dict) and "weight_decay" in groups[0]:
+        stored["weight_decay"] = groups[0]["weight_decay"]
     keys = [k for k in RESUME_KEYS if not (k == "epochs" and settings["schedule"] == "none")]
     diffs = [f"{_flag(k)} {stored.get(k)!r} in the checkpoint, {settings[k]!r} given"
              for k in keys if stored.get(k) != settings[k]]

@@ -162,3 +162,25 @@ def test_cuda_synchronize_raises_without_cuda():
         return
     with pytest.raises(RuntimeError, match="synchronize.*CUDA is unavailable"):
         gg.cuda.synchronize()
+
+
+def test_resume_of_an_adamw_checkpoint_whose_config_recorded_no_weight_decay(tmp_path, capsys):
+    """Checkpoints written before 2026-11-27 recorded weight_decay 0.0 in their config while
+    adamw trained with its default 0.01: the optimizer state says what the run used, so the
+    same flags resume it, and a really different --weight-decay is still refused."""
+    out = tmp_path / "old"
+    args = ["train", "--epochs", "2", "--optimizer", "adamw", "--out", str(out)] + QUICK
+    assert main(args + ["--stop-after", "1"]) == 0
+    path = out / "checkpoint.safetensors"
+    state = gg.load(path)
+    config = json.loads(state["config"])
+    config["weight_decay"] = 0.0  # as the old files had it
+    state["config"] = json.dumps(config)
+    assert state["optimizer"]["param_groups"][0]["weight_decay"] == 0.01
+    gg.save(state, path)
+    capsys.readouterr()
+    _fails(capsys, args + ["--weight-decay", "0.05", "--resume"],
+           "--weight-decay 0.01 in the checkpoint, 0.05 given")
+    assert main(args + ["--resume"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())["epochs"]
+    assert len(metrics) == 2

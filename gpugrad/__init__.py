@@ -31,7 +31,7 @@ from gpugrad.tensor import Tensor  # noqa: F401
 from gpugrad.ops import (  # noqa: F401
     abs, add, all, amax, amin, any, argmax, argmin, bitwise_and, bitwise_not, bitwise_or,
     bitwise_xor, bmm, broadcast_to, cat, ceil, chunk, clamp, clip, clone, concat, concatenate,
-    cos, div, eq, exp, expand_as, flatten, floor, floor_divide, gather, ge, gt, isfinite, isinf,
+    cos, div, eq, erf, exp, expand_as, expm1, flatten, floor, floor_divide, gather, ge, gt, isfinite, isinf,
     isnan, le, log, log1p, log_softmax, logical_and, logical_not, logical_or, logical_xor,
     logsumexp, lt, masked_fill, matmul, max, maximum, mean, min, minimum, mm, mul, ne, neg,
     nonzero, norm, permute, pow, prod, reciprocal, relu, remainder, reshape, round, rsqrt,

@@ -347,6 +347,45 @@ def set_rng_state(state: dict) -> None:
     generator(CPU).bit_generator.state = state
 
 
+# ----------------------------------------------------------------------------- special functions
+
+_erf_ufunc = None  # the Numba ufunc, compiled on first use (importing gpugrad stays fast)
+
+
+def _numpy_erf():
+    """math.erf as a NumPy ufunc for float32 and float64 (NumPy has no erf, and SciPy is not
+    a dependency). Numba lowers math.erf to libm's erff / erf, as C code calling them would."""
+    global _erf_ufunc
+    with _lock:
+        if _erf_ufunc is None:
+            import math
+
+            from numba import vectorize
+
+            def erf_scalar(v):
+                return math.erf(v)
+
+            _erf_ufunc = vectorize(["float32(float32)", "float64(float64)"],
+                                   cache=True)(erf_scalar)
+        return _erf_ufunc
+
+
+def erf(a):
+    """The error function of a floating-point array (NumPy or CuPy), in the array's dtype."""
+    if a.dtype.kind != "f":
+        raise TypeError(f"erf: expected a floating-point array, got {a.dtype}")
+    # float16 goes through float32 (PyTorch computes half-precision math in float too).
+    work = a.astype(float32) if a.dtype == float16 else a
+    cp = _cupy
+    if cp is not None and isinstance(a, cp.ndarray):
+        import cupyx.scipy.special
+
+        out = cupyx.scipy.special.erf(work)
+    else:
+        out = np.asarray(_numpy_erf()(work))  # a 0-d input gives a scalar: make it an array
+    return out.astype(a.dtype, copy=False)
+
+
 def scatter_add(a, index, values) -> None:
     """a[index] += values, summing repeated indices (unbuffered, like np.add.at)."""
     cp = _cupy

@@ -702,7 +702,7 @@ def _add_method_forwards():
         "reshape_as", "masked_fill", "logsumexp", "all", "any", "floor", "ceil", "round",
         "isnan", "isinf", "isfinite", "norm", "mm", "bmm", "where", "gather", "nonzero",
         "floor_divide", "remainder", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not",
-        "logical_and", "logical_or", "logical_xor", "logical_not",
+        "logical_and", "logical_or", "logical_xor", "logical_not", "erf", "expm1",
     ]
 
     def make(name):

@@ -1,8 +1,10 @@
-"""Loss modules: CrossEntropyLoss, NLLLoss, MSELoss, BCEWithLogitsLoss, MultiMarginLoss."""
+"""Loss modules: CrossEntropyLoss, NLLLoss, MSELoss, BCEWithLogitsLoss, MultiMarginLoss, L1Loss,
+SmoothL1Loss, HuberLoss, KLDivLoss, BCELoss."""
 
 from __future__ import annotations
 
 from gpugrad.nn import functional as F
+from gpugrad.nn import functional_losses as FL
 from gpugrad.nn.module import Module
 
 
@@ -79,3 +81,49 @@ class MultiMarginLoss(_WeightedLoss):
     def forward(self, input, target):
         return F.multi_margin_loss(input, target, p=self.p, margin=self.margin,
                                    weight=self.weight, reduction=self.reduction)
+
+
+class L1Loss(_Loss):
+    def forward(self, input, target):
+        return FL.l1_loss(input, target, reduction=self.reduction)
+
+
+class SmoothL1Loss(_Loss):
+    def __init__(self, size_average=None, reduce=None, reduction: str = "mean",
+                 beta: float = 1.0):
+        super().__init__(size_average, reduce, reduction)
+        self.beta = beta
+
+    def forward(self, input, target):
+        return FL.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
+
+
+class HuberLoss(_Loss):
+    def __init__(self, reduction: str = "mean", delta: float = 1.0):
+        super().__init__(reduction=reduction)
+        self.delta = delta
+
+    def forward(self, input, target):
+        return FL.huber_loss(input, target, reduction=self.reduction, delta=self.delta)
+
+
+class KLDivLoss(_Loss):
+    """KL divergence of log-probability inputs; see `gpugrad.nn.functional.kl_div`."""
+
+    def __init__(self, size_average=None, reduce=None, reduction: str = "mean",
+                 log_target: bool = False):
+        super().__init__()
+        # kl_div also takes 'batchmean', which the other losses refuse.
+        self.reduction = FL._kl_div_reduction(size_average, reduce, reduction, warn=False)
+        self.log_target = log_target
+
+    def forward(self, input, target):
+        return FL.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
+
+
+class BCELoss(_WeightedLoss):
+    """Binary cross entropy of probabilities; see `binary_cross_entropy`."""
+
+    def forward(self, input, target):
+        return FL.binary_cross_entropy(input, target, weight=self.weight,
+                                       reduction=self.reduction)

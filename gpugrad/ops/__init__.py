@@ -21,3 +21,4 @@ from gpugrad.ops.shape import (  # noqa: F401
     view, view_as,
 )
 from gpugrad.ops.softmax import log_softmax, softmax  # noqa: F401
+from gpugrad.ops.special import erf, expm1  # noqa: F401

@@ -358,7 +358,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     for i, (x, g) in enumerate(zip(inputs, found)):
         if g is None:
             if materialize_grads:
-                g = _zeros(x.shape, x.dtype, x)
+                g = _zeros(x.shape, x.dtype, x.device)
             elif not allow_unused:
                 raise RuntimeError(
                     f"grad: input {i} was not used in the graph of the outputs; "

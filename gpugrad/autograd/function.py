@@ -11,10 +11,10 @@ The node holds its inputs strongly and its outputs weakly: a graph is kept alive
 a user holds at its end, and there are no reference cycles between a tensor and its grad_fn.
 An op whose backward reads none of its inputs (add, subtract, negate, ReLU, which keeps its
 output, reshapes, casts...) sets `keeps_inputs = False`: its node then holds only the leaves
-among its inputs (the engine finds the others' shape and dtype in their producers' out_meta),
-so that, as in PyTorch, an intermediate result nobody needs for backward is freed during the
-forward instead of living until the backward (in a ResNet, every batch-norm output before a
-ReLU and every residual sum).
+that require grad among its inputs (the engine finds the others' shape and dtype in their
+producers' out_meta), so that, as in PyTorch, an intermediate result (or a constant) nobody
+needs for backward is freed during the forward instead of living until the backward (in a
+ResNet, every batch-norm output before a ReLU and every residual sum).
 """
 
 from __future__ import annotations
@@ -81,9 +81,11 @@ class Function:
             if fn.keeps_inputs:
                 fn.inputs = inputs
             else:
-                # The leaves stay (the engine sets their .grad through them); a produced input
-                # is reached through `parents`, whose out_meta has its shape and dtype.
-                fn.inputs = tuple([t if t.grad_fn is None else None for t in inputs])
+                # The leaves that require grad stay (the engine sets their .grad through them);
+                # a produced input is reached through `parents`, whose out_meta has its shape
+                # and dtype; a constant (a mask, a detached term) is not needed at all.
+                fn.inputs = tuple([t if t.grad_fn is None and t._requires_grad else None
+                                   for t in inputs])
             fn.needs_input_grad = needs
             # The links to the producers, as they are now: a later `x.detach_()` on an input
             # must not cut the graph recorded through it (PyTorch keeps those edges too).

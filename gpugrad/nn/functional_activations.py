@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import numbers
 
-from gpugrad import ops
+from gpugrad import backend, ops
 from gpugrad.nn._checks import _check_tensor
 from gpugrad.ops.special import erf, expm1
 from gpugrad.tensor import Tensor
@@ -68,6 +68,10 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
         raise ValueError(
             f"gelu: approximate argument must be either none or tanh, got {approximate!r}"
         )
+    if approximate == "tanh" and input.dtype == backend.float16:
+        # x^3 overflows float16 from |x| ~ 40, and 0 * inf in its gradient is NaN: the tanh
+        # form runs in float32 (PyTorch computes half-precision math in float32 too).
+        return gelu(input.to(backend.float32), approximate).to(backend.float16)
     if approximate == "none":
         # erf saturates at +-1 and its gradient exp(-x^2/2) underflows to 0: finite everywhere.
         return input * 0.5 * (1.0 + erf(input * _SQRT1_2))

@@ -72,6 +72,8 @@ def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
     op = "l1_loss"
     reduction = _reduction(op, size_average, reduce, reduction)
     _check_pair(op, input, target)
+    if weight is not None:
+        _check_tensor(op, "weight", weight)
     _check_devices(op, input=input, weight=weight)
     if input.dtype.kind == "b" or target.dtype.kind == "b":
         # gpugrad subtracts bools, PyTorch refuses to; l1_loss is the one loss that shows it.
@@ -120,6 +122,8 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
     op = "huber_loss"
     reduction = _reduction(op, None, None, reduction)
     _check_pair(op, input, target)
+    if weight is not None:
+        _check_tensor(op, "weight", weight)
     _check_devices(op, input=input, weight=weight)
     if delta <= 0:
         raise RuntimeError(f"{op}: does not support non-positive values for delta, got {delta}")
@@ -247,6 +251,8 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight=None, size_averag
     op = "binary_cross_entropy"
     reduction = _reduction(op, size_average, reduce, reduction)
     _check_pair(op, input, target)
+    if weight is not None:
+        _check_tensor(op, "weight", weight)
     _check_devices(op, input=input, weight=weight)
     if target.shape != input.shape:
         raise ValueError(
@@ -316,6 +322,8 @@ def embedding(input: Tensor, weight: Tensor, padding_idx=None, max_norm=None,
     op = "embedding"
     _check_tensor(op, "input", input)
     _check_tensor(op, "weight", weight)
+    if weight is not None:
+        _check_tensor(op, "weight", weight)
     _check_devices(op, input=input, weight=weight)
     _unsupported_options(op, max_norm, scale_grad_by_freq, sparse)
     if weight.ndim != 2:

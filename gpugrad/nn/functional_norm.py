@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numbers
 
-from gpugrad import ops
+from gpugrad import backend, ops
 from gpugrad.nn._checks import _check_devices, _check_tensor
 from gpugrad.ops.common import is_int
 from gpugrad.tensor import Tensor
@@ -79,6 +79,16 @@ def normalized_shape_tuple(op: str, normalized_shape) -> tuple:
     return tuple(int(s) for s in normalized_shape)
 
 
+def _in_float32(fn, input: Tensor, weight, bias, *args, **kwargs) -> Tensor:
+    """fn on float32 copies of a float16 input and its affine parameters, cast back: the
+    squares and the mean of a float16 input overflow or round to nothing (a spread of 300
+    gave all zeros), and PyTorch computes half-precision norms in float32 too."""
+    def up(t):
+        return None if t is None else t.to(backend.float32)
+
+    return fn(up(input), *args, weight=up(weight), bias=up(bias), **kwargs).to(backend.float16)
+
+
 def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
     """Normalise over the trailing dims `normalized_shape` (an int means the last dim), then
@@ -94,6 +104,8 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
             f"(*, {', '.join(map(str, shape))}), got input of shape {input.shape}"
         )
     _check_affine(op, input, shape, "normalized_shape", weight=weight, bias=bias)
+    if input.dtype == backend.float16:
+        return _in_float32(layer_norm, input, weight, bias, shape, eps=eps)
     y = _normalize(input, tuple(range(input.ndim - k, input.ndim)), eps)
     # weight and bias have the trailing dims' shape, so they broadcast as they are.
     if weight is not None:
@@ -125,6 +137,8 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
             f"of shape {input.shape} ({c} channels) and num_groups={num_groups}"
         )
     _check_affine(op, input, (c,), "one value per channel", weight=weight, bias=bias)
+    if input.dtype == backend.float16:
+        return _in_float32(group_norm, input, weight, bias, num_groups, eps=eps)
     # (N, G, C/G, *): each group's statistics are over its channels and all their positions.
     # The sizes are spelled out: a -1 could not be inferred for an empty batch.
     grouped = ops.reshape(input, (n, int(num_groups), c // num_groups) + spatial)

@@ -177,7 +177,14 @@ def batch_norm(input: Tensor, running_mean, running_var, weight=None, bias=None,
         )
     rm = None if running_mean is None else running_mean.data.reshape(c)
     rv = None if running_var is None else running_var.data.reshape(c)
-    return BatchNorm.apply(input, weight.reshape(c) if weight.ndim != 1 else weight,
-                           bias.reshape(c) if bias.ndim != 1 else bias,
-                           running_mean=rm, running_var=rv, training=bool(training),
-                           momentum=float(momentum), eps=float(eps))
+    weight = weight.reshape(c) if weight.ndim != 1 else weight
+    bias = bias.reshape(c) if bias.ndim != 1 else bias
+    half = input.dtype == backend.float16
+    if half:
+        # The squares and means of a float16 batch overflow or round away (values of 1e4
+        # gave NaN): the statistics and the normalisation run in float32, as PyTorch's do;
+        # the running stats keep their own dtype.
+        input, weight, bias = (t.to(backend.float32) for t in (input, weight, bias))
+    y = BatchNorm.apply(input, weight, bias, running_mean=rm, running_var=rv,
+                        training=bool(training), momentum=float(momentum), eps=float(eps))
+    return y.to(backend.float16) if half else y

@@ -506,3 +506,16 @@ def test_the_other_augmented_assignments_are_in_place_as_torch():
     h **= 2  # recorded: the out-of-place op, with its gradient
     h.sum().backward()
     assert w.grad.tolist() == [2.0, 4.0]
+
+
+def test_materialize_grads_gives_zeros_for_an_unused_input():
+    torch = pytest.importorskip("torch")
+    a = gg.tensor([1.0, 2.0], requires_grad=True)
+    b = gg.tensor([3.0], requires_grad=True)
+    ga, gb = gg.autograd.grad((a * 2).sum(), [a, b], materialize_grads=True)
+    ta = torch.tensor([1.0, 2.0], requires_grad=True)
+    tb = torch.tensor([3.0], requires_grad=True)
+    tga, tgb = torch.autograd.grad((ta * 2).sum(), [ta, tb], materialize_grads=True)
+    np.testing.assert_array_equal(ga.numpy(), tga.numpy())
+    np.testing.assert_array_equal(gb.numpy(), tgb.numpy())
+    assert gb.dtype == b.dtype and gb.device == b.device

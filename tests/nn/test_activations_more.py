@@ -361,3 +361,17 @@ def test_modules_run_in_a_sequential_and_train():
     model(x).sum().backward()
     grads = [p.grad for p in model.parameters()]
     assert all(g is not None and np.isfinite(g.numpy()).all() for g in grads)
+
+
+def test_tanh_gelu_in_float16_has_finite_gradients_where_x_cubed_overflows():
+    torch = pytest.importorskip("torch")
+    xa = np.array([-300.0, -100.0, -2.0, 0.5, 100.0, 300.0], dtype=np.float16)
+    x = gg.tensor(xa, requires_grad=True)
+    tx = torch.tensor(xa, requires_grad=True)
+    y = FA.gelu(x, approximate="tanh")
+    ty = torch.nn.functional.gelu(tx, approximate="tanh")
+    assert y.dtype == gg.float16
+    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-3)
+    y.sum().backward()
+    ty.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-2, atol=1e-3)

@@ -435,3 +435,22 @@ def _tag_cuda(t):
 def test_mixed_devices_are_refused_naming_both(call):
     with pytest.raises(RuntimeError, match=r"(cpu.*cuda:0|cuda:0.*cpu)"):
         call()
+
+
+def test_batch_norm_of_float16_takes_its_statistics_in_float32():
+    """Values of 1e4 with a spread of 300 in float16: their squares overflow float16 (the
+    output was NaN); the statistics run in float32, the output and the gradient stay float16,
+    the running stats keep their dtype, all against float64 arithmetic on the same values."""
+    rng = np.random.default_rng(5)
+    xa = (rng.standard_normal((6, 2, 3)) * 300 + 1e4).astype(np.float16)
+    x = gg.tensor(xa, requires_grad=True)
+    rm, rv = gg.zeros(2, dtype=gg.float16), gg.ones(2, dtype=gg.float16)
+    y = F.batch_norm(x, rm, rv, training=True)
+    x64 = xa.astype(np.float64)
+    mean, var = x64.mean((0, 2), keepdims=True), x64.var((0, 2), keepdims=True)
+    assert y.dtype == gg.float16 and rm.dtype == gg.float16
+    np.testing.assert_allclose(y.detach().numpy().astype(np.float64),
+                               (x64 - mean) / np.sqrt(var + 1e-5), atol=5e-3)
+    np.testing.assert_allclose(rm.numpy().astype(np.float64), 0.1 * mean.ravel(), rtol=1e-3)
+    y.backward(gg.ones_like(y))
+    assert x.grad.dtype == gg.float16 and np.isfinite(x.grad.numpy()).all()

@@ -478,3 +478,10 @@ def test_module_arguments():
             module(reduction="batchmean")
     with pytest.raises(ValueError, match="kl_div: sums is not a valid value"):
         L.KLDivLoss(reduction="sums")
+
+
+def test_a_weight_that_is_not_a_tensor_is_a_type_error_naming_the_op():
+    z = gg.zeros(4)
+    for name in ("l1_loss", "huber_loss", "binary_cross_entropy"):
+        with pytest.raises(TypeError, match=f"{name}: weight must be a gpugrad Tensor"):
+            getattr(FL, name)(z, z, weight=[1.0] * 4)

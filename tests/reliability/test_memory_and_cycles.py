@@ -255,3 +255,16 @@ def test_a_hook_on_an_intermediate_runs_after_its_tensor_object_is_gone():
     loss.backward()
     assert len(calls) == 1
     np.testing.assert_allclose(x.grad.numpy(), [20.0, 20.0, 20.0])
+
+
+def test_a_constant_operand_of_an_op_that_drops_its_inputs_is_freed():
+    """A mask or a detached term added to a recorded tensor is not needed by add's backward:
+    the node does not keep it (only leaves that require grad stay, for their .grad)."""
+    x = gg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    mask = gg.zeros(3)
+    gone = weakref.ref(mask)
+    y = (x * 2 + mask).sum()
+    del mask
+    assert gone() is None
+    y.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 2.0, 2.0])

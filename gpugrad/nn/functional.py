@@ -214,12 +214,16 @@ def nll_loss(input: Tensor, target: Tensor, weight=None, size_average=None,
 
 
 def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
-             reduction: str = "mean") -> Tensor:
-    """Mean squared error: (input - target)^2, reduced; shapes broadcast (with a warning)."""
+             reduction: str = "mean", weight=None) -> Tensor:
+    """Mean squared error: (input - target)^2, reduced; shapes broadcast (with a warning).
+    A `weight` of the input's shape multiplies each term, and 'mean' is then
+    sum(w * d^2) / sum(w) (PyTorch 2.13's `weight=`)."""
     reduction = _reduction("mse_loss", size_average, reduce, reduction)
     _check_tensor("mse_loss", "input", input)
     _check_tensor("mse_loss", "target", target)
-    _check_devices("mse_loss", input=input, target=target)
+    if weight is not None:
+        _check_tensor("mse_loss", "weight", weight)
+    _check_devices("mse_loss", input=input, target=target, weight=weight)
     if input.shape != target.shape:
         warnings.warn(
             f"mse_loss: using a target size ({target.shape}) that is different to the input "
@@ -228,7 +232,15 @@ def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
             stacklevel=2,
         )
     diff = input - target
-    return _reduce(diff * diff, reduction)
+    if weight is None:
+        return _reduce(diff * diff, reduction)
+    from gpugrad.nn.functional_losses import _check_weight_size  # imports this module
+
+    _check_weight_size("mse_loss", weight, input)
+    err = diff * diff * weight
+    if reduction == "mean":
+        return ops.sum(err) / ops.sum(weight)
+    return _reduce(err, reduction)
 
 
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight=None,

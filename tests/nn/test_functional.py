@@ -454,3 +454,25 @@ def test_batch_norm_of_float16_takes_its_statistics_in_float32():
     np.testing.assert_allclose(rm.numpy().astype(np.float64), 0.1 * mean.ravel(), rtol=1e-3)
     y.backward(gg.ones_like(y))
     assert x.grad.dtype == gg.float16 and np.isfinite(x.grad.numpy()).all()
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_mse_loss_weight_as_pytorch_2_13(reduction):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(6)
+    xa, ta, wa = rng.standard_normal((3, 4)), rng.standard_normal((3, 4)), rng.random((3, 4))
+    x = gg.tensor(xa, requires_grad=True)
+    w = gg.tensor(wa, requires_grad=True)
+    tx = torch.tensor(xa, requires_grad=True)
+    tw = torch.tensor(wa, requires_grad=True)
+    y = F.mse_loss(x, gg.tensor(ta), reduction=reduction, weight=w)
+    ty = torch.nn.functional.mse_loss(tx, torch.tensor(ta), reduction=reduction, weight=tw)
+    np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-12)
+    y.sum().backward()
+    ty.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(w.grad.numpy(), tw.grad.numpy(), rtol=1e-12)
+    with pytest.raises(ValueError, match="mse_loss: weights and input must have the same size"):
+        F.mse_loss(x, gg.tensor(ta), weight=gg.ones(4))
+    with pytest.raises(TypeError, match="mse_loss: weight must be a gpugrad Tensor"):
+        F.mse_loss(x, gg.tensor(ta), weight=[1.0])

@@ -38,6 +38,10 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
             f"dimension (shape {input.shape}) but weight of shape {weight.shape} expects "
             f"{weight.shape[-1]}"
         )
+    if weight.ndim == 2 and (bias is None or (isinstance(bias, Tensor)
+                                              and bias.shape == (weight.shape[0],))):
+        return ops.linear(input, weight, bias)
+    # A 1-D weight, or a bias of another (broadcastable) shape, as PyTorch allows.
     y = ops.matmul(input, ops.transpose(weight, 0, 1) if weight.ndim == 2 else weight)
     if bias is not None:
         y = y + bias

@@ -10,7 +10,7 @@ from gpugrad.ops.elementwise import (  # noqa: F401
     rsqrt, sigmoid, sign, sin, sqrt, square, sub, tanh, where,
 )
 from gpugrad.ops.indexing import gather, getitem, nonzero, scatter_along, setitem_  # noqa: F401
-from gpugrad.ops.linalg import bmm, matmul, mm  # noqa: F401
+from gpugrad.ops.linalg import bmm, linear, matmul, mm  # noqa: F401
 from gpugrad.ops.reduce import (  # noqa: F401
     all, amax, amin, any, argmax, argmin, logsumexp, max, mean, min, norm, prod, std, sum,
     sum_to, var,

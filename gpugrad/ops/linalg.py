@@ -1,4 +1,5 @@
-"""Matrix products: matmul (1-D, 2-D, batched and broadcast batched), mm, bmm."""
+"""Matrix products: matmul (1-D, 2-D, batched and broadcast batched), mm, bmm, and linear
+(x @ w^T + b as one node)."""
 
 from __future__ import annotations
 
@@ -68,3 +69,42 @@ def bmm(a, b):
             f"bmm: expected 3-D tensors with the same batch size, got {a.shape} and {b.shape}"
         )
     return matmul(a, b)
+
+
+class Linear(Function):
+    """y = x @ w^T (+ b) over the last dim of x, as one node instead of three (transpose,
+    matmul, add): the weight's gradient gy^T @ x comes out in w's own (out, in) layout,
+    where through w.T's node it was a transposed view that became `.grad` by a copy, and the
+    bias is added into the product's fresh buffer."""
+
+    def forward(self, x, w, b=None):
+        lead = x.shape[:-1]
+        y = backend.matmul(x.reshape(-1, x.shape[-1]), w.T)
+        if b is not None:
+            y += b
+        return y.reshape(lead + (w.shape[0],))
+
+    def backward(self, gy):
+        from gpugrad.ops.reduce import sum
+        from gpugrad.ops.shape import reshape, transpose
+
+        x, w = self.inputs[0], self.inputs[1]
+        needs = self.needs_input_grad
+        out_features, in_features = w.shape
+        gy2 = reshape(gy, (-1, out_features))
+        gx = reshape(MatMul.apply(gy2, w), x.shape) if needs[0] else None
+        gw = None
+        if needs[1]:
+            gw = MatMul.apply(transpose(gy2, 0, 1), reshape(x, (-1, in_features)))
+        if len(needs) == 2:
+            return gx, gw
+        return gx, gw, (sum(gy2, dim=0) if needs[2] else None)
+
+
+def linear(x, w, b=None):
+    """x @ w.T (+ b) for x (..., in), w (out, in), b (out,) or None, one dtype and device
+    (F.linear checks its arguments and takes other shapes through matmul)."""
+    if x.dtype != w.dtype or (b is not None and b.dtype != x.dtype):
+        dtypes = f"{x.dtype}, {w.dtype}" + ("" if b is None else f" and {b.dtype}")
+        raise RuntimeError(f"linear: expected input, weight and bias of one dtype, got {dtypes}")
+    return Linear.apply(x, w) if b is None else Linear.apply(x, w, b)

@@ -81,3 +81,12 @@ def test_bench_pool_runs_on_simulated_cuda(tmp_path):
     assert result["device"] == "cuda"
     entry = result["shapes"]["2x3x8x8"]
     assert entry["kernels"] > 0 and entry["composite"] > 0 and "torch" not in entry
+
+
+def test_bench_linear_node_writes_json(tmp_path, capsys):
+    from gpugrad.bench import linear_node
+
+    assert linear_node.main(["--rounds", "2", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "linear-node-cpu.json").read_text())
+    assert [c["ratio_one_over_three"] > 0 for c in data["cases"]] == [True] * 3
+    assert "1 node ms" in capsys.readouterr().out

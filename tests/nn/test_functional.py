@@ -476,3 +476,37 @@ def test_mse_loss_weight_as_pytorch_2_13(reduction):
         F.mse_loss(x, gg.tensor(ta), weight=gg.ones(4))
     with pytest.raises(TypeError, match="mse_loss: weight must be a gpugrad Tensor"):
         F.mse_loss(x, gg.tensor(ta), weight=[1.0])
+
+
+@pytest.mark.parametrize("x_shape", [(5, 3), (3,), (2, 4, 3), (1, 1, 3), (0, 3)])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_linear_is_one_node_with_pytorchs_values_and_gradients(x_shape, with_bias):
+    """F.linear as one Linear node: values and the three gradients against PyTorch, gradcheck
+    and gradgradcheck, and the weight's gradient in the weight's own layout."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    xa, wa, ba = rng.standard_normal(x_shape), rng.standard_normal((4, 3)), rng.standard_normal(4)
+    x, w = gg.tensor(xa, requires_grad=True), gg.tensor(wa, requires_grad=True)
+    b = gg.tensor(ba, requires_grad=True) if with_bias else None
+    tx, tw = torch.tensor(xa, requires_grad=True), torch.tensor(wa, requires_grad=True)
+    tb = torch.tensor(ba, requires_grad=True) if with_bias else None
+    y = F.linear(x, w, b)
+    ty = torch.nn.functional.linear(tx, tw, tb)
+    assert type(y.grad_fn).__name__ == "Linear"
+    np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-12, atol=1e-12)
+    gya = rng.standard_normal(ty.shape)
+    y.backward(gg.tensor(gya))
+    ty.backward(torch.tensor(gya))
+    for mine, theirs in [(x, tx), (w, tw)] + ([(b, tb)] if with_bias else []):
+        np.testing.assert_allclose(mine.grad.numpy(), theirs.grad.numpy(), rtol=1e-12,
+                                   atol=1e-12)
+    assert w.grad.data.flags.c_contiguous
+    args = [x, w] + ([b] if with_bias else [])
+    if xa.size:
+        assert gradcheck(lambda *a: F.linear(*a), args)
+        assert gradgradcheck(lambda *a: F.linear(*a), args)
+
+
+def test_linear_with_mixed_dtypes_names_them():
+    with pytest.raises(RuntimeError, match="linear: expected input, weight and bias of one dtype"):
+        F.linear(gg.ones(2, 3), gg.ones(4, 3, dtype=gg.float64))

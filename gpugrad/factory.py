@@ -8,6 +8,7 @@ import numbers
 import numpy as np
 
 from gpugrad import backend
+from gpugrad.ops.common import is_int
 from gpugrad.tensor import Tensor
 
 
@@ -246,13 +247,13 @@ def _sizes(op, size):
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = tuple(size[0])
     for s in size:
-        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
+        if not is_int(s) or s < 0:
             raise ValueError(f"{op}: expected non-negative integer sizes, got {tuple(size)}")
     return tuple(int(s) for s in size)
 
 
 def _count(op, name, n):
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+    if not is_int(n) or n < 0:
         raise ValueError(f"{op}: {name} must be a non-negative integer, got {n!r}")
     return int(n)
 

@@ -1,4 +1,5 @@
-"""`Conv2d`: 2-D convolution with PyTorch's arguments, default init and padding modes."""
+"""`Conv2d` and `ConvTranspose2d`: 2-D convolution and its transpose with PyTorch's arguments,
+default init and (for Conv2d) padding modes."""
 
 from __future__ import annotations
 
@@ -121,4 +122,94 @@ class Conv2d(Module):
             s += ", bias=False"
         if self.padding_mode != "zeros":
             s += f", padding_mode={self.padding_mode}"
+        return s
+
+
+class ConvTranspose2d(Module):
+    """Applies a 2-D transposed convolution over (N, C_in, H, W) (or unbatched) input.
+
+    weight: (in_channels, out_channels // groups, kH, kW), as PyTorch's; forward(input,
+    output_size=None) picks the output_padding that gives `output_size`, as PyTorch's.
+    Only padding_mode='zeros' (PyTorch's only mode for it too).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 output_padding=0, groups: int = 1, bias: bool = True, dilation=1,
+                 padding_mode: str = "zeros", device=None, dtype=None):
+        super().__init__()
+        op = "ConvTranspose2d"
+        in_channels = integer(op, "in_channels", in_channels, 0)
+        out_channels = integer(op, "out_channels", out_channels, 0)
+        groups = integer(op, "groups", groups, 1)
+        if in_channels % groups != 0:
+            raise ValueError(f"{op}: in_channels must be divisible by groups, got "
+                             f"in_channels={in_channels}, groups={groups}")
+        if out_channels % groups != 0:
+            raise ValueError(f"{op}: out_channels must be divisible by groups, got "
+                             f"out_channels={out_channels}, groups={groups}")
+        if padding_mode != "zeros":
+            raise ValueError(f'{op}: only "zeros" padding_mode is supported, got '
+                             f"{padding_mode!r}")
+        self.kernel_size = pair(op, "kernel_size", kernel_size, 1)
+        self.stride = pair(op, "stride", stride, 1)
+        self.padding = pair(op, "padding", padding, 0)
+        self.output_padding = pair(op, "output_padding", output_padding, 0)
+        self.dilation = pair(op, "dilation", dilation, 1)
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.padding_mode = padding_mode
+        self.transposed = True
+        self.weight = Parameter(factory.empty(in_channels, out_channels // groups,
+                                              *self.kernel_size, dtype=dtype, device=device))
+        if bias:
+            self.bias = Parameter(factory.empty(out_channels, dtype=dtype, device=device))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # PyTorch's fan-in for this weight is dim 1 times the kernel, as for Conv2d's.
+        init.default_layer_init_(self.weight, self.bias)
+
+    def _output_padding(self, input, output_size) -> tuple:
+        """The output_padding that makes the output `output_size` (its last two entries)."""
+        if output_size is None:
+            return self.output_padding
+        size = tuple(int(v) for v in output_size)[-2:]
+        if len(size) != 2:
+            raise ValueError(f"ConvTranspose2d: output_size must have at least 2 entries, got "
+                             f"{tuple(output_size)}")
+        extra = []
+        for i, want in enumerate(size):
+            smallest = ((input.shape[-2 + i] - 1) * self.stride[i] - 2 * self.padding[i]
+                        + self.dilation[i] * (self.kernel_size[i] - 1) + 1)
+            largest = smallest + self.stride[i] - 1
+            if not smallest <= want <= largest:
+                raise ValueError(
+                    f"ConvTranspose2d: requested an output size of {size}, but valid sizes "
+                    f"range from {smallest} to {largest} (for an input of {input.shape[-2:]})"
+                )
+            extra.append(want - smallest)
+        return tuple(extra)
+
+    def forward(self, input, output_size=None):
+        if input.ndim not in (3, 4):
+            raise RuntimeError(f"ConvTranspose2d: expected a 3-D (C, H, W) or 4-D (N, C, H, W) "
+                               f"input, got shape {input.shape}")
+        return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,
+                                  self._output_padding(input, output_size), self.groups,
+                                  self.dilation)
+
+    def extra_repr(self) -> str:
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}")
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.output_padding != (0, 0):
+            s += f", output_padding={self.output_padding}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
         return s

@@ -73,6 +73,16 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
                    groups=groups)
 
 
+def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1,
+                     padding=0, output_padding=0, groups: int = 1, dilation=1) -> Tensor:
+    """2-D transposed convolution of (N, C_in, H, W) or (C_in, H, W) input with weight
+    (C_in, C_out / groups, kH, kW): conv2d's adjoint in its input."""
+    from gpugrad.ops.conv import conv_transpose2d as _conv_transpose2d
+
+    return _conv_transpose2d(input, weight, bias, stride=stride, padding=padding,
+                             output_padding=output_padding, groups=groups, dilation=dilation)
+
+
 # ----------------------------------------------------------------------------- pooling
 
 
@@ -407,7 +417,7 @@ from gpugrad.nn.functional_norm import group_norm, layer_norm  # noqa: E402
 
 __all__ = [
     "adaptive_avg_pool2d", "avg_pool2d", "batch_norm", "binary_cross_entropy",
-    "binary_cross_entropy_with_logits", "conv2d", "cross_entropy", "dropout", "elu", "embedding",
+    "binary_cross_entropy_with_logits", "conv2d", "conv_transpose2d", "cross_entropy", "dropout", "elu", "embedding",
     "flatten", "gelu", "group_norm", "hardsigmoid", "hardswish", "hardtanh", "huber_loss",
     "kl_div", "l1_loss", "layer_norm", "leaky_relu", "linear", "log_softmax", "max_pool2d",
     "max_pool2d_with_indices", "mish", "mse_loss", "multi_margin_loss", "nll_loss", "one_hot",

@@ -194,6 +194,72 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return y.reshape(oc, oh, ow) if unbatched else y
 
 
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
+                     groups=1, dilation=1):
+    """2-D transposed convolution, as torch.nn.functional.conv_transpose2d: the adjoint of
+    conv2d in its input (ConvInputGrad), so its gradients and their gradients come from the
+    triad above. weight is (in_channels, out_channels / groups, kh, kw): conv2d's weight for
+    the convolution this one transposes."""
+    op = "conv_transpose2d"
+    x, w = input, weight
+    if not isinstance(x, Tensor) or not isinstance(w, Tensor):
+        raise TypeError(f"{op}: input and weight must be Tensors")
+    if w.ndim != 4:
+        raise ValueError(f"{op}: expected a 4-D weight (in_channels, out_channels/groups, kh, "
+                         f"kw), got shape {w.shape}")
+    unbatched = x.ndim == 3
+    if unbatched:
+        x = x.reshape(1, *x.shape)
+    if x.ndim != 4:
+        raise ValueError(f"{op}: expected a 3-D or 4-D input (N, C, H, W), got shape "
+                         f"{input.shape}")
+    check_float_input(op, x)
+    for t, name in ((w, "weight"), (bias, "bias")):
+        if t is not None and t.device != x.device:
+            raise RuntimeError(f"{op}: input is on {x.device} but {name} is on {t.device}")
+        if t is not None and t.dtype != x.dtype:
+            raise TypeError(f"{op}: input has dtype {x.dtype} but {name} has dtype {t.dtype}")
+    groups = integer(op, "groups", groups, 1)
+    n, c, h, wd = x.shape
+    cin, cout_g, kh, kw = w.shape
+    if kh < 1 or kw < 1:
+        raise ValueError(f"{op}: kernel size must be >= 1, got weight of shape {tuple(w.shape)}")
+    if c != cin:
+        raise ValueError(f"{op}: expected input with {cin} channels (weight {tuple(w.shape)}), "
+                         f"got {c} channels (input shape {tuple(x.shape)})")
+    if cin % groups:
+        raise ValueError(f"{op}: in_channels {cin} is not divisible by groups {groups}")
+    out_c = cout_g * groups
+    if bias is not None and tuple(bias.shape) != (out_c,):
+        raise ValueError(f"{op}: expected bias of shape ({out_c},), got {tuple(bias.shape)}")
+    stride = pair(op, "stride", stride, 1)
+    dilation = pair(op, "dilation", dilation, 1)
+    padding = pair(op, "padding", padding, 0)
+    output_padding = pair(op, "output_padding", output_padding, 0)
+    for extra, s, d in zip(output_padding, stride, dilation):
+        if extra >= max(s, d):
+            raise ValueError(f"{op}: output padding must be smaller than either stride or "
+                             f"dilation, got output_padding={output_padding}, stride={stride}, "
+                             f"dilation={dilation}")
+        if extra >= s:
+            # Rows past the last stride step would make the transposed convolution's own
+            # output size disagree with the input's; PyTorch allows this when dilation > stride.
+            raise NotImplementedError(f"{op}: output_padding={output_padding} not smaller "
+                                      f"than stride={stride} (only with dilation > stride)")
+    out_hw = tuple((i - 1) * s - 2 * p + d * (k - 1) + e + 1 for i, s, p, d, k, e in
+                   zip((h, wd), stride, padding, dilation, (kh, kw), output_padding))
+    if min(out_hw) < 1:
+        raise ValueError(f"{op}: the output would be {out_hw} (input {tuple(x.shape)}, weight "
+                         f"{tuple(w.shape)}, stride {stride}, padding {padding}, dilation "
+                         f"{dilation}, output_padding {output_padding}); it must be positive")
+    conv_kernels._check_nbytes(op, "im2col columns", (out_c, kh, kw, n, h, wd), x.dtype)
+    geometry = ((kh, kw), stride, padding, dilation, groups)
+    y = ConvInputGrad.apply(x, w, geometry=geometry, in_hw=out_hw)
+    if bias is not None:
+        y = y + bias.reshape(1, out_c, 1, 1)
+    return y.reshape(out_c, *out_hw) if unbatched else y
+
+
 def _choose_algorithm(geometry, device, x_shape, w_shape):
     """conv_gemm or conv_winograd for this convolution (the switch: kernels.config)."""
     setting = kernel_config.conv_algorithm()

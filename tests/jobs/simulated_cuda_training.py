@@ -74,6 +74,22 @@ def test_conv2d_on_cuda_builds_its_columns_again_for_the_weight_gradient():
         np.testing.assert_allclose(on_cuda, on_cpu, rtol=1e-12, atol=1e-12)
 
 
+def test_conv_transpose2d_on_cuda_matches_the_cpu():
+    """conv_transpose2d is ConvInputGrad: col2im's CUDA kernel forward, im2col's backward."""
+    rng = np.random.default_rng(6)
+    xa, wa, ba = rng.standard_normal((2, 3, 3, 4)), rng.standard_normal((3, 2, 3, 3)), \
+        rng.standard_normal(2)
+    gya = rng.standard_normal((2, 2, 6, 8))
+    results = []
+    for device in ("cpu", "cuda"):
+        x, w, b = (gg.tensor(a, device=device, requires_grad=True) for a in (xa, wa, ba))
+        y = F.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1)
+        y.backward(gg.tensor(gya, device=device))
+        results.append([t.numpy() for t in (y.detach(), x.grad, w.grad, b.grad)])
+    for on_cuda, on_cpu in zip(results[1], results[0]):
+        np.testing.assert_allclose(on_cuda, on_cpu, rtol=1e-12, atol=1e-12)
+
+
 def test_bad_label_on_cuda_raises_before_the_kernel():
     logits = gg.zeros(2, 3, device="cuda", requires_grad=True)
     with pytest.raises(ValueError, match="7"):

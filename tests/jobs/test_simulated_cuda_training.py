@@ -6,4 +6,4 @@ import pytest
 
 @pytest.mark.simulator("simulated_cuda_training.py", timeout=600)
 def test_simulated_cuda_training_path(simulated):
-    assert "5 passed" in simulated
+    assert "6 passed" in simulated

@@ -56,6 +56,23 @@ def test_conv2d_forward_gradients_and_double_backward_match_the_cpu(
         _assert_close(cuda_value, cpu_value)
 
 
+def test_conv_transpose2d_and_its_double_backward_match_the_cpu():
+    rng = np.random.default_rng(4)
+    x, w, b = rng.standard_normal((4, 6, 7, 5)), rng.standard_normal((6, 2, 3, 3)), \
+        rng.standard_normal(4)
+    results = {}
+    for device in ("cpu", "cuda"):
+        tx, tw, tb = _on(device, x, w, b)
+        y = F.conv_transpose2d(tx, tw, tb, stride=2, padding=1, output_padding=1, groups=2)
+        gy = gg.tensor(np.random.default_rng(5).standard_normal(y.shape), device=device)
+        grads = gg.autograd.grad(y, [tx, tw, tb], gy, create_graph=True)
+        (ggw,) = gg.autograd.grad((grads[0] ** 2).sum(), [tw])
+        results[device] = (y, *grads, ggw)
+    for cuda_value, cpu_value in zip(results["cuda"], results["cpu"]):
+        assert cuda_value.shape == cpu_value.shape
+        _assert_close(cuda_value, cpu_value)
+
+
 @pytest.mark.parametrize("kernel, stride, padding, ceil_mode", [
     (2, None, 0, False), (3, 2, 1, True), ((2, 3), (1, 2), (1, 0), False)])
 def test_pooling_matches_the_cpu(kernel, stride, padding, ceil_mode):

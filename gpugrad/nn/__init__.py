@@ -20,3 +20,6 @@ from gpugrad.nn.module import Module  # noqa: F401
 from gpugrad.nn.normalization import GroupNorm, LayerNorm  # noqa: F401
 from gpugrad.nn.parameter import Parameter  # noqa: F401
 from gpugrad.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d  # noqa: F401
+from gpugrad.nn.upsampling import (  # noqa: F401
+    Upsample, UpsamplingBilinear2d, UpsamplingNearest2d,
+)

@@ -410,6 +410,7 @@ def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 from gpugrad.nn.functional_activations import (  # noqa: E402
     elu, gelu, hardsigmoid, hardswish, hardtanh, leaky_relu, mish, relu6, silu, softplus,
 )
+from gpugrad.nn.functional_interpolate import interpolate  # noqa: E402
 from gpugrad.nn.functional_losses import (  # noqa: E402
     binary_cross_entropy, embedding, huber_loss, kl_div, l1_loss, smooth_l1_loss,
 )
@@ -419,6 +420,7 @@ __all__ = [
     "adaptive_avg_pool2d", "avg_pool2d", "batch_norm", "binary_cross_entropy",
     "binary_cross_entropy_with_logits", "conv2d", "conv_transpose2d", "cross_entropy", "dropout", "elu", "embedding",
     "flatten", "gelu", "group_norm", "hardsigmoid", "hardswish", "hardtanh", "huber_loss",
+    "interpolate",
     "kl_div", "l1_loss", "layer_norm", "leaky_relu", "linear", "log_softmax", "max_pool2d",
     "max_pool2d_with_indices", "mish", "mse_loss", "multi_margin_loss", "nll_loss", "one_hot",
     "pad", "relu", "relu6", "sigmoid", "silu", "smooth_l1_loss", "softmax", "softplus", "tanh",

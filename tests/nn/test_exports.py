@@ -5,22 +5,26 @@ import pytest
 
 import gpugrad as gg
 import gpugrad.nn.functional as F
-from gpugrad.nn import functional_activations, functional_losses, functional_norm
+from gpugrad.nn import (
+    functional_activations, functional_interpolate, functional_losses, functional_norm,
+)
 
 MODULES = ["ELU", "GELU", "Hardsigmoid", "Hardswish", "Hardtanh", "LeakyReLU", "Mish", "ReLU6",
            "SiLU", "Softplus", "LayerNorm", "GroupNorm", "Embedding", "L1Loss", "SmoothL1Loss",
-           "HuberLoss", "KLDivLoss", "BCELoss"]
+           "HuberLoss", "KLDivLoss", "BCELoss", "ConvTranspose2d", "Upsample",
+           "UpsamplingNearest2d", "UpsamplingBilinear2d"]
 
 
 def test_functional_exports_every_name_in_its_all():
     for name in F.__all__:
         assert callable(getattr(F, name)), name
-    for module in (functional_activations, functional_losses, functional_norm):
+    for module in (functional_activations, functional_interpolate, functional_losses,
+                   functional_norm):
         for name in getattr(module, "__all__", [n for n in dir(module) if not n.startswith("_")]):
             if callable(getattr(module, name)) and name in F.__all__:
                 assert getattr(F, name) is getattr(module, name)
     for name in ("gelu", "silu", "layer_norm", "group_norm", "embedding", "kl_div",
-                 "binary_cross_entropy", "huber_loss"):
+                 "binary_cross_entropy", "huber_loss", "interpolate", "conv_transpose2d"):
         assert name in F.__all__
 
 

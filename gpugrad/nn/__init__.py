@@ -6,7 +6,7 @@ from gpugrad.nn.activation import (  # noqa: F401
     Sigmoid, Softmax, Softplus, Tanh,
 )
 from gpugrad.nn.batchnorm import BatchNorm1d, BatchNorm2d  # noqa: F401
-from gpugrad.nn.container import ModuleList, Sequential  # noqa: F401
+from gpugrad.nn.container import ModuleDict, ModuleList, Sequential  # noqa: F401
 from gpugrad.nn.conv import Conv2d, ConvTranspose2d  # noqa: F401
 from gpugrad.nn.dropout import Dropout  # noqa: F401
 from gpugrad.nn.embedding import Embedding  # noqa: F401

@@ -1,4 +1,5 @@
-"""Containers: `Sequential` (calls its modules in order) and `ModuleList` (holds them)."""
+"""Containers: `Sequential` (calls its modules in order), `ModuleList` and `ModuleDict` (hold
+them, by position or by name)."""
 
 from __future__ import annotations
 
@@ -137,3 +138,71 @@ class ModuleList(Module):
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError("ModuleList is not callable; iterate over its modules")
+
+
+class ModuleDict(Module):
+    """An ordered dict of named modules that registers them, as torch.nn.ModuleDict: its
+    state_dict keys are "<name>.<parameter>", and it keeps insertion order (update() from a
+    plain dict or ModuleDict keeps theirs)."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def __getitem__(self, key: str) -> Module:
+        try:
+            return self._modules[key]
+        except KeyError:
+            raise KeyError(f"ModuleDict: no module named {key!r}") from None
+
+    def __setitem__(self, key: str, module: Module) -> None:
+        self.add_module(key, module)
+
+    def __delitem__(self, key: str) -> None:
+        if key not in self._modules:
+            raise KeyError(f"ModuleDict: no module named {key!r}")
+        del self._modules[key]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def __contains__(self, key) -> bool:
+        return key in self._modules
+
+    def keys(self):
+        return self._modules.keys()
+
+    def values(self):
+        return self._modules.values()
+
+    def items(self):
+        return self._modules.items()
+
+    def clear(self) -> None:
+        self._modules.clear()
+
+    def pop(self, key: str) -> Module:
+        module = self[key]
+        del self[key]
+        return module
+
+    def update(self, modules) -> None:
+        """Add (or replace) modules from a mapping or an iterable of (name, module) pairs."""
+        if hasattr(modules, "items"):
+            pairs = modules.items()
+        else:
+            pairs = []
+            for j, pair in enumerate(modules):
+                if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                    raise ValueError(f"ModuleDict.update: element #{j} of the sequence should "
+                                     f"be a (name, module) pair, got {pair!r}")
+                pairs.append(pair)
+        for key, module in pairs:
+            self[key] = module
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError("ModuleDict is not callable; index it by name")

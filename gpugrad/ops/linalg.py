@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+
 from gpugrad import backend
 from gpugrad.autograd.function import Function
 from gpugrad.ops.common import broadcast_shapes, check_same_device
@@ -79,7 +81,8 @@ class Linear(Function):
 
     def forward(self, x, w, b=None):
         lead = x.shape[:-1]
-        y = backend.matmul(x.reshape(-1, x.shape[-1]), w.T)
+        # The row count spelled out: a -1 cannot be inferred when a feature count is 0.
+        y = backend.matmul(x.reshape(math.prod(lead), x.shape[-1]), w.T)
         if b is not None:
             y += b
         return y.reshape(lead + (w.shape[0],))
@@ -91,11 +94,12 @@ class Linear(Function):
         x, w = self.inputs[0], self.inputs[1]
         needs = self.needs_input_grad
         out_features, in_features = w.shape
-        gy2 = reshape(gy, (-1, out_features))
+        rows = math.prod(x.shape[:-1])
+        gy2 = reshape(gy, (rows, out_features))
         gx = reshape(MatMul.apply(gy2, w), x.shape) if needs[0] else None
         gw = None
         if needs[1]:
-            gw = MatMul.apply(transpose(gy2, 0, 1), reshape(x, (-1, in_features)))
+            gw = MatMul.apply(transpose(gy2, 0, 1), reshape(x, (rows, in_features)))
         if len(needs) == 2:
             return gx, gw
         return gx, gw, (sum(gy2, dim=0) if needs[2] else None)

@@ -510,3 +510,23 @@ def test_linear_is_one_node_with_pytorchs_values_and_gradients(x_shape, with_bia
 def test_linear_with_mixed_dtypes_names_them():
     with pytest.raises(RuntimeError, match="linear: expected input, weight and bias of one dtype"):
         F.linear(gg.ones(2, 3), gg.ones(4, 3, dtype=gg.float64))
+
+
+@pytest.mark.parametrize("x_shape, w_shape", [((4, 0), (5, 0)), ((0, 0), (5, 0)),
+                                              ((4, 3), (0, 3)), ((2, 1, 0), (2, 0))])
+def test_linear_with_no_features_in_or_out_matches_torch(x_shape, w_shape):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(8)
+    xa, wa, ba = rng.standard_normal(x_shape), rng.standard_normal(w_shape), \
+        rng.standard_normal(w_shape[0])
+    x, w, b = (gg.tensor(a, requires_grad=True) for a in (xa, wa, ba))
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (xa, wa, ba))
+    y = F.linear(x, w, b)
+    ty = torch.nn.functional.linear(tx, tw, tb)
+    assert y.shape == tuple(ty.shape)
+    np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy())
+    y.sum().backward()
+    ty.sum().backward()
+    for mine, theirs in ((x, tx), (w, tw), (b, tb)):
+        assert mine.grad.shape == tuple(theirs.grad.shape)
+        np.testing.assert_allclose(mine.grad.numpy(), theirs.grad.numpy())

@@ -51,3 +51,13 @@ def _check_devices(op: str, **tensors) -> None:
                 f"{op}: expected all tensors on the same device, got {first[0]} on {first[1]} "
                 f"and {name} on {t.device}"
             )
+
+
+def _check_weight_size(op: str, weight, input: Tensor) -> None:
+    """A per-element loss weight: a Tensor of the input's shape (PyTorch 2.13's `weight=`)."""
+    _check_tensor(op, "weight", weight)
+    if weight.shape != input.shape:
+        raise ValueError(
+            f"{op}: weights and input must have the same size, got weight of shape "
+            f"{weight.shape} and input of shape {input.shape}"
+        )

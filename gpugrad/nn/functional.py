@@ -18,7 +18,7 @@ from gpugrad.ops.dropout import dropout as _dropout
 from gpugrad.ops.normalization import batch_norm as _batch_norm
 from gpugrad.ops.pad import pad as _pad
 from gpugrad.nn._checks import (  # noqa: F401  (_reduction: nn.loss uses it through F)
-    _REDUCTIONS, _check_devices, _check_tensor, _reduce, _reduction,
+    _REDUCTIONS, _check_devices, _check_tensor, _check_weight_size, _reduce, _reduction,
 )
 from gpugrad.tensor import Tensor
 
@@ -248,8 +248,6 @@ def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
     diff = input - target
     if weight is None:
         return _reduce(diff * diff, reduction)
-    from gpugrad.nn.functional_losses import _check_weight_size  # imports this module
-
     _check_weight_size("mse_loss", weight, input)
     err = diff * diff * weight
     if reduction == "mean":

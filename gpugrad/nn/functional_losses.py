@@ -17,7 +17,9 @@ import numpy as np  # np.errstate only: log(0) is an expected -inf here, not a m
 
 from gpugrad import backend, ops
 from gpugrad.autograd.function import Function
-from gpugrad.nn._checks import _check_devices, _check_tensor, _reduce, _reduction
+from gpugrad.nn._checks import (
+    _check_devices, _check_tensor, _check_weight_size, _reduce, _reduction,
+)
 from gpugrad.tensor import Tensor
 
 
@@ -32,10 +34,13 @@ def _warn_if_sizes_differ(op: str, input: Tensor, target: Tensor) -> None:
         )
 
 
-def _check_pair(op: str, input, target) -> None:
+def _check_pair(op: str, input, target, weight=None) -> None:
+    """input and target (and an optional weight) are Tensors on one device."""
     _check_tensor(op, "input", input)
     _check_tensor(op, "target", target)
-    _check_devices(op, input=input, target=target)
+    if weight is not None:
+        _check_tensor(op, "weight", weight)
+    _check_devices(op, input=input, target=target, weight=weight)
 
 
 def _float_difference(op: str, input: Tensor, target: Tensor) -> Tensor:
@@ -50,15 +55,6 @@ def _float_difference(op: str, input: Tensor, target: Tensor) -> Tensor:
     return diff
 
 
-def _check_weight_size(op: str, weight, input: Tensor) -> None:
-    _check_tensor(op, "weight", weight)
-    if weight.shape != input.shape:
-        raise ValueError(
-            f"{op}: weights and input must have the same size, got weight of shape "
-            f"{weight.shape} and input of shape {input.shape}"
-        )
-
-
 # ----------------------------------------------------------------------------- regression
 
 
@@ -71,10 +67,7 @@ def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
     """
     op = "l1_loss"
     reduction = _reduction(op, size_average, reduce, reduction)
-    _check_pair(op, input, target)
-    if weight is not None:
-        _check_tensor(op, "weight", weight)
-    _check_devices(op, input=input, weight=weight)
+    _check_pair(op, input, target, weight)
     if input.dtype.kind == "b" or target.dtype.kind == "b":
         # gpugrad subtracts bools, PyTorch refuses to; l1_loss is the one loss that shows it.
         raise RuntimeError(f"{op}: subtraction with a bool tensor is not supported, got "
@@ -121,10 +114,7 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
     """
     op = "huber_loss"
     reduction = _reduction(op, None, None, reduction)
-    _check_pair(op, input, target)
-    if weight is not None:
-        _check_tensor(op, "weight", weight)
-    _check_devices(op, input=input, weight=weight)
+    _check_pair(op, input, target, weight)
     if delta <= 0:
         raise RuntimeError(f"{op}: does not support non-positive values for delta, got {delta}")
     if input.dtype.kind != "f":
@@ -250,10 +240,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight=None, size_averag
     """
     op = "binary_cross_entropy"
     reduction = _reduction(op, size_average, reduce, reduction)
-    _check_pair(op, input, target)
-    if weight is not None:
-        _check_tensor(op, "weight", weight)
-    _check_devices(op, input=input, weight=weight)
+    _check_pair(op, input, target, weight)
     if target.shape != input.shape:
         raise ValueError(
             f"{op}: using a target size {target.shape} that is different to the input size "
@@ -322,8 +309,6 @@ def embedding(input: Tensor, weight: Tensor, padding_idx=None, max_norm=None,
     op = "embedding"
     _check_tensor(op, "input", input)
     _check_tensor(op, "weight", weight)
-    if weight is not None:
-        _check_tensor(op, "weight", weight)
     _check_devices(op, input=input, weight=weight)
     _unsupported_options(op, max_norm, scale_grad_by_freq, sparse)
     if weight.ndim != 2:

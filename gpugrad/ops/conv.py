@@ -128,26 +128,35 @@ def _same_padding(op, kernel, dilation, stride):
     return tuple(pads)
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """2-D cross-correlation over NCHW input, as torch.nn.functional.conv2d."""
-    op = "conv2d"
+def _batched_operands(op, input, weight, bias, weight_layout):
+    """(x, w, unbatched): conv2d's and conv_transpose2d's shared checks of their operands (a
+    4-D weight laid out as `weight_layout`, a float 3-D or 4-D input made 4-D, weight and bias
+    on the input's device and of its dtype)."""
     x, w = input, weight
     if not isinstance(x, Tensor) or not isinstance(w, Tensor):
         raise TypeError(f"{op}: input and weight must be Tensors")
     if w.ndim != 4:
-        raise ValueError(f"{op}: expected a 4-D weight (out_channels, in_channels/groups, kh, kw), "
-                         f"got shape {w.shape}")
+        raise ValueError(f"{op}: expected a 4-D weight ({weight_layout}), got shape {w.shape}")
     unbatched = x.ndim == 3
     if unbatched:
         x = x.reshape(1, *x.shape)
     if x.ndim != 4:
-        raise ValueError(f"{op}: expected a 3-D or 4-D input (N, C, H, W), got shape {input.shape}")
+        raise ValueError(f"{op}: expected a 3-D or 4-D input (N, C, H, W), got shape "
+                         f"{input.shape}")
     check_float_input(op, x)
     for t, name in ((w, "weight"), (bias, "bias")):
         if t is not None and t.device != x.device:
             raise RuntimeError(f"{op}: input is on {x.device} but {name} is on {t.device}")
         if t is not None and t.dtype != x.dtype:
             raise TypeError(f"{op}: input has dtype {x.dtype} but {name} has dtype {t.dtype}")
+    return x, w, unbatched
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D cross-correlation over NCHW input, as torch.nn.functional.conv2d."""
+    op = "conv2d"
+    x, w, unbatched = _batched_operands(op, input, weight, bias,
+                                        "out_channels, in_channels/groups, kh, kw")
     groups = integer(op, "groups", groups, 1)
     n, c, h, wd = x.shape
     oc, cg, kh, kw = w.shape
@@ -201,24 +210,8 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     triad above. weight is (in_channels, out_channels / groups, kh, kw): conv2d's weight for
     the convolution this one transposes."""
     op = "conv_transpose2d"
-    x, w = input, weight
-    if not isinstance(x, Tensor) or not isinstance(w, Tensor):
-        raise TypeError(f"{op}: input and weight must be Tensors")
-    if w.ndim != 4:
-        raise ValueError(f"{op}: expected a 4-D weight (in_channels, out_channels/groups, kh, "
-                         f"kw), got shape {w.shape}")
-    unbatched = x.ndim == 3
-    if unbatched:
-        x = x.reshape(1, *x.shape)
-    if x.ndim != 4:
-        raise ValueError(f"{op}: expected a 3-D or 4-D input (N, C, H, W), got shape "
-                         f"{input.shape}")
-    check_float_input(op, x)
-    for t, name in ((w, "weight"), (bias, "bias")):
-        if t is not None and t.device != x.device:
-            raise RuntimeError(f"{op}: input is on {x.device} but {name} is on {t.device}")
-        if t is not None and t.dtype != x.dtype:
-            raise TypeError(f"{op}: input has dtype {x.dtype} but {name} has dtype {t.dtype}")
+    x, w, unbatched = _batched_operands(op, input, weight, bias,
+                                        "in_channels, out_channels/groups, kh, kw")
     groups = integer(op, "groups", groups, 1)
     n, c, h, wd = x.shape
     cin, cout_g, kh, kw = w.shape

@@ -13,6 +13,39 @@ from gpugrad.ops.conv import integer, pair
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
+def _channels(op, in_channels, out_channels, groups):
+    """The channel counts and groups as ints (F.conv2d's checks: ints within int64, no bool,
+    float or str), both counts divisible by groups."""
+    in_channels = integer(op, "in_channels", in_channels, 0)
+    out_channels = integer(op, "out_channels", out_channels, 0)
+    groups = integer(op, "groups", groups, 1)
+    if in_channels % groups != 0:
+        raise ValueError(f"{op}: in_channels must be divisible by groups, got "
+                         f"in_channels={in_channels}, groups={groups}")
+    if out_channels % groups != 0:
+        raise ValueError(f"{op}: out_channels must be divisible by groups, got "
+                         f"out_channels={out_channels}, groups={groups}")
+    return in_channels, out_channels, groups
+
+
+def _extra_repr(m) -> str:
+    """PyTorch's _ConvNd.extra_repr: only the settings that differ from their defaults."""
+    s = f"{m.in_channels}, {m.out_channels}, kernel_size={m.kernel_size}, stride={m.stride}"
+    if m.padding != (0, 0):
+        s += f", padding={m.padding}"
+    if m.dilation != (1, 1):
+        s += f", dilation={m.dilation}"
+    if m.output_padding != (0, 0):
+        s += f", output_padding={m.output_padding}"
+    if m.groups != 1:
+        s += f", groups={m.groups}"
+    if m.bias is None:
+        s += ", bias=False"
+    if m.padding_mode != "zeros":
+        s += f", padding_mode={m.padding_mode}"
+    return s
+
+
 class Conv2d(Module):
     """Applies a 2-D convolution over (N, C_in, H, W) (or unbatched (C_in, H, W)) input.
 
@@ -25,16 +58,7 @@ class Conv2d(Module):
                  device=None, dtype=None):
         super().__init__()
         op = "Conv2d"
-        # The geometry checks are F.conv2d's (ints within int64, no bool, float or str).
-        in_channels = integer(op, "in_channels", in_channels, 0)
-        out_channels = integer(op, "out_channels", out_channels, 0)
-        groups = integer(op, "groups", groups, 1)
-        if in_channels % groups != 0:
-            raise ValueError(f"{op}: in_channels must be divisible by groups, got "
-                             f"in_channels={in_channels}, groups={groups}")
-        if out_channels % groups != 0:
-            raise ValueError(f"{op}: out_channels must be divisible by groups, got "
-                             f"out_channels={out_channels}, groups={groups}")
+        in_channels, out_channels, groups = _channels(op, in_channels, out_channels, groups)
         self.kernel_size = pair(op, "kernel_size", kernel_size, 1)
         self.stride = pair(op, "stride", stride, 1)
         self.dilation = pair(op, "dilation", dilation, 1)
@@ -110,19 +134,7 @@ class Conv2d(Module):
                         self.dilation, self.groups)
 
     def extra_repr(self) -> str:
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}")
-        if self.padding != (0, 0):
-            s += f", padding={self.padding}"
-        if self.dilation != (1, 1):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        if self.padding_mode != "zeros":
-            s += f", padding_mode={self.padding_mode}"
-        return s
+        return _extra_repr(self)
 
 
 class ConvTranspose2d(Module):
@@ -138,15 +150,7 @@ class ConvTranspose2d(Module):
                  padding_mode: str = "zeros", device=None, dtype=None):
         super().__init__()
         op = "ConvTranspose2d"
-        in_channels = integer(op, "in_channels", in_channels, 0)
-        out_channels = integer(op, "out_channels", out_channels, 0)
-        groups = integer(op, "groups", groups, 1)
-        if in_channels % groups != 0:
-            raise ValueError(f"{op}: in_channels must be divisible by groups, got "
-                             f"in_channels={in_channels}, groups={groups}")
-        if out_channels % groups != 0:
-            raise ValueError(f"{op}: out_channels must be divisible by groups, got "
-                             f"out_channels={out_channels}, groups={groups}")
+        in_channels, out_channels, groups = _channels(op, in_channels, out_channels, groups)
         if padding_mode != "zeros":
             raise ValueError(f'{op}: only "zeros" padding_mode is supported, got '
                              f"{padding_mode!r}")
@@ -200,16 +204,4 @@ class ConvTranspose2d(Module):
                                   self.dilation)
 
     def extra_repr(self) -> str:
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}")
-        if self.padding != (0, 0):
-            s += f", padding={self.padding}"
-        if self.dilation != (1, 1):
-            s += f", dilation={self.dilation}"
-        if self.output_padding != (0, 0):
-            s += f", output_padding={self.output_padding}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        return s
+        return _extra_repr(self)

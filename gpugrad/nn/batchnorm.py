@@ -5,9 +5,8 @@ from __future__ import annotations
 from gpugrad import backend
 from gpugrad import factory
 from gpugrad.nn import functional as F
-from gpugrad.nn import init
 from gpugrad.nn.module import Module
-from gpugrad.nn.parameter import Parameter
+from gpugrad.nn.normalization import register_affine, reset_affine
 from gpugrad.ops.conv import integer
 
 
@@ -32,15 +31,7 @@ class _BatchNorm(Module):
         self.momentum = momentum
         self.affine = affine
         self.track_running_stats = track_running_stats
-        if affine:
-            self.weight = Parameter(factory.empty(num_features, dtype=dtype, device=device))
-            if bias:
-                self.bias = Parameter(factory.empty(num_features, dtype=dtype, device=device))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        register_affine(self, num_features, affine, bias, dtype, device)
         if track_running_stats:
             self.register_buffer("running_mean",
                                  factory.zeros(num_features, dtype=dtype, device=device))
@@ -62,10 +53,7 @@ class _BatchNorm(Module):
 
     def reset_parameters(self) -> None:
         self.reset_running_stats()
-        if self.affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        reset_affine(self)
 
     def _optional_state(self) -> tuple:
         # PyTorch before 0.4.1 saved no num_batches_tracked; such a state dict loads (the

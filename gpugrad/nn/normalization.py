@@ -11,6 +11,28 @@ from gpugrad.nn.parameter import Parameter
 from gpugrad.ops.conv import integer
 
 
+def register_affine(module: Module, shape, affine: bool, bias: bool, dtype, device) -> None:
+    """The norm layers' learnable scale and shift: `weight` and (with `bias`) `bias`
+    Parameters of `shape` when `affine`, registered as None otherwise, as PyTorch's do."""
+    if affine:
+        module.weight = Parameter(factory.empty(shape, dtype=dtype, device=device))
+        if bias:
+            module.bias = Parameter(factory.empty(shape, dtype=dtype, device=device))
+        else:
+            module.register_parameter("bias", None)
+    else:
+        module.register_parameter("weight", None)
+        module.register_parameter("bias", None)
+
+
+def reset_affine(module: Module) -> None:
+    """Scale ones, shift zeros (where they exist)."""
+    if module.weight is not None:
+        init.ones_(module.weight)
+    if module.bias is not None:
+        init.zeros_(module.bias)
+
+
 class LayerNorm(Module):
     """Layer norm over the trailing dims `normalized_shape` (an int: the last dim), with a
     per-element weight and bias of that shape when `elementwise_affine` (`bias=False` keeps
@@ -22,24 +44,11 @@ class LayerNorm(Module):
         self.normalized_shape = normalized_shape_tuple("LayerNorm", normalized_shape)
         self.eps = eps
         self.elementwise_affine = elementwise_affine
-        if elementwise_affine:
-            self.weight = Parameter(factory.empty(self.normalized_shape, dtype=dtype,
-                                                  device=device))
-            if bias:
-                self.bias = Parameter(factory.empty(self.normalized_shape, dtype=dtype,
-                                                    device=device))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        register_affine(self, self.normalized_shape, elementwise_affine, bias, dtype, device)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        if self.elementwise_affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        reset_affine(self)
 
     def forward(self, input):
         return layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
@@ -66,22 +75,11 @@ class GroupNorm(Module):
         self.num_channels = num_channels
         self.eps = eps
         self.affine = affine
-        if affine:
-            self.weight = Parameter(factory.empty(num_channels, dtype=dtype, device=device))
-            if bias:
-                self.bias = Parameter(factory.empty(num_channels, dtype=dtype, device=device))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        register_affine(self, num_channels, affine, bias, dtype, device)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        if self.affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        reset_affine(self)
 
     def forward(self, input):
         return group_norm(input, self.num_groups, self.weight, self.bias, self.eps)

@@ -61,3 +61,10 @@ def _check_weight_size(op: str, weight, input: Tensor) -> None:
             f"{op}: weights and input must have the same size, got weight of shape "
             f"{weight.shape} and input of shape {input.shape}"
         )
+
+
+def _check_float_input(op: str, input) -> None:
+    """A Tensor of a floating dtype: PyTorch has no integer kernel for these ops."""
+    _check_tensor(op, "input", input)
+    if input.dtype.kind != "f":
+        raise RuntimeError(f"{op}: expected a floating-point input, got {input.dtype}")

@@ -16,7 +16,7 @@ import math
 import numbers
 
 from gpugrad import backend, ops
-from gpugrad.nn._checks import _check_tensor
+from gpugrad.nn._checks import _check_float_input, _check_tensor
 from gpugrad.ops.special import erf, expm1
 from gpugrad.tensor import Tensor
 
@@ -27,13 +27,6 @@ _GELU_APPROXIMATIONS = ("none", "tanh")
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _check_float(op: str, input) -> None:
-    """A Tensor of a floating dtype: PyTorch has no integer kernel for these ops."""
-    _check_tensor(op, "input", input)
-    if input.dtype.kind != "f":
-        raise RuntimeError(f"{op}: expected a floating-point input, got {input.dtype}")
 
 
 def _check_number(op: str, name: str, value) -> None:
@@ -63,7 +56,7 @@ def _softplus(z: Tensor) -> Tensor:
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """x * Phi(x), Phi the standard normal CDF; approximate='tanh' uses PyTorch's tanh form
     0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
-    _check_float("gelu", input)
+    _check_float_input("gelu", input)
     if not isinstance(approximate, str) or approximate not in _GELU_APPROXIMATIONS:
         raise ValueError(
             f"gelu: approximate argument must be either none or tanh, got {approximate!r}"
@@ -82,20 +75,20 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
     """x * sigmoid(x) (swish); gpugrad's sigmoid never overflows."""
-    _check_float("silu", input)
+    _check_float_input("silu", input)
     return _maybe_inplace("silu", input, input * ops.sigmoid(input), inplace)
 
 
 def mish(input: Tensor, inplace: bool = False) -> Tensor:
     """x * tanh(softplus(x)), with the softplus that is exact and finite for any x."""
-    _check_float("mish", input)
+    _check_float_input("mish", input)
     return _maybe_inplace("mish", input, input * ops.tanh(_softplus(input)), inplace)
 
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     """log(1 + exp(beta x)) / beta, and x itself where beta x > threshold, as PyTorch (the
     gradient there is exactly 1)."""
-    _check_float("softplus", input)
+    _check_float_input("softplus", input)
     _check_number("softplus", "beta", beta)
     _check_number("softplus", "threshold", threshold)
     z = input * beta
@@ -107,7 +100,7 @@ def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tenso
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """x for x > 0, alpha (exp(x) - 1) for x <= 0 (so the gradient at 0 is alpha, as
     PyTorch's)."""
-    _check_float("elu", input)
+    _check_float_input("elu", input)
     _check_number("elu", "alpha", alpha)
     # expm1 for the digits near 0; the clamp keeps exp from overflowing for large positive x
     # (whose zero gradient would then be 0 * inf), and passes the gradient at 0 itself.
@@ -120,7 +113,7 @@ def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """x for x > 0, negative_slope * x otherwise (the gradient at 0 is negative_slope)."""
-    _check_float("leaky_relu", input)
+    _check_float_input("leaky_relu", input)
     _check_number("leaky_relu", "negative_slope", negative_slope)
     out = ops.where(input > 0, input, input * negative_slope)
     return _maybe_inplace("leaky_relu", input, out, inplace)
@@ -166,7 +159,7 @@ def relu6(input: Tensor, inplace: bool = False) -> Tensor:
 
 def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
     """(x + 3) / 6 clamped to [0, 1]; gradient 1/6 strictly inside (-3, 3), else 0."""
-    _check_float("hardsigmoid", input)
+    _check_float_input("hardsigmoid", input)
     inside = (input > -3.0) & (input < 3.0)
     outside = ops.clamp(input.detach() + 3.0, 0.0, 6.0) / 6.0  # 0 or 1 (NaN stays NaN)
     out = ops.where(inside, (input + 3.0) / 6.0, outside)
@@ -176,7 +169,7 @@ def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
 def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
     """x * hardsigmoid(x): 0 for x <= -3, x for x >= 3, x (x + 3) / 6 between. PyTorch's
     gradient is 0 at -3 and 1 at 3 (not the middle piece's -1/2 and 3/2)."""
-    _check_float("hardswish", input)
+    _check_float_input("hardswish", input)
     # The middle piece sees x clamped to [-3, 3] (where it is picked, that is x): an inf
     # input would make its product inf and its zero gradient NaN.
     mid = ops.clamp(input, -3.0, 3.0)

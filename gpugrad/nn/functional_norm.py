@@ -11,7 +11,7 @@ from __future__ import annotations
 import numbers
 
 from gpugrad import backend, ops
-from gpugrad.nn._checks import _check_devices, _check_tensor
+from gpugrad.nn._checks import _check_devices, _check_float_input
 from gpugrad.ops.common import is_int
 from gpugrad.tensor import Tensor
 
@@ -26,12 +26,6 @@ def _normalize(x: Tensor, axes: tuple, eps: float) -> Tensor:
     xc = x - ops.mean(x, dim=axes, keepdim=True)
     var = ops.mean(xc * xc, dim=axes, keepdim=True)
     return xc * ops.rsqrt(var + eps)
-
-
-def _check_input(op: str, input) -> None:
-    _check_tensor(op, "input", input)
-    if input.dtype.kind != "f":
-        raise RuntimeError(f"{op}: expected a floating-point input, got {input.dtype}")
 
 
 def _check_eps(op: str, eps) -> float:
@@ -94,7 +88,7 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
     """Normalise over the trailing dims `normalized_shape` (an int means the last dim), then
     scale by `weight` and shift by `bias`, both of shape `normalized_shape`."""
     op = "layer_norm"
-    _check_input(op, input)
+    _check_float_input(op, input)
     shape = normalized_shape_tuple(op, normalized_shape)
     eps = _check_eps(op, eps)
     k = len(shape)
@@ -120,7 +114,7 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
     """Normalise (N, C, *) input over each group of C / num_groups channels (and all of their
     other dims), then apply the per-channel `weight` and `bias` of shape (C,)."""
     op = "group_norm"
-    _check_input(op, input)
+    _check_float_input(op, input)
     if not is_int(num_groups):
         raise TypeError(f"{op}: num_groups must be an int, got {type(num_groups).__name__} "
                         f"{num_groups!r}")

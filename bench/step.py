@@ -232,12 +232,9 @@ def _function_classes():
 def _as_before_memory_changes(step):
     """`step` run with the tape as it was before commit 87d0817: every node keeps its inputs
     (Function.keeps_inputs True everywhere) and conv2d keeps its columns on CUDA too."""
-    from gpugrad.ops import conv_gemm
 
-    def before():
+    def every_node_keeps_its_inputs():
         dropping = [c for c in _function_classes() if c.__dict__.get("keeps_inputs") is False]
-        columns = conv_gemm.KEEP_COLUMNS["cuda"]
-        conv_gemm.KEEP_COLUMNS["cuda"] = True
         for c in dropping:
             c.keeps_inputs = True
         try:
@@ -245,9 +242,8 @@ def _as_before_memory_changes(step):
         finally:
             for c in dropping:
                 c.keeps_inputs = False
-            conv_gemm.KEEP_COLUMNS["cuda"] = columns
 
-    return before
+    return _with_columns_kept(every_node_keeps_its_inputs)
 
 
 def _with_columns_kept(step):
